@@ -1,0 +1,40 @@
+# Set-up on a fresh machine: a virtual environment, the CPU build of torch first (so pip never
+# resolves a multi-GB CUDA build), then the package with its extras.
+PY ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-slow lint bench clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/noise2data train --data moons --steps 3000 --out runs/demo
+	$(BIN)/noise2data sample runs/demo --n 4000 --solver heun --steps 8 --out runs/demo/samples.npy --plot runs/demo/samples.png --trajectory-plot runs/demo/trajectories.png
+	$(BIN)/noise2data sample runs/demo --n 4000 --sde --diffusion 0.5 --steps 100 --out runs/demo/samples_sde.npy --plot runs/demo/samples_sde.png
+	$(BIN)/noise2data plot-path --data moons --out runs/demo/path.png
+	@echo "demo: plots in runs/demo/*.png"
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/python -m pytest -q
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/toy2d.py
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

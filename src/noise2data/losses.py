@@ -1,0 +1,122 @@
+"""Training objectives: conditional flow matching and denoising score matching.
+
+Each loss returns one value per sample, ``(B,)``; the caller reduces (and may weight). The model
+output ``pred`` is regressed onto the *conditional* target of its prediction kind; because the
+conditional target is an unbiased estimate of the marginal one, the minimiser over functions of
+``(x_t, t)`` is the marginal quantity (the marginal velocity for flow matching, the marginal
+score, noise or data prediction for score matching).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .broadcast import append_dims
+from .errors import UserError
+from .paths import GaussianPath, PathSample, check_prediction
+
+
+def _per_sample_mse(err: Tensor) -> Tensor:
+    """Mean of squares over every dimension but the batch: ``(B, *D) -> (B,)``."""
+    return err.pow(2).flatten(1).mean(1)
+
+
+def flow_matching_loss(pred: Tensor, sample: PathSample, path: GaussianPath) -> Tensor:
+    """Conditional flow matching: ``|| v_theta(x_t, t) - u_t(x_t | x1) ||^2`` per sample.
+
+    Args:
+        pred: ``(B, *D)`` the model's velocity at ``(sample.x_t, sample.t)``.
+        sample: the path sample the model was evaluated on.
+        path: the probability path.
+
+    Returns:
+        ``(B,)`` the squared error averaged over data dimensions.
+    """
+    return _per_sample_mse(pred - path.target(sample, "velocity"))
+
+
+def denoising_score_matching_loss(
+    pred: Tensor, sample: PathSample, path: GaussianPath, prediction: str = "noise"
+) -> Tensor:
+    """Denoising score matching, in the parameterisation the model predicts.
+
+    * ``"score"``: ``sigma_t^2 || s_theta - grad log p_t(x_t|x1) ||^2 = || sigma_t s_theta + x0 ||^2``
+      (the usual lambda(t) = sigma_t^2 weighting, written without dividing by sigma_t);
+    * ``"noise"``: ``|| eps_theta - x0 ||^2`` (the same objective with eps = -sigma_t * score);
+    * ``"data"``: ``|| x1_theta - x1 ||^2``.
+
+    Args:
+        pred: ``(B, *D)`` the model output of kind ``prediction``.
+        sample: the path sample the model was evaluated on.
+        path: the probability path.
+        prediction: ``"score"``, ``"noise"`` or ``"data"``.
+
+    Returns:
+        ``(B,)`` per-sample losses.
+    """
+    check_prediction(prediction)
+    if prediction == "velocity":
+        raise UserError("a velocity prediction is trained with flow_matching_loss, not DSM")
+    if prediction == "score":
+        sigma = append_dims(path.coeffs(sample.t).sigma, pred.ndim)
+        return _per_sample_mse(sigma * pred + sample.x0)
+    return _per_sample_mse(pred - path.target(sample, prediction))
+
+
+def prediction_loss(
+    pred: Tensor, sample: PathSample, path: GaussianPath, prediction: str
+) -> Tensor:
+    """The loss for a model whose output is of kind ``prediction`` (dispatches to the two above)."""
+    if prediction == "velocity":
+        return flow_matching_loss(pred, sample, path)
+    return denoising_score_matching_loss(pred, sample, path, prediction)
+
+
+@dataclass(frozen=True)
+class TimeDistribution:
+    """The distribution of training times t in [0, 1].
+
+    Attributes:
+        name: ``"uniform"`` or ``"logit_normal"`` (t = sigmoid(m + s n), n ~ N(0, 1), as in SD3).
+        mean, std: the logit-normal's m and s.
+    """
+
+    name: str = "uniform"
+    mean: float = 0.0
+    std: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.name not in TIME_DISTRIBUTIONS:
+            raise UserError(
+                f"unknown time distribution '{self.name}': expected one of "
+                f"{', '.join(TIME_DISTRIBUTIONS)}"
+            )
+        if not self.std > 0:
+            raise UserError(f"time distribution std must be > 0, got {self.std}")
+
+    def sample(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> Tensor:
+        """Draw ``n`` times, ``(n,)``."""
+        return TIME_DISTRIBUTIONS[self.name](self, n, generator, device, dtype)
+
+
+def _uniform(d: TimeDistribution, n: int, g, device, dtype) -> Tensor:
+    return torch.rand(n, generator=g, device=device, dtype=dtype)
+
+
+def _logit_normal(d: TimeDistribution, n: int, g, device, dtype) -> Tensor:
+    z = torch.randn(n, generator=g, device=device, dtype=dtype)
+    return torch.sigmoid(d.mean + d.std * z)
+
+
+TIME_DISTRIBUTIONS: dict[str, Callable] = {"uniform": _uniform, "logit_normal": _logit_normal}

@@ -1,0 +1,26 @@
+"""Samplers: time grids, ODE solvers, SDE solvers; all return a :class:`SamplerOutput`."""
+
+from __future__ import annotations
+
+from .grids import GRIDS, edm_grid, make_grid, uniform_grid
+from .ode import (
+    ODE_SOLVERS,
+    ORDERS,
+    TABLEAUX,
+    ButcherTableau,
+    dopri5,
+    euler,
+    heun,
+    integrate,
+    midpoint,
+    rk4,
+    steps_for_nfe,
+)
+from .output import SamplerOutput
+from .sde import constant_diffusion, euler_maruyama, langevin, sde_drift
+
+__all__ = [
+    "GRIDS", "ODE_SOLVERS", "ORDERS", "TABLEAUX", "ButcherTableau", "SamplerOutput",
+    "constant_diffusion", "dopri5", "edm_grid", "euler", "euler_maruyama", "heun", "integrate",
+    "langevin", "make_grid", "midpoint", "rk4", "sde_drift", "steps_for_nfe", "uniform_grid",
+]

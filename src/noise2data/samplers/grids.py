@@ -1,0 +1,79 @@
+"""Time grids for sampling: uniform in t, and EDM's rho-spacing in sigma_t / alpha_t."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+from ..paths import GaussianPath
+
+GRIDS = ("uniform", "edm")
+
+
+def _check_steps(n_steps: int) -> None:
+    if not isinstance(n_steps, int) or n_steps < 1:
+        raise UserError(f"the number of steps must be a positive integer, got {n_steps!r}")
+
+
+def uniform_grid(n_steps: int, t_start: float = 0.0, t_end: float = 1.0) -> Tensor:
+    """``n_steps + 1`` equally spaced times from ``t_start`` to ``t_end``, float64 ``(S + 1,)``."""
+    _check_steps(n_steps)
+    if not 0.0 <= t_start < t_end <= 1.0:
+        raise UserError(f"need 0 <= t_start < t_end <= 1, got {t_start}, {t_end}")
+    return torch.linspace(t_start, t_end, n_steps + 1, dtype=torch.float64)
+
+
+def time_from_noise_to_signal(path: GaussianPath, ratio: Tensor, iters: int = 80) -> Tensor:
+    """Invert EDM's sigma = sigma_t / alpha_t (decreasing in t) by bisection, in float64."""
+    lo = torch.zeros_like(ratio, dtype=torch.float64)
+    hi = torch.ones_like(ratio, dtype=torch.float64)
+    target = ratio.to(torch.float64)
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        above = path.noise_to_signal(mid) > target  # still too noisy: the answer is later
+        lo = torch.where(above, mid, lo)
+        hi = torch.where(above, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def edm_grid(
+    path: GaussianPath,
+    n_steps: int,
+    *,
+    rho: float = 7.0,
+    sigma_max: float = 80.0,
+    t_start: float = 0.0,
+    t_end: float = 1.0,
+) -> Tensor:
+    """EDM (Karras et al. 2022) spacing: sigma_i = (smax^(1/rho) + i/S (smin^(1/rho) - smax^(1/rho)))^rho.
+
+    sigma is the noise-to-signal ratio sigma_t / alpha_t of the path, converted to our time by
+    inverting it, so the grid suits any schedule. ``smax`` is the ratio at ``t_start`` capped at
+    ``sigma_max`` (it is infinite where alpha = 0), ``smin`` the ratio at ``t_end``; the first
+    time is ``t_start`` exactly. Returns float64 ``(S + 1,)``, increasing.
+    """
+    base = uniform_grid(n_steps, t_start, t_end)
+    if not rho > 0:
+        raise UserError(f"rho must be > 0, got {rho}")
+    ends = path.noise_to_signal(torch.tensor([t_start, t_end], dtype=torch.float64))
+    smax = min(float(ends[0]), sigma_max)
+    smin = float(ends[1])
+    if not smin < smax:
+        return base
+    i = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
+    sig = (smax ** (1 / rho) + i * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
+    ts = time_from_noise_to_signal(path, sig)
+    ts[0], ts[-1] = t_start, t_end
+    return ts
+
+
+def make_grid(
+    name: str, path: GaussianPath, n_steps: int, t_start: float = 0.0, t_end: float = 1.0
+) -> Tensor:
+    """A grid by name: ``uniform`` or ``edm``."""
+    if name == "uniform":
+        return uniform_grid(n_steps, t_start, t_end)
+    if name == "edm":
+        return edm_grid(path, n_steps, t_start=t_start, t_end=t_end)
+    raise UserError(f"unknown time grid '{name}': expected one of {', '.join(GRIDS)}")

@@ -1,0 +1,192 @@
+"""ODE samplers: fixed-step explicit Runge-Kutta methods and adaptive Dormand-Prince.
+
+All share one signature, ``method(field, x, ts, *, generator=None, trajectory=False,
+callback=None) -> SamplerOutput``, integrating dx/dt = field(x, t) from ``ts[0]`` to ``ts[-1]``
+(``x: (B, *D)``, ``ts: (S + 1,)``). The fixed-step methods are Butcher tableaux (data, not code),
+each with its declared order of convergence; the tests check that order on a known solution.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError, require
+from ..fields import CountingField, Field
+from .output import SamplerOutput
+
+Callback = Callable[[int, Tensor, Tensor], None]  # (step index, t_next, x_next)
+
+
+@dataclass(frozen=True)
+class ButcherTableau:
+    """An explicit Runge-Kutta method: nodes ``c``, lower-triangular ``a``, weights ``b``."""
+
+    name: str
+    order: int
+    c: tuple[float, ...]
+    a: tuple[tuple[float, ...], ...]
+    b: tuple[float, ...]
+
+    @property
+    def stages(self) -> int:
+        """Field evaluations per step."""
+        return len(self.b)
+
+
+EULER = ButcherTableau("euler", 1, (0.0,), ((),), (1.0,))
+MIDPOINT = ButcherTableau("midpoint", 2, (0.0, 0.5), ((), (0.5,)), (0.0, 1.0))
+HEUN = ButcherTableau("heun", 2, (0.0, 1.0), ((), (1.0,)), (0.5, 0.5))
+RK4 = ButcherTableau(
+    "rk4",
+    4,
+    (0.0, 0.5, 0.5, 1.0),
+    ((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)),
+    (1 / 6, 1 / 3, 1 / 3, 1 / 6),
+)
+TABLEAUX: dict[str, ButcherTableau] = {m.name: m for m in (EULER, MIDPOINT, HEUN, RK4)}
+
+
+def rk_step(field: Field, x: Tensor, t: Tensor, dt: Tensor, tab: ButcherTableau) -> Tensor:
+    """One explicit RK step from ``(x, t)`` over ``dt``; ``t, dt`` are 0-d tensors."""
+    b = x.shape[0]
+    ks: list[Tensor] = []
+    for c_i, a_i in zip(tab.c, tab.a, strict=True):
+        xi = x
+        for a_ij, k in zip(a_i, ks, strict=False):
+            if a_ij:
+                xi = xi + (dt * a_ij) * k
+        ks.append(field(xi, (t + c_i * dt).expand(b)))
+    out = x
+    for b_i, k in zip(tab.b, ks, strict=True):
+        if b_i:
+            out = out + (dt * b_i) * k
+    return out
+
+
+def _check(x: Tensor, ts: Tensor) -> Tensor:
+    if ts.ndim != 1 or ts.numel() < 2:
+        raise UserError(f"ts must be a 1-d grid of at least 2 times, got shape {tuple(ts.shape)}")
+    if x.ndim < 2:
+        raise UserError(f"x must be batched, (B, *D); got shape {tuple(x.shape)}")
+    return ts.to(device=x.device, dtype=x.dtype)
+
+
+def integrate(
+    field: Field,
+    x: Tensor,
+    ts: Tensor,
+    *,
+    method: str | ButcherTableau = "heun",
+    generator: torch.Generator | None = None,
+    trajectory: bool = False,
+    callback: Callback | None = None,
+) -> SamplerOutput:
+    """Integrate dx/dt = field(x, t) over the grid ``ts`` with a fixed-step RK method.
+
+    Args:
+        field: the velocity field.
+        x: ``(B, *D)`` the state at ``ts[0]``.
+        ts: ``(S + 1,)`` the grid (increasing from noise to data, or decreasing to go back).
+        method: a name in ``TABLEAUX`` or a :class:`ButcherTableau`.
+        generator: unused (ODEs are deterministic); accepted for the common sampler signature.
+        trajectory: keep every state, ``(S + 1, B, *D)``; off by default so memory is O(1) in S.
+        callback: called as ``callback(i, t_next, x_next)`` after step ``i``.
+    """
+    tab = TABLEAUX.get(method) if isinstance(method, str) else method
+    if tab is None:
+        raise UserError(f"unknown ODE method '{method}': expected one of {', '.join(TABLEAUX)}")
+    ts = _check(x, ts)
+    counted = CountingField(field)
+    states = [x] if trajectory else None
+    for i in range(ts.numel() - 1):
+        x = rk_step(counted, x, ts[i], ts[i + 1] - ts[i], tab)
+        if states is not None:
+            states.append(x)
+        if callback is not None:
+            callback(i, ts[i + 1], x)
+    traj = torch.stack(states) if states is not None else None
+    return SamplerOutput(x=x, nfe=counted.nfe, trajectory=traj, times=ts if trajectory else None)
+
+
+def euler(field: Field, x: Tensor, ts: Tensor, **kwargs) -> SamplerOutput:
+    """Euler's method (order 1). Keyword arguments as :func:`integrate`."""
+    return integrate(field, x, ts, method=EULER, **kwargs)
+
+
+def midpoint(field: Field, x: Tensor, ts: Tensor, **kwargs) -> SamplerOutput:
+    """The explicit midpoint method (order 2). Keyword arguments as :func:`integrate`."""
+    return integrate(field, x, ts, method=MIDPOINT, **kwargs)
+
+
+def heun(field: Field, x: Tensor, ts: Tensor, **kwargs) -> SamplerOutput:
+    """Heun's method, the explicit trapezoid (order 2). Keyword arguments as :func:`integrate`."""
+    return integrate(field, x, ts, method=HEUN, **kwargs)
+
+
+def rk4(field: Field, x: Tensor, ts: Tensor, **kwargs) -> SamplerOutput:
+    """The classical Runge-Kutta method (order 4). Keyword arguments as :func:`integrate`."""
+    return integrate(field, x, ts, method=RK4, **kwargs)
+
+
+def dopri5(
+    field: Field,
+    x: Tensor,
+    ts: Tensor,
+    *,
+    rtol: float = 1e-5,
+    atol: float = 1e-5,
+    generator: torch.Generator | None = None,
+    trajectory: bool = False,
+    callback: Callback | None = None,
+) -> SamplerOutput:
+    """Adaptive Dormand-Prince 5(4) through torchdiffeq; reports the NFE it used.
+
+    Only the end points of ``ts`` matter for accuracy (the solver picks its own steps); the
+    states are returned at every time of ``ts`` when ``trajectory`` is set.
+    """
+    torchdiffeq = require("torchdiffeq", "ode", "the adaptive dopri5 solver")
+    ts = _check(x, ts)
+    if not ts.numel() == 2 and not trajectory:
+        ts = ts[[0, -1]]
+    counted = CountingField(field)
+    b = x.shape[0]
+    shape = x.shape
+
+    def f(t: Tensor, y: Tensor) -> Tensor:
+        return counted(y.view(shape), t.expand(b)).reshape(y.shape)
+
+    ys = torchdiffeq.odeint(f, x, ts, method="dopri5", rtol=rtol, atol=atol)
+    if callback is not None:
+        for i in range(1, ts.numel()):
+            callback(i - 1, ts[i], ys[i])
+    return SamplerOutput(
+        x=ys[-1], nfe=counted.nfe, trajectory=ys if trajectory else None,
+        times=ts if trajectory else None,
+    )
+
+
+ODE_SOLVERS: dict[str, Callable[..., SamplerOutput]] = {
+    "euler": euler,
+    "midpoint": midpoint,
+    "heun": heun,
+    "rk4": rk4,
+    "dopri5": dopri5,
+}
+ORDERS: dict[str, int] = {name: tab.order for name, tab in TABLEAUX.items()} | {"dopri5": 5}
+
+
+def steps_for_nfe(solver: str, nfe: int) -> int | None:
+    """The number of steps a fixed-step solver takes for a budget of ``nfe`` evaluations."""
+    stages = TABLEAUX[solver].stages
+    return nfe // stages if nfe % stages == 0 and nfe >= stages else None
+
+
+__all__ = [
+    "EULER", "HEUN", "MIDPOINT", "ODE_SOLVERS", "ORDERS", "RK4", "TABLEAUX", "ButcherTableau",
+    "dopri5", "euler", "heun", "integrate", "midpoint", "rk4", "rk_step",
+    "steps_for_nfe",
+]

@@ -150,7 +150,7 @@ def dopri5(
     """
     torchdiffeq = require("torchdiffeq", "ode", "the adaptive dopri5 solver")
     ts = _check(x, ts)
-    if not ts.numel() == 2 and not trajectory:
+    if ts.numel() != 2 and not trajectory:
         ts = ts[[0, -1]]
     counted = CountingField(field)
     b = x.shape[0]

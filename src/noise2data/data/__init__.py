@@ -1,0 +1,13 @@
+"""Data: toy distributions, Gaussian mixtures, array files, standardisation."""
+
+from __future__ import annotations
+
+from .arrays import load_array, validate_samples
+from .sources import is_generated, load_data, load_mixture
+from .standardize import Standardizer
+from .toy import TOY_DATASETS, GaussianMixture, sample_toy
+
+__all__ = [
+    "TOY_DATASETS", "GaussianMixture", "Standardizer", "is_generated", "load_array", "load_data",
+    "load_mixture", "sample_toy", "validate_samples",
+]

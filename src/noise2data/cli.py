@@ -1,0 +1,244 @@
+"""The ``noise2data`` command line: thin; it builds configs and calls the library.
+
+User mistakes end in one line on stderr, ``noise2data: error: ...``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import __version__
+from .errors import MissingExtraError, UserError
+
+TRAIN_DEFAULTS = {
+    "steps": 5000, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
+    "time_dist": "uniform", "hidden": 256, "depth": 4, "time_embedding": "sinusoidal", "seed": 0,
+    "device": "auto", "n_data": 100_000, "standardize": "feature", "ema_decay": 0.999, "grad_clip": 1.0,
+    "checkpoint_every": 1000, "keep": 3, "key": None,
+}
+# Settings that define the model and its training problem: a resumed run must not change them.
+FIXED_ON_RESUME = ("data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth",
+                   "time_embedding", "time_dist", "batch_size", "lr", "ema_decay", "grad_clip", "seed")
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="noise2data", description="Flow matching and diffusion on any tensor data.")
+    p.add_argument("--version", action="version", version=f"noise2data {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model on a dataset", description="Train a model; writes "
+                       "config.json, checkpoints/ and metrics.jsonl into --out.")
+    t.add_argument("--data", help="toy name (checkerboard, moons, circles, 8gaussians, spirals), "
+                   "gmm:FILE.json, or an array file (.npy, .npz, .pt, .csv) of shape (N, *D)")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--key", help="array name inside a .npz/.pt file holding several")
+    t.add_argument("--n-data", type=_positive_int, help="samples drawn for toy/mixture data (default 100000)")
+    t.add_argument("--standardize", choices=["feature", "global", "none"], help="data scaling (default feature)")
+    t.add_argument("--steps", type=_positive_int, help="optimiser steps in all (default 5000)")
+    t.add_argument("--batch-size", type=_positive_int, help="default 512")
+    t.add_argument("--lr", type=float, help="AdamW learning rate (default 2e-3)")
+    t.add_argument("--path", help="schedule: condot, cosine, polynomial, vp, ve, with parameters as "
+                   "name:key=value, e.g. ve:sigma_max=10 (default condot)")
+    t.add_argument("--objective", choices=["velocity", "noise", "data", "score"],
+                   help="what the model predicts; velocity = flow matching (default)")
+    t.add_argument("--time-dist", help="uniform or logit_normal[:mean,std] (default uniform)")
+    t.add_argument("--hidden", type=_positive_int, help="MLP width (default 256)")
+    t.add_argument("--depth", type=_positive_int, help="MLP residual blocks (default 4)")
+    t.add_argument("--time-embedding", choices=["sinusoidal", "fourier"], help="default sinusoidal")
+    t.add_argument("--ema-decay", type=float, help="default 0.999")
+    t.add_argument("--grad-clip", type=float, help="max gradient norm, 0 = off (default 1.0)")
+    t.add_argument("--checkpoint-every", type=_positive_int, help="default 1000")
+    t.add_argument("--keep", type=_positive_int, help="checkpoints to keep (default 3)")
+    t.add_argument("--seed", type=int, help="default 0")
+    t.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    s = sub.add_parser("sample", help="sample a trained run", description="Sample a run; writes an .npy "
+                       "of shape (n, *D) in data units, and optional plots.")
+    s.add_argument("run", help="run folder")
+    s.add_argument("--n", type=_positive_int, default=1000, help="number of samples (default 1000)")
+    s.add_argument("--solver", default="heun", help="euler, midpoint, heun, rk4, dopri5 (default heun)")
+    s.add_argument("--steps", type=_positive_int, default=8, help="solver steps (default 8)")
+    s.add_argument("--grid", default="uniform", choices=["uniform", "edm"], help="time grid (default uniform)")
+    s.add_argument("--sde", action="store_true", help="Euler-Maruyama on the SDE extension instead of an ODE")
+    s.add_argument("--diffusion", type=float, default=0.5, help="SDE diffusion coefficient g (default 0.5)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--batch-size", type=_positive_int, help="samples per batch (default: all at once)")
+    s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--out", required=True, help="output .npy file")
+    s.add_argument("--plot", help="also write a PNG of the samples beside the training data")
+    s.add_argument("--trajectory-plot", help="also write a PNG of trajectories from noise to data")
+
+    pp = sub.add_parser("plot-path", help="plot the marginals p_t of a path on a dataset")
+    pp.add_argument("--data", required=True, help="as for train")
+    pp.add_argument("--path", default="condot", help="schedule spec (default condot)")
+    pp.add_argument("--key")
+    pp.add_argument("--n", type=_positive_int, default=20000)
+    pp.add_argument("--out", required=True, help="output PNG")
+    return p
+
+
+def _time_dist(spec: str) -> dict:
+    name, _, rest = spec.partition(":")
+    if not rest:
+        return {"name": name}
+    try:
+        mean, std = (float(v) for v in rest.split(","))
+    except ValueError:
+        raise UserError(f"bad --time-dist {spec!r}: write logit_normal:MEAN,STD, e.g. logit_normal:0,1") from None
+    return {"name": name, "mean": mean, "std": std}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .data import Standardizer, load_data
+    from .models import MLPConfig, build_model
+    from .paths import make_path
+    from .run import read_run_config, write_run_config
+    from .training import TrainConfig, latest_checkpoint, train
+
+    out = Path(args.out)
+    given = {k: v for k, v in vars(args).items() if v is not None and k in (*TRAIN_DEFAULTS, "data")}
+    if args.resume:
+        cfg = read_run_config(out)
+        stored = cfg["cli"]
+        for k in FIXED_ON_RESUME:
+            if k in given and given[k] != stored.get(k):
+                raise UserError(f"--{k.replace('_', '-')} {given[k]} differs from the run's {stored.get(k)}: "
+                                "a resumed run keeps its data, model and optimiser settings")
+        opts = {**stored, **given}
+    else:
+        if not args.data:
+            raise UserError("train needs --data (a toy name, gmm:FILE.json or an array file)")
+        if latest_checkpoint(out) is not None or (out / "config.json").exists():
+            raise UserError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+        opts = {**TRAIN_DEFAULTS, **given}
+
+    data = load_data(opts["data"], n=opts["n_data"], seed=opts["seed"], key=opts["key"])
+    stats = Standardizer.fit(data, opts["standardize"])
+    path = make_path(opts["path"])
+    tcfg = TrainConfig(steps=opts["steps"], batch_size=opts["batch_size"], lr=opts["lr"],
+                       objective=opts["objective"], time_dist=_time_dist(opts["time_dist"]),
+                       seed=opts["seed"], ema_decay=opts["ema_decay"], grad_clip=opts["grad_clip"],
+                       checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=opts["device"])
+    mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"],
+                     time_embedding=opts["time_embedding"])
+    torch.manual_seed(opts["seed"])
+    model = build_model(mcfg.to_dict())
+    if not args.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        write_run_config(out, {
+            "data": {"spec": opts["data"], "shape": list(data.shape[1:]), "n": len(data),
+                     "standardize": opts["standardize"]},
+            "path": path.spec(), "model": mcfg.to_dict(), "train": tcfg.to_dict(), "cli": opts,
+        })
+    elif opts["steps"] != stored["steps"]:
+        write_run_config(out, {**{k: v for k, v in cfg.items() if k != "noise2data_version"},
+                               "train": tcfg.to_dict(), "cli": opts})
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"training {n_params:,}-parameter MLP on {opts['data']} {tuple(data.shape)} "
+          f"({tcfg.objective} objective, {opts['path']} path) -> {out}", file=sys.stderr)
+    result = train(model, path, stats.forward(data), tcfg, run_dir=out, standardizer=stats,
+                   resume=args.resume, progress=not args.no_progress)
+    final = result.log[-1][1] if result.log else float("nan")
+    print(f"done: step {result.step}, final loss {final:.4f}, {result.steps_per_sec:.1f} steps/s", file=sys.stderr)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from .run import load_run
+
+    out = Path(args.out)
+    if out.suffix != ".npy":
+        raise UserError(f"--out must name a .npy file, got {out}")
+    run = load_run(args.run, ema=not args.no_ema, device=args.device)
+    if args.sde and args.diffusion < 0:
+        raise UserError(f"--diffusion must be >= 0, got {args.diffusion}")
+    res = run.sample(args.n, solver=args.solver, steps=args.steps, grid=args.grid, sde=args.sde,
+                     diffusion=args.diffusion, seed=args.seed, batch_size=args.batch_size,
+                     trajectory=bool(args.trajectory_plot))
+    x = res.x.numpy()
+    if not np.isfinite(x).all():
+        raise UserError(f"sampling produced NaN/Inf ({args.solver}, {args.steps} steps): try more --steps "
+                        "or another --solver; nothing was written")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.save(out, x)
+    how = f"SDE g={args.diffusion}" if args.sde else args.solver
+    print(f"wrote {out} {x.shape} ({how}, {res.nfe} NFE, step {run.step})", file=sys.stderr)
+    if args.plot:
+        from .plotting import plot_samples
+
+        data = _reference_data(run)
+        plot_samples(res.x, data, args.plot, title=f"{how}, {res.nfe} NFE")
+        print(f"wrote {args.plot}", file=sys.stderr)
+    if args.trajectory_plot:
+        from .plotting import plot_trajectories
+
+        plot_trajectories(res.trajectory, res.times, args.trajectory_plot)
+        print(f"wrote {args.trajectory_plot}", file=sys.stderr)
+    return 0
+
+
+def _reference_data(run) -> torch.Tensor | None:
+    """Training data to plot beside samples, when it can still be had."""
+    from .data import load_data
+
+    cli = run.config.get("cli", {})
+    try:
+        data = load_data(cli["data"], n=cli.get("n_data", 100_000), seed=cli.get("seed", 0), key=cli.get("key"))
+    except (UserError, KeyError):
+        return None
+    return data[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:4000]]
+
+
+def _plot_path(args: argparse.Namespace) -> int:
+    from .data import load_data
+    from .paths import make_path
+    from .plotting import plot_path_marginals
+
+    data = load_data(args.data, n=args.n, key=args.key)
+    plot_path_marginals(make_path(args.path), data[: args.n], args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"train": _train, "sample": _sample, "plot-path": _plot_path}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns the exit status (0 ok, 2 for a user error)."""
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (UserError, MissingExtraError) as exc:
+        print(f"noise2data: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("noise2data: interrupted", file=sys.stderr)
+        return 130
+
+
+def console_main() -> None:
+    """Entry point of the ``noise2data`` console script."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()

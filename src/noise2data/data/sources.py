@@ -1,0 +1,59 @@
+"""Turn a ``--data`` specification into a tensor of samples ``(N, *D)``.
+
+Specifications: a toy name (``checkerboard``, ``moons``, ``circles``, ``8gaussians``,
+``spirals``), ``gmm:FILE.json`` (a Gaussian mixture: ``{"means": ..., "covs": ..., "weights":
+...}``), or the path of an array file (.npy, .npz, .pt, .csv).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+from .arrays import ARRAY_SUFFIXES, load_array
+from .toy import TOY_DATASETS, GaussianMixture, sample_toy
+
+
+def load_mixture(path: str | Path) -> GaussianMixture:
+    """A Gaussian mixture from a JSON file with keys ``means``, ``covs`` and optional ``weights``."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"Gaussian mixture file not found: {path}")
+    try:
+        spec = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(spec, dict) or not {"means", "covs"} <= set(spec):
+        raise UserError(f"{path}: expected a JSON object with 'means' and 'covs' (and optional 'weights')")
+    return GaussianMixture.from_lists(spec["means"], spec["covs"], spec.get("weights"))
+
+
+def is_generated(spec: str) -> bool:
+    """True for data drawn in code (toy names, mixtures): fresh samples can be had at will."""
+    return spec in TOY_DATASETS or spec.startswith("gmm:")
+
+
+def load_data(spec: str, *, n: int = 100_000, seed: int = 0, key: str | None = None) -> Tensor:
+    """Samples for a ``--data`` specification, float32 ``(N, *D)``.
+
+    Args:
+        spec: a toy name, ``gmm:FILE.json`` or an array file path.
+        n: how many samples to draw for generated data (files give what they hold).
+        seed: the seed for generated data.
+        key: the array's name inside .npz/.pt files holding several.
+    """
+    g = torch.Generator().manual_seed(seed)
+    if spec in TOY_DATASETS:
+        return sample_toy(spec, n, g)
+    if spec.startswith("gmm:"):
+        return load_mixture(spec[4:]).sample(n, g)
+    if Path(spec).suffix.lower() in ARRAY_SUFFIXES or Path(spec).exists():
+        return load_array(spec, key)
+    raise UserError(
+        f"unknown dataset '{spec}': give a toy name ({', '.join(TOY_DATASETS)}), gmm:FILE.json, "
+        f"or an array file ({', '.join(ARRAY_SUFFIXES)})"
+    )

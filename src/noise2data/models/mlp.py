@@ -1,0 +1,93 @@
+"""A residual MLP over flattened data of any shape, conditioned on time (and a class label)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import UserError
+from .embeddings import TIME_EMBEDDINGS, make_time_embedding
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    """Everything that rebuilds an :class:`MLP`.
+
+    Attributes:
+        data_shape: the shape ``D`` of one sample (the model flattens it).
+        hidden: width of the hidden layers.
+        depth: number of residual blocks.
+        time_embedding: ``"sinusoidal"`` or ``"fourier"``.
+        time_dim: size of the time embedding.
+        num_classes: number of class labels for conditional models (0: unconditional). Label
+            ``num_classes`` is reserved as the "no label" class for classifier-free guidance.
+    """
+
+    data_shape: tuple[int, ...]
+    hidden: int = 256
+    depth: int = 4
+    time_embedding: str = "sinusoidal"
+    time_dim: int = 64
+    num_classes: int = 0
+    name: str = field(default="mlp", init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_shape", tuple(int(s) for s in self.data_shape))
+        if not self.data_shape or any(s < 1 for s in self.data_shape):
+            raise UserError(f"data_shape must be a non-empty tuple of positive sizes, got {self.data_shape}")
+        if self.hidden < 1 or self.depth < 1:
+            raise UserError(f"MLP needs hidden >= 1 and depth >= 1, got hidden={self.hidden}, depth={self.depth}")
+        if self.time_embedding not in TIME_EMBEDDINGS:
+            raise UserError(f"unknown time embedding '{self.time_embedding}': expected one of "
+                            f"{', '.join(TIME_EMBEDDINGS)}")
+        if self.num_classes < 0:
+            raise UserError(f"num_classes must be >= 0, got {self.num_classes}")
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["data_shape"] = list(self.data_shape)
+        return d
+
+
+class MLP(nn.Module):
+    """``forward(x, t, cond=None)``: ``x: (B, *D)``, ``t: (B,)``, ``cond: (B,)`` int labels.
+
+    h = W_in x; each block adds ``W_i silu(h + E_i(e))`` where ``e`` embeds time (plus the label);
+    the output layer starts at zero, so an untrained model predicts 0.
+    """
+
+    def __init__(self, config: MLPConfig) -> None:
+        super().__init__()
+        self.config = config
+        d, h = math.prod(config.data_shape), config.hidden
+        self.time_embed = make_time_embedding(config.time_embedding, config.time_dim)
+        self.embed_mlp = nn.Sequential(nn.Linear(config.time_dim, h), nn.SiLU(), nn.Linear(h, h))
+        self.class_embed = nn.Embedding(config.num_classes + 1, h) if config.num_classes else None
+        self.inp = nn.Linear(d, h)
+        self.block_embed = nn.Linear(h, h * config.depth)  # one matmul for every block's embedding
+        self.blocks = nn.ModuleList(nn.Linear(h, h) for _ in range(config.depth))
+        self.norm = nn.LayerNorm(h)
+        self.out = nn.Linear(h, d)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+        b = x.shape[0]
+        if x.shape[1:] != self.config.data_shape:
+            raise UserError(f"model expects samples of shape {self.config.data_shape}, got {tuple(x.shape[1:])}")
+        e = self.embed_mlp(self.time_embed(t))  # (B, H)
+        if self.class_embed is not None:
+            if cond is None:  # unconditional: the reserved null label
+                cond = torch.full((b,), self.config.num_classes, device=x.device, dtype=torch.long)
+            e = e + self.class_embed(cond)
+        elif cond is not None:
+            raise UserError("this model was trained without labels; sample it without a condition")
+        e = nn.functional.silu(e)
+        embs = self.block_embed(e).chunk(self.config.depth, dim=1)  # depth x (B, H)
+        h = self.inp(x.reshape(b, -1))  # (B, H)
+        for block, e_i in zip(self.blocks, embs, strict=True):
+            h = h + block(nn.functional.silu(h + e_i))
+        return self.out(nn.functional.silu(self.norm(h))).reshape(x.shape)  # (B, *D)

@@ -1,0 +1,117 @@
+"""Plots (matplotlib, the ``plot`` extra): samples beside data, trajectories, path marginals."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .errors import require
+from .paths import GaussianPath
+
+
+def _plt():
+    mpl = require("matplotlib", "plot", "plotting")
+    mpl.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _limits(*arrays: Tensor) -> tuple[tuple[float, float], tuple[float, float]]:
+    pts = torch.cat([a.reshape(-1, 2) for a in arrays])
+    lo = torch.quantile(pts, 0.002, dim=0)
+    hi = torch.quantile(pts, 0.998, dim=0)
+    pad = 0.08 * (hi - lo)
+    return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (float(lo[1] - pad[1]), float(hi[1] + pad[1]))
+
+
+def plot_samples(samples: Tensor, data: Tensor | None, out: str | Path, title: str = "") -> Path:
+    """Samples beside data: a scatter for 2-D samples, histograms of up to 4 coordinates otherwise.
+
+    Args:
+        samples: ``(n, *D)`` generated samples; data: ``(m, *D)`` real ones, or None.
+    """
+    plt = _plt()
+    samples = samples.detach().float().cpu().flatten(1)
+    data = data.detach().float().cpu().flatten(1) if data is not None else None
+    if samples.shape[1] == 2:
+        panels = [("data", data), ("samples", samples)] if data is not None else [("samples", samples)]
+        fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+        xlim, ylim = _limits(*[p for _, p in panels])
+        for ax, (name, pts) in zip(axes[0], panels, strict=True):
+            ax.scatter(pts[:, 0], pts[:, 1], s=1.5, alpha=0.5, color="C0" if name == "data" else "C1")
+            ax.set(xlim=xlim, ylim=ylim, title=f"{name} (n={len(pts)})", aspect="equal")
+    else:
+        k = min(4, samples.shape[1])
+        fig, axes = plt.subplots(1, k, figsize=(3.6 * k, 3.2), squeeze=False)
+        for i, ax in enumerate(axes[0]):
+            if data is not None:
+                ax.hist(data[:, i], bins=60, density=True, alpha=0.5, label="data")
+            ax.hist(samples[:, i], bins=60, density=True, alpha=0.5, label="samples")
+            ax.set_title(f"coordinate {i}")
+        axes[0][0].legend()
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_trajectories(trajectory: Tensor, times: Tensor, out: str | Path, n_show: int = 300) -> Path:
+    """Trajectories from noise to data: ``trajectory: (S + 1, B, *D)`` at ``times: (S + 1,)``.
+
+    2-D data: paths in the plane, noise in grey, samples in colour. Otherwise the first
+    coordinate of each path against t.
+    """
+    plt = _plt()
+    traj = trajectory.detach().float().cpu()[:, :n_show].flatten(2)  # (S + 1, n, d)
+    fig, ax = plt.subplots(figsize=(5, 5))
+    if traj.shape[2] == 2:
+        for i in range(traj.shape[1]):
+            ax.plot(traj[:, i, 0], traj[:, i, 1], lw=0.4, alpha=0.4, color="C7")
+        ax.scatter(traj[0, :, 0], traj[0, :, 1], s=3, color="k", label="t=0 (noise)")
+        ax.scatter(traj[-1, :, 0], traj[-1, :, 1], s=3, color="C1", label="t=1 (samples)")
+        ax.set_aspect("equal")
+        ax.legend(loc="upper right", fontsize=8)
+    else:
+        ax.plot(times.cpu(), traj[:, :, 0], lw=0.5, alpha=0.5)
+        ax.set(xlabel="t", ylabel="coordinate 0")
+    ax.set_title(f"trajectories ({traj.shape[0] - 1} steps)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return Path(out)
+
+
+def plot_path_marginals(
+    path: GaussianPath, data: Tensor, out: str | Path, times: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    seed: int = 0,
+) -> Path:
+    """Histograms of the path's marginal p_t (x_t = alpha_t x1 + sigma_t x0, x1 ~ data) at a few t.
+
+    ``data: (n, 2)`` for 2-D histograms; other shapes show coordinate 0's density.
+    """
+    plt = _plt()
+    g = torch.Generator().manual_seed(seed)
+    data = data.detach().float().cpu()
+    fig, axes = plt.subplots(1, len(times), figsize=(3.0 * len(times), 3.4), squeeze=False, layout="constrained")
+    xs = [path.sample(data, torch.full((len(data),), float(t)), generator=g).x_t for t in times]
+    if data[0].numel() == 2:
+        xlim, ylim = _limits(*xs)
+    for ax, t, x in zip(axes[0], times, xs, strict=True):
+        x = x.flatten(1)
+        if x.shape[1] == 2:
+            ax.hist2d(x[:, 0].numpy(), x[:, 1].numpy(), bins=90, range=[xlim, ylim], cmap="magma")
+            ax.set_aspect("equal")
+        else:
+            ax.hist(x[:, 0], bins=80, density=True)
+        ax.set_title(f"p_t, t = {t:g}")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return Path(out)

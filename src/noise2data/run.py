@@ -1,0 +1,138 @@
+"""A run folder as a unit: its config.json, its newest checkpoint, and sampling from it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__
+from .data import Standardizer
+from .errors import UserError
+from .fields import model_field
+from .paths import GaussianPath, make_path
+from .samplers import ODE_SOLVERS, SamplerOutput, constant_diffusion, euler_maruyama, make_grid, sde_drift
+from .training.checkpoint import latest_checkpoint, load_checkpoint, write_json_atomic
+from .training.config import resolve_device
+
+CONFIG_FILE = "config.json"
+
+
+def write_run_config(run_dir: str | Path, config: dict) -> None:
+    """Write ``config.json`` (data, path, model, train sections) atomically."""
+    write_json_atomic(Path(run_dir) / CONFIG_FILE, {"noise2data_version": __version__, **config})
+
+
+def read_run_config(run_dir: str | Path) -> dict:
+    """Read a run's ``config.json``, with a clear error when the folder is not a run."""
+    run_dir = Path(run_dir)
+    f = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise UserError(f"run folder not found: {run_dir}")
+    if not f.is_file():
+        raise UserError(f"{run_dir} is not a noise2data run (no {CONFIG_FILE}); train one with "
+                        f"'noise2data train --out {run_dir}'")
+    try:
+        cfg = json.loads(f.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{f} is not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    missing = {"data", "path", "model", "train"} - set(cfg)
+    if missing:
+        raise UserError(f"{f} lacks the section(s) {', '.join(sorted(missing))}: not a noise2data run config")
+    return cfg
+
+
+@dataclass
+class Run:
+    """A trained model with everything needed to sample it in data units."""
+
+    run_dir: Path
+    config: dict
+    model: nn.Module
+    path: GaussianPath
+    prediction: str
+    standardizer: Standardizer
+    step: int
+    device: torch.device
+
+    @property
+    def data_shape(self) -> tuple[int, ...]:
+        return tuple(self.config["model"]["data_shape"])
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        n: int,
+        *,
+        solver: str = "heun",
+        steps: int = 8,
+        grid: str = "uniform",
+        sde: bool = False,
+        diffusion: float = 0.0,
+        seed: int = 0,
+        batch_size: int | None = None,
+        trajectory: bool = False,
+        rtol: float = 1e-5,
+        atol: float = 1e-5,
+    ) -> SamplerOutput:
+        """Draw ``n`` samples ``(n, *D)`` in data units.
+
+        ODE with ``solver`` over ``steps`` steps of the ``grid``, or, with ``sde=True``,
+        Euler-Maruyama with diffusion coefficient ``diffusion`` (the SDE extension). ``dopri5``
+        ignores ``steps`` and uses ``rtol``/``atol``. The grid spans
+        :meth:`GaussianPath.sampling_interval` of the model's prediction.
+        """
+        if not isinstance(n, int) or n < 1:
+            raise UserError(f"the number of samples must be a positive integer, got {n!r}")
+        if not sde and solver not in ODE_SOLVERS:
+            raise UserError(f"unknown solver '{solver}': expected one of {', '.join(ODE_SOLVERS)}")
+        field = model_field(self.model, self.path, self.prediction)
+        lo, hi = self.path.sampling_interval(self.prediction)
+        ts = make_grid(grid, self.path, steps, lo, hi)
+        gen = torch.Generator(self.device).manual_seed(seed)
+        bs = batch_size or n
+        outs = []
+        for start in range(0, n, bs):
+            m = min(bs, n - start)
+            x = self.path.sample_prior((m, *self.data_shape), generator=gen, device=self.device)
+            if sde:
+                g = constant_diffusion(diffusion)
+                out = euler_maruyama(sde_drift(field, g, path=self.path), x, ts, diffusion=g,
+                                     generator=gen, trajectory=trajectory)
+            elif solver == "dopri5":
+                out = ODE_SOLVERS[solver](field, x, ts, rtol=rtol, atol=atol, trajectory=trajectory)
+            else:
+                out = ODE_SOLVERS[solver](field, x, ts, trajectory=trajectory)
+            outs.append(out)
+        x = self.standardizer.inverse(torch.cat([o.x for o in outs])).cpu()
+        traj = None
+        if trajectory:
+            traj = self.standardizer.inverse(torch.cat([o.trajectory for o in outs], dim=1)).cpu()
+        return SamplerOutput(x=x, nfe=outs[0].nfe, trajectory=traj,
+                             times=outs[0].times.cpu() if trajectory else None)
+
+
+def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu") -> Run:
+    """Load a run's newest intact checkpoint (EMA weights by default) for sampling."""
+    from .models import build_model
+
+    run_dir = Path(run_dir)
+    cfg = read_run_config(run_dir)
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise UserError(f"{run_dir} has no intact checkpoint yet: train it first")
+    groups, meta = load_checkpoint(ckpt, ("ema" if ema else "model", "stats"))
+    model = build_model(cfg["model"])
+    try:
+        model.load_state_dict(groups["ema" if ema else "model"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise UserError(f"the weights in {ckpt} do not fit the model described in config.json ({first})") from None
+    dev = resolve_device(device)
+    model.to(dev).eval()
+    return Run(run_dir=run_dir, config=cfg, model=model, path=make_path(cfg["path"]),
+               prediction=cfg["train"]["objective"], standardizer=Standardizer.from_state_dict(groups["stats"]),
+               step=int(meta["step"]), device=dev)

@@ -1,0 +1,81 @@
+"""Training configuration: a frozen, validated dataclass written to config.json with every run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from ..errors import UserError
+from ..losses import TimeDistribution
+from ..paths import check_prediction
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train.
+
+    Attributes:
+        steps: optimiser steps in all (a resumed run continues up to this number).
+        batch_size: samples per step.
+        lr, weight_decay: AdamW's learning rate and decoupled weight decay.
+        ema_decay: decay of the exponential moving average of the weights (0 disables it).
+        grad_clip: clip the global gradient norm to this value (0 disables clipping).
+        objective: what the model predicts: ``velocity`` (flow matching), ``noise``, ``data`` or
+            ``score`` (denoising score matching).
+        time_dist: the distribution of training times.
+        seed: seeds the model's initialisation and every random draw of training.
+        checkpoint_every: steps between checkpoints (a final one is always written).
+        keep: how many checkpoints to keep (the newest).
+        log_every: steps between log lines (metrics.jsonl and the progress bar).
+        device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ...
+    """
+
+    steps: int = 5000
+    batch_size: int = 512
+    lr: float = 2e-3
+    weight_decay: float = 0.0
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    objective: str = "velocity"
+    time_dist: TimeDistribution = field(default_factory=TimeDistribution)
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep: int = 3
+    log_every: int = 100
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "checkpoint_every", "keep", "log_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise UserError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
+        if not self.lr > 0:
+            raise UserError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema_decay < 1:
+            raise UserError(f"ema-decay must be in [0, 1), got {self.ema_decay}")
+        if self.grad_clip < 0 or self.weight_decay < 0:
+            raise UserError("grad-clip and weight-decay must be >= 0")
+        check_prediction(self.objective)
+        if isinstance(self.time_dist, dict):
+            object.__setattr__(self, "time_dist", TimeDistribution(**self.time_dist))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        return cls(**d)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; other names are checked to exist."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"device '{name}' asked for, but CUDA is not available here: use --device cpu")
+    return dev

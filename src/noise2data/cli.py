@@ -37,10 +37,17 @@ def _positive_int(s: str) -> int:
     return v
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line that points at --help."""
+
+    def error(self, message: str):  # noqa: ANN201 - never returns
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="noise2data", description="Flow matching and diffusion on any tensor data.")
+    p = _Parser(prog="noise2data", description="Flow matching and diffusion on any tensor data.")
     p.add_argument("--version", action="version", version=f"noise2data {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train a model on a dataset", description="Train a model; writes "
                        "config.json, checkpoints/ and metrics.jsonl into --out.")
@@ -112,7 +119,7 @@ def _train(args: argparse.Namespace) -> int:
     from .models import MLPConfig, build_model
     from .paths import make_path
     from .run import read_run_config, write_run_config
-    from .training import TrainConfig, latest_checkpoint, train
+    from .training import TrainConfig, list_checkpoints, resolve_device, train
 
     out = Path(args.out)
     given = {k: v for k, v in vars(args).items() if v is not None and k in (*TRAIN_DEFAULTS, "data")}
@@ -127,7 +134,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         if not args.data:
             raise UserError("train needs --data (a toy name, gmm:FILE.json or an array file)")
-        if latest_checkpoint(out) is not None or (out / "config.json").exists():
+        if list_checkpoints(out):  # a config.json alone (a run that never checkpointed) is replaced
             raise UserError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
         opts = {**TRAIN_DEFAULTS, **given}
 
@@ -140,6 +147,7 @@ def _train(args: argparse.Namespace) -> int:
                        checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=opts["device"])
     mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"],
                      time_embedding=opts["time_embedding"])
+    resolve_device(tcfg.device)  # fail before anything is written
     torch.manual_seed(opts["seed"])
     model = build_model(mcfg.to_dict())
     if not args.resume:

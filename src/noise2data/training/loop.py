@@ -103,6 +103,8 @@ def train(
     gen = torch.Generator(device).manual_seed(config.seed)
     start = 0
     run_dir = Path(run_dir) if run_dir is not None else None
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
 
     if resume:
         ckpt = latest_checkpoint(run_dir) if run_dir is not None else None

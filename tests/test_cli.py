@@ -1,0 +1,133 @@
+"""The CLI through main(argv) and as a subprocess; bad input exits non-zero with one line."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from noise2data import __version__
+from noise2data.cli import main
+
+FAST = ["--steps", "60", "--batch-size", "64", "--hidden", "32", "--depth", "2", "--n-data", "2000",
+        "--checkpoint-every", "30", "--no-progress", "--device", "cpu"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "moons"
+    assert main(["train", "--data", "moons", "--out", str(out), *FAST]) == 0
+    return out
+
+
+def test_train_writes_a_run(run_dir):
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["model"]["data_shape"] == [2] and cfg["path"] == {"name": "condot"}
+    assert cfg["train"]["steps"] == 60 and cfg["noise2data_version"] == __version__
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["step_00000030", "step_00000060"]
+    assert len((run_dir / "metrics.jsonl").read_text().splitlines()) >= 1
+
+
+@pytest.mark.parametrize("extra", [["--solver", "heun", "--steps", "4"], ["--solver", "dopri5"],
+                                   ["--sde", "--diffusion", "0.5", "--steps", "20"],
+                                   ["--solver", "rk4", "--grid", "edm", "--steps", "3"]])
+def test_sample_writes_npy_in_data_units(run_dir, tmp_path, extra):
+    out = tmp_path / "s.npy"
+    assert main(["sample", str(run_dir), "--n", "300", "--out", str(out), "--device", "cpu", *extra]) == 0
+    x = np.load(out)
+    assert x.shape == (300, 2) and np.isfinite(x).all()
+
+
+def test_sample_plots(run_dir, tmp_path):
+    pytest.importorskip("matplotlib")
+    png, traj = tmp_path / "s.png", tmp_path / "t.png"
+    assert main(["sample", str(run_dir), "--n", "200", "--out", str(tmp_path / "s.npy"), "--plot", str(png),
+                 "--trajectory-plot", str(traj), "--device", "cpu"]) == 0
+    assert png.read_bytes()[:4] == b"\x89PNG" and traj.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_same_seed_same_samples(run_dir, tmp_path):
+    for name in ("a", "b"):
+        main(["sample", str(run_dir), "--n", "50", "--sde", "--steps", "10", "--seed", "4",
+              "--out", str(tmp_path / f"{name}.npy"), "--device", "cpu"])
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
+
+
+def test_resume_extends_and_refuses_changes(run_dir, capsys):
+    assert main(["train", "--out", str(run_dir), "--resume", "--steps", "90", "--no-progress"]) == 0
+    assert (run_dir / "checkpoints" / "step_00000090").is_dir()
+    assert main(["train", "--out", str(run_dir), "--resume", "--hidden", "64"]) == 2
+    assert "--hidden 64 differs from the run's 32" in capsys.readouterr().err
+
+
+def test_array_file_of_any_shape(tmp_path):
+    arr = np.random.default_rng(0).normal(size=(300, 3, 2)).astype(np.float32)
+    np.save(tmp_path / "x.npy", arr)
+    out = tmp_path / "r"
+    assert main(["train", "--data", str(tmp_path / "x.npy"), "--out", str(out), *FAST]) == 0
+    assert main(["sample", str(out), "--n", "10", "--out", str(tmp_path / "s.npy"), "--device", "cpu"]) == 0
+    assert np.load(tmp_path / "s.npy").shape == (10, 3, 2)
+
+
+BAD = [
+    (["train", "--data", "nope.npy", "--out", "{tmp}/r"], "data file not found: nope.npy"),
+    (["train", "--data", "mons", "--out", "{tmp}/r"], "unknown dataset 'mons'"),
+    (["train", "--data", "moons", "--out", "{tmp}/r", "--path", "warp"], "unknown schedule 'warp'"),
+    (["train", "--data", "moons", "--out", "{tmp}/r", "--steps", "0"], "expected a positive integer"),
+    (["train", "--data", "moons", "--out", "{tmp}/r", "--lr", "-1"], "lr must be > 0"),
+    (["train", "--data", "moons", "--out", "{tmp}/r", "--device", "cuda"], "CUDA is not available"),
+    (["train", "--out", "{tmp}/r"], "train needs --data"),
+    (["sample", "{tmp}", "--out", "{tmp}/s.npy"], "is not a noise2data run"),
+    (["sample", "{tmp}/none", "--out", "{tmp}/s.npy"], "run folder not found"),
+    (["sample", "{run}", "--out", "{tmp}/s.npy", "--solver", "rk5"], "unknown solver 'rk5'"),
+    (["sample", "{run}", "--out", "{tmp}/s.txt"], "must name a .npy"),
+    (["train", "--data", "moons", "--out", "{run}"], "already holds a run"),
+    (["frobnicate"], "invalid choice"),
+]
+
+
+@pytest.mark.parametrize("argv, words", BAD)
+def test_bad_input_one_line_nonzero(run_dir, tmp_path, capsys, argv, words):
+    if "cuda" in argv:
+        pytest.importorskip("torch").cuda.is_available() and pytest.skip("CUDA present")
+    ckpts_before = sorted(p.name for p in (run_dir / "checkpoints").iterdir())
+    argv = [a.format(tmp=tmp_path, run=run_dir) for a in argv]
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
+        code = exc.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert words in err and len(err.splitlines()) == 1, err
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ckpts_before
+
+
+def test_subprocess_version_help_and_error(run_dir, tmp_path):
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "noise2data", *args], capture_output=True, text=True,
+                              timeout=120)
+
+    r = run("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"noise2data {__version__}"
+    for cmd in ("train", "sample", "plot-path"):
+        r = run(cmd, "--help")
+        assert r.returncode == 0 and "usage: noise2data" in r.stdout
+    r = run("sample", str(run_dir), "--n", "20", "--out", str(tmp_path / "s.npy"), "--device", "cpu")
+    assert r.returncode == 0 and np.load(tmp_path / "s.npy").shape == (20, 2)
+    r = run("train", "--data", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "r"))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"noise2data: error: data file not found: {tmp_path / 'missing.csv'}"]
+    assert "Traceback" not in r.stderr
+
+
+def test_damaged_checkpoint_falls_back_when_sampling(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--data", "moons", "--out", str(out), *FAST]) == 0
+    newest = out / "checkpoints" / "step_00000060" / "ema.safetensors"
+    newest.write_bytes(b"garbage")
+    assert main(["sample", str(out), "--n", "10", "--out", str(tmp_path / "s.npy"), "--device", "cpu"]) == 0
+    err = capsys.readouterr().err
+    assert "skipping damaged checkpoint" in err and "step 30" in err

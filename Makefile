@@ -20,6 +20,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
+	rm -rf runs/demo
 	$(BIN)/noise2data train --data moons --steps 3000 --out runs/demo
 	$(BIN)/noise2data sample runs/demo --n 4000 --solver heun --steps 8 --out runs/demo/samples.npy --plot runs/demo/samples.png --trajectory-plot runs/demo/trajectories.png
 	$(BIN)/noise2data sample runs/demo --n 4000 --sde --diffusion 0.5 --steps 100 --out runs/demo/samples_sde.npy --plot runs/demo/samples_sde.png

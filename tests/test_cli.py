@@ -63,6 +63,17 @@ def test_resume_extends_and_refuses_changes(run_dir, capsys):
     assert "--hidden 64 differs from the run's 32" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("path, objective", [("vp", "noise"), ("cosine", "data"), ("ve:sigma_max=10", "score")])
+def test_other_objectives_sample_as_ode_and_sde(tmp_path, path, objective):
+    out = tmp_path / "r"
+    assert main(["train", "--data", "8gaussians", "--out", str(out), "--path", path, "--objective", objective,
+                 *FAST]) == 0
+    for extra in (["--solver", "heun", "--steps", "6"], ["--sde", "--steps", "30"]):
+        assert main(["sample", str(out), "--n", "100", "--out", str(tmp_path / "s.npy"), "--device", "cpu",
+                     "--grid", "edm", *extra]) == 0
+        assert np.isfinite(np.load(tmp_path / "s.npy")).all()
+
+
 def test_array_file_of_any_shape(tmp_path):
     arr = np.random.default_rng(0).normal(size=(300, 3, 2)).astype(np.float32)
     np.save(tmp_path / "x.npy", arr)

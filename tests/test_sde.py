@@ -41,6 +41,20 @@ def test_sde_extension_reproduces_data_for_every_diffusion(schedule, g, gen):
     _assert_moments(out.x, orc.data_mean(), orc.data_cov(), n)
 
 
+def test_time_varying_diffusion(gen):
+    """g(t) = 2 (1 - t): strong noise early, none at the end; the marginals are still kept."""
+    path = GaussianPath(make_schedule("condot"))
+    orc = two_blob_mixture(path)
+    n = 4000
+
+    def diff(t):
+        return 2.0 * (1 - t)
+
+    out = euler_maruyama(sde_drift(orc.velocity, diff, score=orc.score), orc.sample_t(n, 0.0, gen),
+                         uniform_grid(250), diffusion=diff, generator=gen)
+    _assert_moments(out.x, orc.data_mean(), orc.data_cov(), n)
+
+
 def test_intermediate_marginals_match(gen):
     """At an intermediate time the SDE's law is p_t, not only at the end."""
     path = GaussianPath(make_schedule("condot"))

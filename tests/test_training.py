@@ -33,6 +33,16 @@ def test_loss_decreases():
     assert res.log[-1][1] < 0.8 * res.log[0][1]
 
 
+def test_lr_schedules():
+    cfg = TrainConfig(steps=1000, lr=1e-3, warmup_steps=100, lr_schedule="cosine")
+    assert cfg.lr_at(50) < cfg.lr_at(100)  # warming up
+    assert abs(cfg.lr_at(500) - 1e-3 * 0.5) < 1e-12 and cfg.lr_at(1000) < 1e-12
+    const = TrainConfig(steps=1000, lr=1e-3, warmup_steps=0, lr_schedule="constant")
+    assert const.lr_at(1) == const.lr_at(1000) == 1e-3
+    with pytest.raises(UserError, match="unknown lr schedule"):
+        TrainConfig(lr_schedule="step")
+
+
 def test_ema_update_formula():
     a, b = torch.nn.Linear(3, 2), torch.nn.Linear(3, 2)
     before = [p.clone() for p in a.parameters()]

@@ -20,11 +20,12 @@ TRAIN_DEFAULTS = {
     "steps": 5000, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
     "time_dist": "uniform", "hidden": 256, "depth": 4, "time_embedding": "sinusoidal", "seed": 0,
     "device": "auto", "n_data": 100_000, "standardize": "feature", "ema_decay": 0.999, "grad_clip": 1.0,
-    "checkpoint_every": 1000, "keep": 3, "key": None,
+    "checkpoint_every": 1000, "keep": 3, "key": None, "coupling": "independent",
+    "lr_schedule": "cosine", "warmup_steps": 100,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = ("data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth",
-                   "time_embedding", "time_dist", "batch_size", "lr", "ema_decay", "grad_clip", "seed")
+                   "time_embedding", "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed")
 
 
 def _positive_int(s: str) -> int:
@@ -60,11 +61,15 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=_positive_int, help="optimiser steps in all (default 5000)")
     t.add_argument("--batch-size", type=_positive_int, help="default 512")
     t.add_argument("--lr", type=float, help="AdamW learning rate (default 2e-3)")
+    t.add_argument("--lr-schedule", choices=["cosine", "constant"], help="decay of the lr (default cosine)")
+    t.add_argument("--warmup-steps", type=int, help="linear lr warm-up steps (default 100)")
     t.add_argument("--path", help="schedule: condot, cosine, polynomial, vp, ve, with parameters as "
                    "name:key=value, e.g. ve:sigma_max=10 (default condot)")
     t.add_argument("--objective", choices=["velocity", "noise", "data", "score"],
                    help="what the model predicts; velocity = flow matching (default)")
     t.add_argument("--time-dist", help="uniform or logit_normal[:mean,std] (default uniform)")
+    t.add_argument("--coupling", choices=["independent", "ot"],
+                   help="noise-data pairing in a batch; ot = minibatch optimal transport (default independent)")
     t.add_argument("--hidden", type=_positive_int, help="MLP width (default 256)")
     t.add_argument("--depth", type=_positive_int, help="MLP residual blocks (default 4)")
     t.add_argument("--time-embedding", choices=["sinusoidal", "fourier"], help="default sinusoidal")
@@ -143,6 +148,8 @@ def _train(args: argparse.Namespace) -> int:
     path = make_path(opts["path"])
     tcfg = TrainConfig(steps=opts["steps"], batch_size=opts["batch_size"], lr=opts["lr"],
                        objective=opts["objective"], time_dist=_time_dist(opts["time_dist"]),
+                       coupling=opts["coupling"], lr_schedule=opts["lr_schedule"],
+                       warmup_steps=opts["warmup_steps"],
                        seed=opts["seed"], ema_decay=opts["ema_decay"], grad_clip=opts["grad_clip"],
                        checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=opts["device"])
     mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"],

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
 
+from ..couplings import get_coupling
 from ..errors import UserError
 from ..losses import TimeDistribution
 from ..paths import check_prediction
+
+
+LR_SCHEDULES = ("cosine", "constant")
 
 
 @dataclass(frozen=True)
@@ -18,12 +23,18 @@ class TrainConfig:
     Attributes:
         steps: optimiser steps in all (a resumed run continues up to this number).
         batch_size: samples per step.
-        lr, weight_decay: AdamW's learning rate and decoupled weight decay.
-        ema_decay: decay of the exponential moving average of the weights (0 disables it).
+        lr, weight_decay: AdamW's peak learning rate and decoupled weight decay.
+        lr_schedule: ``cosine`` (decay to 0 at ``steps``) or ``constant``; either after a linear
+            warm-up of ``warmup_steps``. The rate is a pure function of the step, so a resumed run
+            follows it exactly (extending ``steps`` on resume stretches the cosine).
+        ema_decay: decay of the exponential moving average of the weights (0 disables it); the
+            decay used at step k is min(ema_decay, (1 + k) / (10 + k)), a warm-up.
         grad_clip: clip the global gradient norm to this value (0 disables clipping).
         objective: what the model predicts: ``velocity`` (flow matching), ``noise``, ``data`` or
             ``score`` (denoising score matching).
         time_dist: the distribution of training times.
+        coupling: how noise is paired with data in a batch: ``independent`` or ``ot``
+            (minibatch optimal transport; straighter paths, about 10 ms more per 512-batch).
         seed: seeds the model's initialisation and every random draw of training.
         checkpoint_every: steps between checkpoints (a final one is always written).
         keep: how many checkpoints to keep (the newest).
@@ -34,11 +45,14 @@ class TrainConfig:
     steps: int = 5000
     batch_size: int = 512
     lr: float = 2e-3
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 100
     weight_decay: float = 0.0
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     objective: str = "velocity"
     time_dist: TimeDistribution = field(default_factory=TimeDistribution)
+    coupling: str = "independent"
     seed: int = 0
     checkpoint_every: int = 1000
     keep: int = 3
@@ -50,6 +64,10 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise UserError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise UserError(f"unknown lr schedule '{self.lr_schedule}': expected one of {', '.join(LR_SCHEDULES)}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            raise UserError(f"warmup-steps must be an integer >= 0, got {self.warmup_steps!r}")
         if not self.lr > 0:
             raise UserError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.ema_decay < 1:
@@ -57,11 +75,19 @@ class TrainConfig:
         if self.grad_clip < 0 or self.weight_decay < 0:
             raise UserError("grad-clip and weight-decay must be >= 0")
         check_prediction(self.objective)
+        get_coupling(self.coupling)
         if isinstance(self.time_dist, dict):
             object.__setattr__(self, "time_dist", TimeDistribution(**self.time_dist))
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate for optimiser step ``step`` (1-based)."""
+        warm = min(1.0, step / self.warmup_steps) if self.warmup_steps else 1.0
+        if self.lr_schedule == "cosine":
+            return self.lr * warm * 0.5 * (1 + math.cos(math.pi * min(step, self.steps) / self.steps))
+        return self.lr * warm
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

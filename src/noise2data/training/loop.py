@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import __version__
+from ..couplings import get_coupling
 from ..data import Standardizer
 from ..errors import UserError
 from ..losses import prediction_loss
@@ -52,9 +53,10 @@ def training_step_loss(
     model: nn.Module, path: GaussianPath, x1: Tensor, config: TrainConfig, generator: torch.Generator,
     cond: Tensor | None = None,
 ) -> Tensor:
-    """Per-sample loss ``(B,)`` of one batch ``x1: (B, *D)``: draw t and noise, regress."""
+    """Per-sample loss ``(B,)`` of one batch ``x1: (B, *D)``: draw t and noise, couple, regress."""
     t = config.time_dist.sample(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
-    sample = path.sample(x1, t, generator=generator)
+    x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+    sample = path.sample(x1, t, get_coupling(config.coupling)(x0, x1))
     return prediction_loss(model(sample.x_t, t, cond), sample, path, config.objective)
 
 
@@ -138,13 +140,16 @@ def train(
     try:
         for step in range(start + 1, config.steps + 1):
             idx = torch.randint(0, data.shape[0], (config.batch_size,), generator=gen, device=device)
+            for group in opt.param_groups:
+                group["lr"] = config.lr_at(step)
             loss = training_step_loss(model, path, data[idx], config, gen).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:
                 nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             opt.step()
-            ema_update_(ema, model, config.ema_decay if step > 1 else 0.0)
+            # warm-up: early on the average would be dominated by the initial weights
+            ema_update_(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
             loss_sum += loss.detach()
             n_since += 1
             at_log = step % config.log_every == 0 or step == config.steps

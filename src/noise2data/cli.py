@@ -24,8 +24,10 @@ TRAIN_DEFAULTS = {
     "lr_schedule": "cosine", "warmup_steps": 100,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
-FIXED_ON_RESUME = ("data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth",
-                   "time_embedding", "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed")
+FIXED_ON_RESUME = (
+    "data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth", "time_embedding",
+    "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
+)
 
 
 def _positive_int(s: str) -> int:
@@ -130,7 +132,10 @@ def _train(args: argparse.Namespace) -> int:
     given = {k: v for k, v in vars(args).items() if v is not None and k in (*TRAIN_DEFAULTS, "data")}
     if args.resume:
         cfg = read_run_config(out)
-        stored = cfg["cli"]
+        stored = cfg.get("cli")
+        if not isinstance(stored, dict):
+            raise UserError(f"{out} was not created by 'noise2data train': resume it from Python with "
+                            "train(..., run_dir=..., resume=True)")
         for k in FIXED_ON_RESUME:
             if k in given and given[k] != stored.get(k):
                 raise UserError(f"--{k.replace('_', '-')} {given[k]} differs from the run's {stored.get(k)}: "

@@ -132,18 +132,20 @@ class GaussianPath:
         """The time interval ``[t_lo, t_hi]`` on which a prediction converts to a finite velocity.
 
         It is [0, 1] for a velocity prediction. A noise or score prediction needs alpha_t > 0, a
-        data or score prediction needs sigma_t > 0, and each needs finite derivatives; at an
+        data or score prediction needs sigma_t > 0 (both taken as > 1e-6), and each needs finite derivatives; at an
         endpoint where that fails, the interval is pulled in by ``eps``.
         """
         check_prediction(prediction)
         if prediction == "velocity":
             return 0.0, 1.0
 
+        tiny = 1e-6  # cos(pi / 2) = 6e-17 is a zero, not a scale
+
         def ok(t: float) -> bool:
             c = self.schedule(torch.tensor([t], dtype=torch.float64))
             finite = all(torch.isfinite(v).all() for v in (c.alpha, c.sigma, c.d_alpha, c.d_sigma))
-            a_ok = prediction == "data" or bool(c.alpha > 0)
-            s_ok = prediction == "noise" or bool(c.sigma > 0)
+            a_ok = prediction == "data" or bool(c.alpha > tiny)
+            s_ok = prediction == "noise" or bool(c.sigma > tiny)
             return finite and a_ok and s_ok
 
         return (0.0 if ok(0.0) else eps), (1.0 if ok(1.0) else 1.0 - eps)

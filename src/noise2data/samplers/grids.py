@@ -43,6 +43,7 @@ def edm_grid(
     *,
     rho: float = 7.0,
     sigma_max: float = 80.0,
+    sigma_min: float = 0.002,
     t_start: float = 0.0,
     t_end: float = 1.0,
 ) -> Tensor:
@@ -50,15 +51,17 @@ def edm_grid(
 
     sigma is the noise-to-signal ratio sigma_t / alpha_t of the path, converted to our time by
     inverting it, so the grid suits any schedule. ``smax`` is the ratio at ``t_start`` capped at
-    ``sigma_max`` (it is infinite where alpha = 0), ``smin`` the ratio at ``t_end``; the first
-    time is ``t_start`` exactly. Returns float64 ``(S + 1,)``, increasing.
+    ``sigma_max`` (it is infinite where alpha = 0), ``smin`` the ratio at ``t_end`` raised to at
+    least ``sigma_min`` (EDM's values: 80 and 0.002); the first and last times are ``t_start`` and
+    ``t_end`` exactly, so the last step goes from sigma_min to the end. Returns float64
+    ``(S + 1,)``, increasing.
     """
     base = uniform_grid(n_steps, t_start, t_end)
     if not rho > 0:
         raise UserError(f"rho must be > 0, got {rho}")
     ends = path.noise_to_signal(torch.tensor([t_start, t_end], dtype=torch.float64))
     smax = min(float(ends[0]), sigma_max)
-    smin = float(ends[1])
+    smin = max(float(ends[1]), sigma_min)
     if not smin < smax:
         return base
     i = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps

@@ -16,9 +16,7 @@ from torch import Tensor
 
 from ..errors import UserError, require
 from ..fields import CountingField, Field
-from .output import SamplerOutput
-
-Callback = Callable[[int, Tensor, Tensor], None]  # (step index, t_next, x_next)
+from .output import Callback, SamplerOutput, check_grid, march
 
 
 @dataclass(frozen=True)
@@ -67,14 +65,6 @@ def rk_step(field: Field, x: Tensor, t: Tensor, dt: Tensor, tab: ButcherTableau)
     return out
 
 
-def _check(x: Tensor, ts: Tensor) -> Tensor:
-    if ts.ndim != 1 or ts.numel() < 2:
-        raise UserError(f"ts must be a 1-d grid of at least 2 times, got shape {tuple(ts.shape)}")
-    if x.ndim < 2:
-        raise UserError(f"x must be batched, (B, *D); got shape {tuple(x.shape)}")
-    return ts.to(device=x.device, dtype=x.dtype)
-
-
 def integrate(
     field: Field,
     x: Tensor,
@@ -99,17 +89,13 @@ def integrate(
     tab = TABLEAUX.get(method) if isinstance(method, str) else method
     if tab is None:
         raise UserError(f"unknown ODE method '{method}': expected one of {', '.join(TABLEAUX)}")
-    ts = _check(x, ts)
+    ts = check_grid(x, ts)
     counted = CountingField(field)
-    states = [x] if trajectory else None
-    for i in range(ts.numel() - 1):
-        x = rk_step(counted, x, ts[i], ts[i + 1] - ts[i], tab)
-        if states is not None:
-            states.append(x)
-        if callback is not None:
-            callback(i, ts[i + 1], x)
-    traj = torch.stack(states) if states is not None else None
-    return SamplerOutput(x=x, nfe=counted.nfe, trajectory=traj, times=ts if trajectory else None)
+
+    def step(i: int, x: Tensor) -> Tensor:
+        return rk_step(counted, x, ts[i], ts[i + 1] - ts[i], tab)
+
+    return march(step, x, ts, lambda: counted.nfe, trajectory=trajectory, callback=callback)
 
 
 def euler(field: Field, x: Tensor, ts: Tensor, **kwargs) -> SamplerOutput:
@@ -149,7 +135,7 @@ def dopri5(
     states are returned at every time of ``ts`` when ``trajectory`` is set.
     """
     torchdiffeq = require("torchdiffeq", "ode", "the adaptive dopri5 solver")
-    ts = _check(x, ts)
+    ts = check_grid(x, ts)
     if ts.numel() != 2 and not trajectory:
         ts = ts[[0, -1]]
     counted = CountingField(field)

@@ -1,10 +1,16 @@
-"""What every sampler returns."""
+"""What every sampler returns, and the one loop over a time grid that fixed-step samplers share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import torch
 from torch import Tensor
+
+from ..errors import UserError
+
+Callback = Callable[[int, Tensor, Tensor], None]  # (step index, t_next, x_next)
 
 
 @dataclass(frozen=True)
@@ -23,3 +29,36 @@ class SamplerOutput:
     nfe: int
     trajectory: Tensor | None = None
     times: Tensor | None = None
+
+
+def check_grid(x: Tensor, ts: Tensor) -> Tensor:
+    """Validate ``x: (B, *D)`` and a grid ``ts: (S + 1,)``; return ``ts`` on x's device and dtype."""
+    if ts.ndim != 1 or ts.numel() < 2:
+        raise UserError(f"ts must be a 1-d grid of at least 2 times, got shape {tuple(ts.shape)}")
+    if x.ndim < 2:
+        raise UserError(f"x must be batched, (B, *D); got shape {tuple(x.shape)}")
+    return ts.to(device=x.device, dtype=x.dtype)
+
+
+def march(
+    step: Callable[[int, Tensor], Tensor],
+    x: Tensor,
+    ts: Tensor,
+    nfe: Callable[[], int],
+    *,
+    trajectory: bool,
+    callback: Callback | None,
+) -> SamplerOutput:
+    """Apply ``x <- step(i, x)`` for every interval ``[ts[i], ts[i + 1]]`` of the grid.
+
+    States are kept only when ``trajectory`` is set, so memory is O(1) in the number of steps.
+    """
+    states = [x] if trajectory else None
+    for i in range(ts.numel() - 1):
+        x = step(i, x)
+        if states is not None:
+            states.append(x)
+        if callback is not None:
+            callback(i, ts[i + 1], x)
+    traj = torch.stack(states) if states is not None else None
+    return SamplerOutput(x=x, nfe=nfe(), trajectory=traj, times=ts if trajectory else None)

@@ -21,7 +21,7 @@ from ..broadcast import append_dims, expand_time
 from ..errors import UserError
 from ..fields import CountingField, Field
 from ..paths import GaussianPath
-from .output import SamplerOutput
+from .output import Callback, SamplerOutput, check_grid, march
 
 Diffusion = Callable[[Tensor], Tensor]  # g(t): (B,) -> (B,)
 
@@ -70,7 +70,7 @@ def euler_maruyama(
     diffusion: Diffusion,
     generator: torch.Generator | None = None,
     trajectory: bool = False,
-    callback: Callable[[int, Tensor, Tensor], None] | None = None,
+    callback: Callback | None = None,
     noise_last_step: bool = False,
 ) -> SamplerOutput:
     """Euler-Maruyama: ``x <- x + drift(x, t) dt + g(t) sqrt(dt) z``, ``z ~ N(0, I)``.
@@ -88,27 +88,22 @@ def euler_maruyama(
 
     The drift is evaluated at the left end of every step only, so never at ``ts[-1]``.
     """
-    if ts.ndim != 1 or ts.numel() < 2:
-        raise UserError(f"ts must be a 1-d grid of at least 2 times, got shape {tuple(ts.shape)}")
-    ts = ts.to(device=x.device, dtype=x.dtype)
+    ts = check_grid(x, ts)
     if not bool((ts[1:] > ts[:-1]).all()):
         raise UserError("Euler-Maruyama integrates forward in time: ts must increase")
     counted = CountingField(drift)
-    states = [x] if trajectory else None
-    n = ts.numel() - 1
-    for i in range(n):
-        t, dt = ts[i], ts[i + 1] - ts[i]
-        tb = expand_time(t, x)
+    last = ts.numel() - 2
+
+    def step(i: int, x: Tensor) -> Tensor:
+        dt = ts[i + 1] - ts[i]
+        tb = expand_time(ts[i], x)
         x = x + dt * counted(x, tb)
-        if i < n - 1 or noise_last_step:
+        if i < last or noise_last_step:
             z = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             x = x + append_dims(diffusion(tb), x.ndim) * dt.sqrt() * z
-        if states is not None:
-            states.append(x)
-        if callback is not None:
-            callback(i, ts[i + 1], x)
-    traj = torch.stack(states) if states is not None else None
-    return SamplerOutput(x=x, nfe=counted.nfe, trajectory=traj, times=ts if trajectory else None)
+        return x
+
+    return march(step, x, ts, lambda: counted.nfe, trajectory=trajectory, callback=callback)
 
 
 def langevin(

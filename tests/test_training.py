@@ -51,13 +51,28 @@ def test_ema_update_formula():
         torch.testing.assert_close(p_a, 0.9 * p_0 + 0.1 * p_b)
 
 
-def test_resume_is_bit_identical(tmp_path):
+def test_resume_is_bit_identical(tmp_path, monkeypatch):
+    """Interrupt a run after step 25, resume from its step-20 checkpoint: same weights as straight through."""
+    import noise2data.training.loop as loop
+
     path = make_path("condot")
     m1, data, stats = _setup()
     train(m1, path, data, _cfg(steps=40), run_dir=tmp_path / "a", standardizer=stats, progress=False)
 
     m2, data, stats = _setup()
-    train(m2, path, data, _cfg(steps=20), run_dir=tmp_path / "b", standardizer=stats, progress=False)
+    calls = {"n": 0}
+    real = loop.training_step_loss
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 26:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "training_step_loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train(m2, path, data, _cfg(steps=40), run_dir=tmp_path / "b", standardizer=stats, progress=False)
+    monkeypatch.setattr(loop, "training_step_loss", real)
     m3, _, _ = _setup(seed=123)  # a differently initialised model: resume must overwrite it all
     res = train(m3, path, data, _cfg(steps=40), run_dir=tmp_path / "b", standardizer=stats, resume=True,
                 progress=False)

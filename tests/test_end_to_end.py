@@ -21,18 +21,23 @@ def _floor(name: str, ref: torch.Tensor, n: int) -> float:
     return sum(w2_exact(sample_toy(name, n, torch.Generator().manual_seed(s)), ref) for s in (8, 9, 10)) / 3
 
 
-def test_moons_trains_to_near_the_noise_floor():
-    """2500 steps of a 128-wide MLP: about 20 s on 2 idle cores (timing is benchmarked, not asserted)."""
+def _train_toy(name: str, n_data: int, hidden: int, depth: int, config: TrainConfig):
+    """Train an MLP on a toy set; return its (EMA) velocity field and the data statistics."""
     torch.manual_seed(0)
-    data = sample_toy("moons", 50_000, torch.Generator().manual_seed(0))
+    data = sample_toy(name, n_data, torch.Generator().manual_seed(0))
     stats = Standardizer.fit(data)
     path = make_path("condot")
-    model = MLP(MLPConfig(data_shape=(2,), hidden=128, depth=3))
-    res = train(model, path, stats.forward(data),
-                TrainConfig(steps=2500, batch_size=256, lr=2e-3, device="cpu", log_every=500), progress=False)
+    res = train(MLP(MLPConfig(data_shape=(2,), hidden=hidden, depth=depth)), path, stats.forward(data), config,
+                progress=False)
+    return model_field(res.ema, path, "velocity"), stats
+
+
+def test_moons_trains_to_near_the_noise_floor():
+    """2500 steps of a 128-wide MLP: about 20 s on 2 idle cores (timing is benchmarked, not asserted)."""
+    field, stats = _train_toy("moons", 50_000, 128, 3, TrainConfig(steps=2500, batch_size=256, device="cpu"))
     with torch.no_grad():
         x0 = torch.randn(2000, 2, generator=torch.Generator().manual_seed(5))
-        x = stats.inverse(integrate(model_field(res.ema, path, "velocity"), x0, uniform_grid(16), method="heun").x)
+        x = stats.inverse(integrate(field, x0, uniform_grid(16), method="heun").x)
     ref = sample_toy("moons", 2000, torch.Generator().manual_seed(7))
     floor = _floor("moons", ref, 2000)
     w2 = w2_exact(x, ref)
@@ -45,14 +50,8 @@ def test_moons_trains_to_near_the_noise_floor():
 @pytest.mark.slow
 def test_checkerboard_with_ot_coupling_at_8_nfe():
     """Slow: minibatch-OT training makes 8 NFE of Euler as good as an adaptive solver."""
-    torch.manual_seed(0)
-    data = sample_toy("checkerboard", 100_000, torch.Generator().manual_seed(0))
-    stats = Standardizer.fit(data)
-    path = make_path("condot")
-    model = MLP(MLPConfig(data_shape=(2,), hidden=256, depth=4))
-    res = train(model, path, stats.forward(data),
-                TrainConfig(steps=4000, batch_size=512, coupling="ot", device="cpu"), progress=False)
-    field = model_field(res.ema, path, "velocity")
+    field, stats = _train_toy("checkerboard", 100_000, 256, 4,
+                              TrainConfig(steps=4000, batch_size=512, coupling="ot", device="cpu"))
     x0 = torch.randn(4000, 2, generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
         euler8 = stats.inverse(integrate(field, x0, uniform_grid(8), method="euler").x)

@@ -62,7 +62,7 @@ def denoising_score_matching_loss(
     if prediction == "velocity":
         raise UserError("a velocity prediction is trained with flow_matching_loss, not DSM")
     if prediction == "score":
-        sigma = append_dims(path.coeffs(sample.t).sigma, pred.ndim)
+        sigma = append_dims(sample.coeffs.sigma, pred.ndim)
         return _per_sample_mse(sigma * pred + sample.x0)
     return _per_sample_mse(pred - path.target(sample, prediction))
 

@@ -23,12 +23,14 @@ class PathSample:
         x0: ``(B, *D)`` the noise.
         x1: ``(B, *D)`` the data point z that the path is conditioned on.
         x_t: ``(B, *D)`` the point on the path.
+        coeffs: the schedule at ``t`` (kept so targets and losses do not recompute it).
     """
 
     t: Tensor
     x0: Tensor
     x1: Tensor
     x_t: Tensor
+    coeffs: ScheduleOutput
 
 
 class GaussianPath:
@@ -71,7 +73,7 @@ class GaussianPath:
             x0 = standard_normal(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
         c = self.schedule(t)
         x_t = append_dims(c.alpha, x1.ndim) * x1 + append_dims(c.sigma, x1.ndim) * x0
-        return PathSample(t=t, x0=x0, x1=x1, x_t=x_t)
+        return PathSample(t=t, x0=x0, x1=x1, x_t=x_t, coeffs=c)
 
     def target(self, sample: PathSample, kind: str) -> Tensor:
         """The conditional regression target of a prediction kind for a path sample.
@@ -84,7 +86,7 @@ class GaussianPath:
             return sample.x0
         if kind == "data":
             return sample.x1
-        c = self.schedule(sample.t)
+        c = sample.coeffs
         nd = sample.x1.ndim
         if kind == "score":
             return -sample.x0 / append_dims(c.sigma, nd)

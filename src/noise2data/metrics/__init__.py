@@ -1,7 +1,22 @@
-"""Metrics between samples (the ``metrics`` extra)."""
+"""Metrics between samples, each quoted beside its noise floor (the ``metrics`` extra for W2)."""
 
 from __future__ import annotations
 
+from .compare import (
+    DEFAULT_METRICS,
+    SAMPLE_METRICS,
+    SPECS,
+    MetricResult,
+    check_metric_names,
+    compare,
+    evaluate_pair,
+    format_results,
+)
+from .distances import energy_distance, mmd, sliced_w2
+from .precision_recall import precision_recall
 from .wasserstein import w2_exact
 
-__all__ = ["w2_exact"]
+__all__ = [
+    "DEFAULT_METRICS", "SAMPLE_METRICS", "SPECS", "MetricResult", "check_metric_names", "compare",
+    "energy_distance", "evaluate_pair", "format_results", "mmd", "precision_recall", "sliced_w2", "w2_exact",
+]

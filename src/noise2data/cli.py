@@ -14,14 +14,15 @@ import numpy as np
 import torch
 
 from . import __version__
-from .errors import MissingExtraError, UserError
+from .errors import MissingExtraError, UserError, require
 
 TRAIN_DEFAULTS = {
     "steps": 5000, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
     "time_dist": "uniform", "hidden": 256, "depth": 4, "time_embedding": "sinusoidal", "seed": 0,
     "device": "auto", "n_data": 100_000, "standardize": "feature", "ema_decay": 0.999, "grad_clip": 1.0,
     "checkpoint_every": 1000, "keep": 3, "key": None, "coupling": "independent",
-    "lr_schedule": "cosine", "warmup_steps": 100,
+    "lr_schedule": "cosine", "warmup_steps": 100, "eval_every": 0, "eval_metrics": "w2,mmd", "eval_n": 1000,
+    "tensorboard": False,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
@@ -81,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=_positive_int, help="checkpoints to keep (default 3)")
     t.add_argument("--seed", type=int, help="default 0")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    t.add_argument("--eval-every", type=int, help="steps between evaluations of the EMA model, logged to "
+                   "metrics.jsonl (default 0: none)")
+    t.add_argument("--eval-metrics", help="metrics for --eval-every (default w2,mmd)")
+    t.add_argument("--eval-n", type=_positive_int, help="samples per periodic evaluation (default 1000)")
+    t.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also log to RUN/tensorboard (needs the tensorboard package)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -107,6 +114,35 @@ def _parser() -> argparse.ArgumentParser:
     pp.add_argument("--key")
     pp.add_argument("--n", type=_positive_int, default=20000)
     pp.add_argument("--out", required=True, help="output PNG")
+    e = sub.add_parser("eval", help="sample a run and compare with real data, each metric beside its floor")
+    e.add_argument("run", help="run folder")
+    e.add_argument("--n", type=_positive_int, default=4000, help="samples and real points (default 4000)")
+    e.add_argument("--metrics", default="w2,mmd,energy,precision,recall",
+                   help="comma-separated: w2, sw2, mmd, energy, precision, recall, nll")
+    e.add_argument("--solver", default="heun", help="euler, midpoint, heun, rk4, dopri5 (default heun)")
+    e.add_argument("--steps", type=_positive_int, default=8, help="solver steps (default 8)")
+    e.add_argument("--grid", default="uniform", choices=["uniform", "edm"])
+    e.add_argument("--data", help="real data to compare with (default: the run's own; name a held-out file)")
+    e.add_argument("--nll-n", type=_positive_int, default=1000, help="held-out points for nll (default 1000)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
+    e.add_argument("--out", help="where to write the JSON (default RUN/eval.json)")
+    nl = sub.add_parser("nll", help="exact log-likelihood of held-out points (probability-flow ODE)")
+    nl.add_argument("run", help="run folder")
+    nl.add_argument("--data", help="points to score: a toy name, gmm:FILE.json or an array file "
+                    "(default: fresh draws of the run's data)")
+    nl.add_argument("--n", type=_positive_int, default=2000, help="points (default 2000)")
+    nl.add_argument("--solver", default="rk4", help="ODE solver (default rk4)")
+    nl.add_argument("--steps", type=_positive_int, default=64, help="solver steps (default 64)")
+    nl.add_argument("--divergence", default="auto", choices=["auto", "exact", "hutchinson"],
+                    help="exact trace (auto for <= 16 dims) or Hutchinson's estimate")
+    nl.add_argument("--dequantize", type=float, default=0.0,
+                    help="grid spacing of discrete data in data units (e.g. 1 for integer pixels): adds "
+                         "uniform noise and reports dequantised bits/dim")
+    nl.add_argument("--seed", type=int, default=0)
+    nl.add_argument("--device", default="auto")
+    nl.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     return p
 
 
@@ -156,10 +192,13 @@ def _train(args: argparse.Namespace) -> int:
                        coupling=opts["coupling"], lr_schedule=opts["lr_schedule"],
                        warmup_steps=opts["warmup_steps"],
                        seed=opts["seed"], ema_decay=opts["ema_decay"], grad_clip=opts["grad_clip"],
-                       checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=opts["device"])
+                       checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=opts["device"],
+                       eval_every=opts["eval_every"])
     mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"],
                      time_embedding=opts["time_embedding"])
     resolve_device(tcfg.device)  # fail before anything is written
+    if opts["tensorboard"]:
+        require("tensorboard", "tensorboard", "--tensorboard")
     torch.manual_seed(opts["seed"])
     model = build_model(mcfg.to_dict())
     if not args.resume:
@@ -175,11 +214,37 @@ def _train(args: argparse.Namespace) -> int:
     n_params = sum(p.numel() for p in model.parameters())
     print(f"training {n_params:,}-parameter MLP on {opts['data']} {tuple(data.shape)} "
           f"({tcfg.objective} objective, {opts['path']} path) -> {out}", file=sys.stderr)
+    evaluator = _periodic_evaluator(out, opts, stats) if opts["eval_every"] else None
     result = train(model, path, stats.forward(data), tcfg, run_dir=out, standardizer=stats,
-                   resume=args.resume, progress=not args.no_progress)
+                   resume=args.resume, progress=not args.no_progress, evaluator=evaluator,
+                   tensorboard=bool(opts["tensorboard"]))
     final = result.log[-1][1] if result.log else float("nan")
     print(f"done: step {result.step}, final loss {final:.4f}, {result.steps_per_sec:.1f} steps/s", file=sys.stderr)
     return 0
+
+
+def _periodic_evaluator(out: Path, opts: dict, stats):  # noqa: ANN001, ANN202
+    """``evaluator(ema, step)``: sample metrics of the EMA model against fresh real data."""
+    from .evaluation import real_samples
+    from .metrics import check_metric_names, compare, evaluate_pair
+    from .paths import make_path
+    from .run import Run, read_run_config
+
+    names = check_metric_names(opts["eval_metrics"].split(","))
+    cfg = read_run_config(out)
+    floors: dict[str, float] = {}
+
+    def evaluate(ema: torch.nn.Module, step: int) -> dict[str, float]:
+        run = Run(run_dir=out, config=cfg, model=ema, path=make_path(opts["path"]),
+                  prediction=opts["objective"], standardizer=stats, step=step,
+                  device=next(ema.parameters()).device)
+        ref, floor_ref, _ = real_samples(run, opts["eval_n"])
+        if floor_ref is not None and not floors:  # the same real samples every time: one floor
+            floors.update({f"{k}_floor": v for k, v in evaluate_pair(floor_ref, ref, names).items()})
+        res = compare(run.sample(opts["eval_n"], seed=step).x, ref, metrics=names)
+        return {k: v.value for k, v in res.items()} | floors
+
+    return evaluate
 
 
 def _sample(args: argparse.Namespace) -> int:
@@ -239,7 +304,51 @@ def _plot_path(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "sample": _sample, "plot-path": _plot_path}
+def _eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluation import evaluate_run, format_eval, write_eval
+    from .run import load_run
+
+    names = [m.strip() for m in args.metrics.split(",")]
+    run = load_run(args.run, device=args.device)
+    res = evaluate_run(run, n=args.n, metrics=names, solver=args.solver, steps=args.steps, grid=args.grid,
+                       data=args.data, seed=args.seed, nll_n=args.nll_n)
+    out = write_eval(Path(args.out).parent, res, Path(args.out).name) if args.out else write_eval(args.run, res)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(format_eval(res))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _nll(args: argparse.Namespace) -> int:
+    import json
+
+    from .data import load_data
+    from .evaluation import format_nll, nll_summary, real_samples
+    from .run import load_run
+
+    run = load_run(args.run, device=args.device)
+    if args.dequantize < 0:
+        raise UserError(f"--dequantize must be >= 0, got {args.dequantize}")
+    if args.data and not Path(args.data).exists():
+        x = load_data(args.data, n=args.n, seed=1_000_003 + args.seed)  # a name: fresh draws
+    elif args.data:
+        x = load_data(args.data)[: args.n]
+    else:
+        x = real_samples(run, args.n, seed=args.seed)[0]
+    if tuple(x.shape[1:]) != run.data_shape:
+        raise UserError(f"the points have shape {tuple(x.shape[1:])}, the run models {run.data_shape}")
+    spec = args.data or run.config.get("cli", {}).get("data")
+    res = nll_summary(run, x, spec, solver=args.solver, steps=args.steps, divergence=args.divergence,
+                      seed=args.seed, dequantize=args.dequantize)
+    print(json.dumps(res) if args.json else format_nll(res))
+    return 0
+
+
+COMMANDS = {"train": _train, "sample": _sample, "plot-path": _plot_path, "eval": _eval, "nll": _nll}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ Specifications: a toy name (``checkerboard``, ``moons``, ``circles``, ``8gaussia
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -57,3 +58,20 @@ def load_data(spec: str, *, n: int = 100_000, seed: int = 0, key: str | None = N
         f"unknown dataset '{spec}': give a toy name ({', '.join(TOY_DATASETS)}), gmm:FILE.json, "
         f"or an array file ({', '.join(ARRAY_SUFFIXES)})"
     )
+
+
+def checkerboard_log_prob(x: Tensor) -> Tensor:
+    """log p of the checkerboard (uniform on 8 squares of side 2, total area 32): ``(B, 2) -> (B,)``."""
+    inside = ((x >= -4) & (x < 4)).all(1)
+    col, row = ((x[:, 0] + 4) // 2).long(), ((x[:, 1] + 4) // 2).long()
+    dark = (col % 2) == (row % 2)
+    return torch.where(inside & dark, torch.full_like(x[:, 0], -math.log(32.0)), torch.full_like(x[:, 0], -math.inf))
+
+
+def true_log_prob(spec: str, x: Tensor) -> Tensor | None:
+    """The exact data log-density of ``x`` where the law is known in closed form, else None."""
+    if spec == "checkerboard":
+        return checkerboard_log_prob(x)
+    if spec.startswith("gmm:"):
+        return load_mixture(spec[4:]).log_prob(x)
+    return None

@@ -38,6 +38,7 @@ class TrainConfig:
         checkpoint_every: steps between checkpoints (a final one is always written).
         keep: how many checkpoints to keep (the newest).
         log_every: steps between log lines (metrics.jsonl and the progress bar).
+        eval_every: steps between periodic evaluations (0: none), when train() is given an evaluator.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ...
     """
 
@@ -56,6 +57,7 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep: int = 3
     log_every: int = 100
+    eval_every: int = 0
     device: str = "auto"
 
     def __post_init__(self) -> None:
@@ -63,6 +65,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
                 raise UserError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise UserError(f"eval-every must be a non-negative integer (0 = off), got {self.eval_every!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise UserError(f"unknown lr schedule '{self.lr_schedule}': expected one of {', '.join(LR_SCHEDULES)}")
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig, resolve_device
 from .ema import ema_update_, make_ema
+from .logger import LOG_FILE, MetricsLogger, trim_log
 
 
 @dataclass
@@ -70,14 +71,6 @@ def _progress(total: int, initial: int, enabled: bool):
     return tqdm(total=total, initial=initial, desc="train", unit="step", dynamic_ncols=True, file=sys.stderr)
 
 
-def _trim_log(path: Path, upto: int) -> None:
-    """Drop log lines past ``upto`` (written after the checkpoint a resumed run starts from)."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= upto]
-    path.write_text("".join(ln + "\n" for ln in keep))
-
-
 def train(
     model: nn.Module,
     path: GaussianPath,
@@ -88,6 +81,8 @@ def train(
     standardizer: Standardizer | None = None,
     resume: bool = False,
     progress: bool = True,
+    evaluator: Callable[[nn.Module, int], dict[str, float]] | None = None,
+    tensorboard: bool = False,
 ) -> TrainResult:
     """Train ``model`` on ``data: (N, *D)`` (already in the units the model sees).
 
@@ -95,7 +90,8 @@ def train(
     replacement), times and noise. With ``run_dir`` set, checkpoints (model, EMA, optimizer, RNG,
     data statistics) are written every ``config.checkpoint_every`` steps and at the end, and
     ``metrics.jsonl`` logs the loss; ``resume=True`` continues bit-exactly from the newest intact
-    checkpoint there.
+    checkpoint there. Every ``config.eval_every`` steps, ``evaluator(ema, step)`` (which must not
+    touch the training RNG) returns scores that are logged beside the loss (and to TensorBoard).
     """
     device = resolve_device(config.device)
     model.to(device)
@@ -118,7 +114,7 @@ def train(
         opt.load_state_dict(unflatten_optimizer(groups["optimizer"], meta["optimizer"]))
         set_rng_state(gen, groups["rng"])
         start = int(meta["step"])
-        _trim_log(run_dir / "metrics.jsonl", start)
+        trim_log(run_dir / LOG_FILE, start)
 
     def checkpoint(step: int) -> None:
         if run_dir is None:
@@ -133,8 +129,8 @@ def train(
 
     model.train()
     result = TrainResult(step=start, model=model, ema=ema)
+    logger = MetricsLogger(run_dir, tensorboard=tensorboard)
     bar = _progress(config.steps, start, progress)
-    log_file = (run_dir / "metrics.jsonl").open("a") if run_dir is not None else None
     loss_sum = torch.zeros((), device=device)
     n_since, t_since, train_time = 0, time.perf_counter(), 0.0
     try:
@@ -165,10 +161,7 @@ def train(
                 elapsed = time.perf_counter() - t_since
                 train_time += elapsed
                 result.log.append((step, mean_loss))
-                if log_file is not None:
-                    log_file.write(json.dumps({"step": step, "loss": mean_loss,
-                                               "steps_per_sec": n_since / elapsed}) + "\n")
-                    log_file.flush()
+                logger.loss(step, mean_loss, n_since / elapsed)
                 if bar is not None:
                     bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
                 elif progress:
@@ -180,13 +173,16 @@ def train(
                 if at_ckpt:
                     checkpoint(step)
                 t_since = time.perf_counter()
+            if evaluator is not None and config.eval_every and step % config.eval_every == 0:
+                with torch.no_grad():
+                    logger.evaluation(step, evaluator(ema, step))
+                t_since = time.perf_counter()  # evaluation time is not training time
             if bar is not None:
                 bar.update(1)
             result.step = step
     finally:
         if bar is not None:
             bar.close()
-        if log_file is not None:
-            log_file.close()
+        logger.close()
     model.eval()
     return result

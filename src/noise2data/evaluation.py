@@ -1,0 +1,151 @@
+"""Evaluating a trained run: sample metrics beside their floor, and held-out log-likelihood.
+
+Real data for the comparison comes from the run's own data specification: fresh, independent
+draws for generated data (toy sets, mixtures), whose seeds differ from the training seed; for a
+data file, two disjoint random subsets of it (say so: they are the training points, not held
+out) or, better, a held-out file the user names. Results are plain dicts, written as eval.json.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .data import is_generated, load_data, true_log_prob
+from .errors import UserError
+from .metrics import SAMPLE_METRICS, MetricResult, check_metric_names, compare, format_results
+from .run import Run
+from .training.checkpoint import write_json_atomic
+
+EVAL_METRICS = (*SAMPLE_METRICS, "nll")
+EVAL_FILE = "eval.json"
+HELD_OUT_SEED = 1_000_003  # generated reference data never shares the training draw's seed
+
+
+def real_samples(run: Run, n: int, data: str | None = None, *, seed: int = 0) -> tuple[Tensor, Tensor | None, str]:
+    """Two independent real samples ``(n, *D)`` (the reference and the floor's) and where they came from.
+
+    ``data`` overrides the run's own data specification (e.g. a held-out test file). The floor's
+    sample is None when a file holds fewer than 2n points.
+    """
+    cli = run.config.get("cli", {})
+    spec = data or cli.get("data") or run.config["data"].get("spec")
+    if spec is None:
+        raise UserError(f"{run.run_dir} does not record its data: pass --data with real samples to compare with")
+    if is_generated(spec):
+        base = HELD_OUT_SEED + 2 * seed
+        ref = load_data(spec, n=n, seed=base)
+        return ref, load_data(spec, n=n, seed=base + 1), f"fresh draws of {spec} (not the training draw)"
+    pts = load_data(spec, key=cli.get("key") if data is None else None)
+    if tuple(pts.shape[1:]) != run.data_shape:
+        raise UserError(f"{spec} holds points of shape {tuple(pts.shape[1:])}, the run's are {run.data_shape}")
+    perm = torch.randperm(len(pts), generator=torch.Generator().manual_seed(HELD_OUT_SEED + seed))
+    where = "held-out file" if data else "the training file (not held out)"
+    if len(pts) < 2 * n:
+        note = f"{len(pts)} points of {where}: fewer than 2 x {n}, so no noise floor"
+        return pts[perm[:n]], None, note
+    return pts[perm[:n]], pts[perm[n:2 * n]], f"two disjoint subsets of {where} {spec}"
+
+
+def nll_summary(run: Run, x: Tensor, spec: str | None, *, solver: str = "rk4", steps: int = 64,
+                divergence: str = "auto", seed: int = 0, dequantize: float = 0.0) -> dict:
+    """Mean negative log-likelihood of points ``x: (N, *D)`` in nats and bits/dim, with its standard error.
+
+    With ``dequantize = w > 0`` the points are taken to lie on a grid of spacing ``w`` (in data units):
+    uniform noise on [0, w) is added and bits/dim includes the bin volume (an upper bound on the
+    discrete model's bits/dim). Where the data law is known in closed form the exact value is given.
+    """
+    d = math.prod(run.data_shape)
+    g = torch.Generator().manual_seed(seed)
+    if dequantize > 0:
+        x = x + dequantize * torch.rand(x.shape, generator=g)
+    start = time.perf_counter()
+    out = run.log_likelihood(x, solver=solver, steps=steps, divergence=divergence, seed=seed)
+    seconds = time.perf_counter() - start
+    nll = -out.log_prob.double()
+    if not torch.isfinite(nll).all():
+        raise UserError("the log-likelihood came out NaN/Inf: try more --steps or the dopri5 solver")
+    bits = (nll + (d * math.log(dequantize) if dequantize > 0 else 0.0)) / (d * math.log(2))
+    res = {
+        "n": len(x), "nll_nats": float(nll.mean()), "nll_se": float(nll.std() / math.sqrt(len(x))),
+        "bits_per_dim": float(bits.mean()), "dims": d, "dequantize": dequantize,
+        "solver": solver, "steps": steps if solver != "dopri5" else None, "nfe": out.nfe,
+        "divergence": divergence if divergence != "auto" else ("exact" if d <= 16 else "hutchinson"),
+        "seconds": seconds, "true_nll_nats": None,
+    }
+    true = true_log_prob(spec, x) if spec else None
+    if true is not None:
+        res["true_nll_nats"] = float(-true.double().mean())
+    return res
+
+
+def evaluate_run(
+    run: Run,
+    *,
+    n: int = 4000,
+    metrics: Sequence[str] = ("w2", "mmd", "energy", "precision", "recall"),
+    solver: str = "heun",
+    steps: int = 8,
+    grid: str = "uniform",
+    data: str | None = None,
+    seed: int = 0,
+    nll_n: int = 1000,
+    nll_solver: str = "rk4",
+    nll_steps: int = 64,
+) -> dict:
+    """Sample ``n`` points and report each metric beside its floor (and the NLL when asked).
+
+    Returns a JSON-ready dict: the run, its step, the sampler and NFE, the reference's origin,
+    ``metrics`` (value, floor, ratio per name) and ``nll`` (see :func:`nll_summary`) if requested.
+    """
+    names = check_metric_names(metrics, EVAL_METRICS)
+    sample_names = [m for m in names if m != "nll"]
+    ref, floor_ref, origin = real_samples(run, n, data, seed=seed)
+    result: dict = {"run": str(run.run_dir), "step": run.step, "n": n, "reference": origin,
+                    "sampler": {"solver": solver, "steps": steps, "grid": grid}, "metrics": {}}
+    if sample_names:
+        start = time.perf_counter()
+        out = run.sample(n, solver=solver, steps=steps, grid=grid, seed=seed)
+        result["sampler"] |= {"nfe": out.nfe, "seconds": time.perf_counter() - start}
+        if not torch.isfinite(out.x).all():
+            raise UserError(f"sampling produced NaN/Inf ({solver}, {steps} steps): try more --steps or another solver")
+        res = compare(out.x, ref, floor_ref, metrics=sample_names)
+        result["metrics"] = {k: v.as_dict() for k, v in res.items()}
+    if "nll" in names:
+        spec = data or run.config.get("cli", {}).get("data")
+        held_out = ref[:nll_n] if floor_ref is None else floor_ref[:nll_n]
+        result["nll"] = nll_summary(run, held_out, spec, solver=nll_solver, steps=nll_steps, seed=seed)
+    return result
+
+
+def write_eval(run_dir: str | Path, result: dict, name: str = EVAL_FILE) -> Path:
+    """Write ``result`` as JSON in the run folder (atomically); returns its path."""
+    path = Path(run_dir) / name
+    write_json_atomic(path, result)
+    return path
+
+
+def format_eval(result: dict) -> str:
+    """The plain-text table the CLI prints."""
+    s = result["sampler"]
+    lines = [f"{result['run']} at step {result['step']}: {result['n']} samples, {s['solver']} "
+             f"{s['steps']} steps ({s.get('nfe', '-')} NFE); reference: {result['reference']}"]
+    if result["metrics"]:
+        lines.append(format_results({k: MetricResult(**{f: m[f] for f in MetricResult.__dataclass_fields__})
+                                     for k, m in result["metrics"].items()}))
+    if "nll" in result:
+        lines.append(format_nll(result["nll"]))
+    return "\n".join(lines)
+
+
+def format_nll(r: dict) -> str:
+    """One line: NLL in nats with its standard error, bits/dim, and the exact value where known."""
+    true = f"; exact {r['true_nll_nats']:.4f}" if r.get("true_nll_nats") is not None else ""
+    return (f"nll {r['nll_nats']:.4f} +- {r['nll_se']:.4f} nats ({r['bits_per_dim']:.4f} bits/dim) on {r['n']} "
+            f"held-out points{true}; {r['solver']}, {r['nfe']} NFE, {r['divergence']} divergence, "
+            f"{r['seconds']:.1f} s")

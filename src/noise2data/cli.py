@@ -143,6 +143,14 @@ def _parser() -> argparse.ArgumentParser:
     nl.add_argument("--seed", type=int, default=0)
     nl.add_argument("--device", default="auto")
     nl.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    rp = sub.add_parser("report", help="write RUN/report.html: curves, samples, trajectories, metrics")
+    rp.add_argument("run", help="run folder")
+    rp.add_argument("--n", type=_positive_int, default=2000, help="samples per measurement (default 2000)")
+    rp.add_argument("--metric", default="w2", help="metric of the quality-vs-NFE plot (default w2)")
+    rp.add_argument("--solvers", default="euler,midpoint,heun", help="solvers of the quality-vs-NFE plot")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--device", default="auto")
+    rp.add_argument("--out", help="output HTML file (default RUN/report.html)")
     return p
 
 
@@ -348,7 +356,17 @@ def _nll(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "sample": _sample, "plot-path": _plot_path, "eval": _eval, "nll": _nll}
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    out = build_report(args.run, n=args.n, metric=args.metric, solvers=args.solvers.split(","), seed=args.seed,
+                       out=args.out, device=args.device)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"train": _train, "sample": _sample, "plot-path": _plot_path, "eval": _eval, "nll": _nll,
+            "report": _report}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,15 +1,22 @@
-"""Plots (matplotlib, the ``plot`` extra): samples beside data, trajectories, path marginals."""
+"""Plots (matplotlib, the ``plot`` extra): samples beside data, trajectories, path marginals,
+training curves and quality against the number of function evaluations.
+
+Each function writes a PNG to ``out`` (a path or a binary file object) and returns ``out``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 import torch
 from torch import Tensor
 
 from .errors import require
 from .paths import GaussianPath
+
+Target = str | Path | BinaryIO  # where a PNG goes: a path or a binary file object
 
 
 def _plt():
@@ -28,7 +35,7 @@ def _limits(*arrays: Tensor) -> tuple[tuple[float, float], tuple[float, float]]:
     return (float(lo[0] - pad[0]), float(hi[0] + pad[0])), (float(lo[1] - pad[1]), float(hi[1] + pad[1]))
 
 
-def plot_samples(samples: Tensor, data: Tensor | None, out: str | Path, title: str = "") -> Path:
+def plot_samples(samples: Tensor, data: Tensor | None, out: Target, title: str = "") -> Target:
     """Samples beside data: a scatter for 2-D samples, histograms of up to 4 coordinates otherwise.
 
     Args:
@@ -58,10 +65,10 @@ def plot_samples(samples: Tensor, data: Tensor | None, out: str | Path, title: s
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
-    return Path(out)
+    return out
 
 
-def plot_trajectories(trajectory: Tensor, times: Tensor, out: str | Path, n_show: int = 300) -> Path:
+def plot_trajectories(trajectory: Tensor, times: Tensor, out: Target, n_show: int = 300) -> Target:
     """Trajectories from noise to data: ``trajectory: (S + 1, B, *D)`` at ``times: (S + 1,)``.
 
     2-D data: paths in the plane, noise in grey, samples in colour. Otherwise the first
@@ -84,13 +91,13 @@ def plot_trajectories(trajectory: Tensor, times: Tensor, out: str | Path, n_show
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
-    return Path(out)
+    return out
 
 
 def plot_path_marginals(
-    path: GaussianPath, data: Tensor, out: str | Path, times: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+    path: GaussianPath, data: Tensor, out: Target, times: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
     seed: int = 0,
-) -> Path:
+) -> Target:
     """Histograms of the path's marginal p_t (x_t = alpha_t x1 + sigma_t x0, x1 ~ data) at a few t.
 
     ``data: (n, 2)`` for 2-D histograms; other shapes show coordinate 0's density.
@@ -114,4 +121,49 @@ def plot_path_marginals(
         ax.set_yticks([])
     fig.savefig(out, dpi=100)
     plt.close(fig)
-    return Path(out)
+    return out
+
+
+def plot_training_curves(loss_rows: list[dict], eval_rows: list[dict], out: Target) -> Target:
+    """The loss against the step, and beside it each periodic evaluation metric with its floor.
+
+    ``loss_rows``: ``{"step", "loss"}`` dicts; ``eval_rows``: ``{"step", "eval": {name: value,
+    name_floor: floor}}`` dicts (both as in ``metrics.jsonl``).
+    """
+    plt = _plt()
+    names = sorted({k for r in eval_rows for k in r["eval"] if not k.endswith("_floor")})
+    fig, axes = plt.subplots(1, 1 + len(names), figsize=(4.6 * (1 + len(names)), 3.4), squeeze=False)
+    ax = axes[0][0]
+    ax.plot([r["step"] for r in loss_rows], [r["loss"] for r in loss_rows], lw=1)
+    ax.set(xlabel="step", ylabel="training loss", title="loss")
+    for ax, name in zip(axes[0][1:], names, strict=True):
+        rows = [r for r in eval_rows if name in r["eval"]]
+        ax.plot([r["step"] for r in rows], [r["eval"][name] for r in rows], marker="o", ms=3, label="EMA model")
+        floors = [r["eval"].get(f"{name}_floor") for r in rows if r["eval"].get(f"{name}_floor") is not None]
+        if floors:
+            ax.axhline(floors[-1], color="k", ls="--", lw=1, label="noise floor")
+        ax.set(xlabel="step", title=name)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def plot_quality_vs_nfe(curves: dict[str, list[tuple[int, float]]], floor: float | None, metric: str,
+                        out: Target) -> Target:
+    """``curves``: solver -> ``[(nfe, value), ...]``, on log-log axes, with the noise floor as a line."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.2, 3.8))
+    for solver, pts in curves.items():
+        if pts:
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=4, label=solver)
+    if floor is not None:
+        ax.axhline(floor, color="k", ls="--", lw=1, label="noise floor")
+    ax.set(xscale="log", yscale="log", xlabel="function evaluations (NFE)", ylabel=metric,
+           title=f"{metric} against NFE")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

@@ -1,0 +1,163 @@
+"""One self-contained HTML report of a run: config, training curves, samples beside data,
+trajectories, quality against NFE, and the metrics table with noise floors.
+
+Images are PNGs embedded as base64 data URIs, so the file can be mailed or archived alone. A
+tiny script records on ``<body>`` how many images decoded (``data-images-loaded`` of
+``data-images-total``), which the tests read back from headless Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import UserError
+from .evaluation import EVAL_FILE, evaluate_run, real_samples
+from .metrics import check_metric_names, evaluate_pair
+from .plotting import plot_quality_vs_nfe, plot_samples, plot_training_curves, plot_trajectories
+from .run import Run, load_run
+from .samplers import TABLEAUX, steps_for_nfe
+from .training.logger import read_log
+
+REPORT_FILE = "report.html"
+DEFAULT_NFES = (1, 2, 4, 8, 16, 32)
+
+STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.8em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 0.9em; } td, th { padding: 3px 10px; border-bottom: 1px solid #eee; }
+th { text-align: left; } td.num { text-align: right; font-variant-numeric: tabular-nums; }
+img { max-width: 100%; } .note { color: #666; font-size: 0.85em; }
+pre { background: #f6f6f6; padding: 0.8em; font-size: 0.8em; overflow-x: auto; }
+"""
+LOAD_CHECK = """<script>
+window.addEventListener("load", () => {
+  const imgs = Array.from(document.images);
+  document.body.dataset.imagesTotal = imgs.length;
+  document.body.dataset.imagesLoaded = imgs.filter(i => i.complete && i.naturalWidth > 0).length;
+});
+</script>"""
+
+
+def png_data_uri(draw: Callable[[io.BytesIO], object]) -> str:
+    """Render a plot into memory and return it as a ``data:image/png;base64,...`` URI."""
+    buf = io.BytesIO()
+    draw(buf)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def quality_vs_nfe(run: Run, *, n: int, metric: str, solvers: Sequence[str], nfes: Sequence[int],
+                   seed: int = 0) -> tuple[dict[str, list[tuple[int, float]]], float | None]:
+    """``metric`` of samples against real data for each fixed-step solver at each NFE budget it can meet."""
+    check_metric_names([metric])
+    ref, floor_ref, _ = real_samples(run, n, seed=seed)
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for solver in solvers:
+        if solver not in TABLEAUX:
+            raise UserError(f"quality-vs-NFE takes fixed-step solvers ({', '.join(TABLEAUX)}), got '{solver}'")
+        curves[solver] = []
+        for nfe in nfes:
+            steps = steps_for_nfe(solver, nfe)
+            if steps is not None:
+                x = run.sample(n, solver=solver, steps=steps, seed=seed).x
+                curves[solver].append((nfe, evaluate_pair(x, ref, [metric])[metric]))
+    floor = evaluate_pair(floor_ref, ref, [metric])[metric] if floor_ref is not None else None
+    return curves, floor
+
+
+def _metrics_table(result: dict) -> str:
+    rows = []
+    for m in result["metrics"].values():
+        floor = f"{m['floor']:.4f}" if m["floor"] is not None else "-"
+        ratio = f"{m['ratio']:.2f}x" if m["ratio"] is not None else "-"
+        better = "higher" if m["higher_is_better"] else "lower"
+        rows.append(f"<tr><td>{m['name']}</td><td class=num>{m['value']:.4f}</td><td class=num>{floor}</td>"
+                    f"<td class=num>{ratio}</td><td>{better}</td></tr>")
+    s = result["sampler"]
+    out = (f"<p>{result['n']} samples, {html.escape(s['solver'])} with {s['steps']} steps "
+           f"({s.get('nfe', '-')} NFE) at step {result['step']}; reference: {html.escape(result['reference'])}. "
+           "The floor is the same metric between two independent real samples of the same size.</p>"
+           "<table><tr><th>metric</th><th>value</th><th>noise floor</th><th>value / floor</th><th>better</th></tr>"
+           + "".join(rows) + "</table>")
+    if "nll" in result:
+        r = result["nll"]
+        exact = f"; exact value {r['true_nll_nats']:.4f} nats" if r.get("true_nll_nats") is not None else ""
+        out += (f"<p>Negative log-likelihood of {r['n']} held-out points: <b>{r['nll_nats']:.4f} &plusmn; "
+                f"{r['nll_se']:.4f} nats</b> ({r['bits_per_dim']:.4f} bits/dim){exact}; {r['solver']}, "
+                f"{r['nfe']} NFE, {r['divergence']} divergence.</p>")
+    return out
+
+
+def build_report(
+    run_dir: str | Path,
+    *,
+    n: int = 2000,
+    metric: str = "w2",
+    solvers: Sequence[str] = ("euler", "midpoint", "heun"),
+    nfes: Sequence[int] = DEFAULT_NFES,
+    seed: int = 0,
+    out: str | Path | None = None,
+    device: str = "cpu",
+) -> Path:
+    """Write ``RUN/report.html`` (or ``out``) and return its path.
+
+    The metrics table is the run's ``eval.json`` when there is one (from ``noise2data eval``), else
+    a fresh evaluation with ``n`` samples (heun, 8 steps), with the NLL when the data has at most
+    16 dimensions.
+    """
+    start = time.perf_counter()
+    run = load_run(run_dir, device=device)
+    d = math.prod(run.data_shape)
+    eval_file = run.run_dir / EVAL_FILE
+    if eval_file.is_file():
+        result, source = json.loads(eval_file.read_text()), f"from {EVAL_FILE}"
+    else:
+        metrics = ["w2", "mmd", "energy", "precision", "recall"] + (["nll"] if d <= 16 else [])
+        result = evaluate_run(run, n=n, metrics=metrics, seed=seed, nll_n=min(n, 1000))
+        source = "computed for this report"
+    ref = real_samples(run, n, seed=seed)[0]
+    sample = run.sample(n, solver=result["sampler"]["solver"], steps=result["sampler"]["steps"], seed=seed)
+    traj = run.sample(min(n, 300), solver="heun", steps=32, seed=seed + 1, trajectory=True)
+    curves, floor = quality_vs_nfe(run, n=n, metric=metric, solvers=solvers, nfes=nfes, seed=seed)
+    loss_rows, eval_rows = read_log(run.run_dir)
+
+    figures = []
+    if loss_rows:
+        figures.append(("Training curves", png_data_uri(lambda f: plot_training_curves(loss_rows, eval_rows, f))))
+    title = f"{result['sampler']['solver']}, {sample.nfe} NFE"
+    figures.append(("Samples beside data", png_data_uri(lambda f: plot_samples(sample.x, ref, f, title=title))))
+    figures.append(("Trajectories from noise to data",
+                    png_data_uri(lambda f: plot_trajectories(traj.trajectory, traj.times, f))))
+    figures.append((f"Quality against NFE ({metric}, {n} samples)",
+                    png_data_uri(lambda f: plot_quality_vs_nfe(curves, floor, metric, f))))
+
+    def cell(pts: list[tuple[int, float]], k: int) -> str:
+        return f"<td class=num>{dict(pts)[k]:.4f}</td>" if k in dict(pts) else "<td class=num>-</td>"
+
+    nfe_rows = "".join(f"<tr><td>{s}</td>" + "".join(cell(pts, k) for k in nfes) + "</tr>" for s, pts in curves.items())
+    nfe_table = ("<table><tr><th>solver</th>" + "".join(f"<th>NFE {k}</th>" for k in nfes) + "</tr>" + nfe_rows
+                 + "</table>" + (f"<p class=note>noise floor {floor:.4f}</p>" if floor is not None else ""))
+    body = [f"<h1>noise2data run {html.escape(str(run.run_dir))}</h1>",
+            f"<p class=note>step {run.step}, data shape {run.data_shape}, report written "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S')} in {{seconds}} s</p>",
+            f"<h2>Metrics ({source})</h2>", _metrics_table(result)]
+    for caption, uri in figures:
+        body.append(f"<h2>{html.escape(caption)}</h2><img alt=\"{html.escape(caption)}\" src=\"{uri}\">")
+        if caption.startswith("Quality"):
+            body.append(nfe_table)
+    body.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(run.config, indent=2)) + "</pre>")
+    text = "\n".join(body).replace("{seconds}", f"{time.perf_counter() - start:.1f}")
+    page = (f"<!doctype html><html><head><meta charset=utf-8><title>noise2data report: "
+            f"{html.escape(run.run_dir.name)}</title><style>{STYLE}</style>{LOAD_CHECK}</head>"
+            f"<body>{text}</body></html>")
+    out_path = Path(out) if out else run.run_dir / REPORT_FILE
+    tmp = out_path.with_name(out_path.name + ".tmp")
+    tmp.write_text(page)
+    tmp.replace(out_path)
+    return out_path

@@ -22,7 +22,7 @@ from .metrics import SAMPLE_METRICS, MetricResult, check_metric_names, compare, 
 from .run import Run
 from .training.checkpoint import write_json_atomic
 
-EVAL_METRICS = (*SAMPLE_METRICS, "nll")
+EVAL_METRICS = (*SAMPLE_METRICS, "nll", "fid", "kid")
 EVAL_FILE = "eval.json"
 HELD_OUT_SEED = 1_000_003  # generated reference data never shares the training draw's seed
 
@@ -97,25 +97,39 @@ def evaluate_run(
     nll_n: int = 1000,
     nll_solver: str = "rk4",
     nll_steps: int = 64,
+    features: str | None = None,
 ) -> dict:
     """Sample ``n`` points and report each metric beside its floor (and the NLL when asked).
 
     Returns a JSON-ready dict: the run, its step, the sampler and NFE, the reference's origin,
-    ``metrics`` (value, floor, ratio per name) and ``nll`` (see :func:`nll_summary`) if requested.
+    ``metrics`` (value, floor, ratio per name), ``nll`` (see :func:`nll_summary`) and ``image``
+    (FID/KID with floors, from the extractor saved at ``features``) when requested.
     """
     names = check_metric_names(metrics, EVAL_METRICS)
-    sample_names = [m for m in names if m != "nll"]
+    sample_names = [m for m in names if m in SAMPLE_METRICS]
+    image_names = [m for m in names if m in ("fid", "kid")]
+    if image_names and features is None:
+        raise UserError("fid/kid need a feature extractor: train one with 'noise2data features --data ... "
+                        "--out FILE' and pass --features FILE")
     ref, floor_ref, origin = real_samples(run, n, data, seed=seed)
     result: dict = {"run": str(run.run_dir), "step": run.step, "n": n, "reference": origin,
                     "sampler": {"solver": solver, "steps": steps, "grid": grid}, "metrics": {}}
-    if sample_names:
+    out = None
+    if sample_names or image_names:
         start = time.perf_counter()
         out = run.sample(n, solver=solver, steps=steps, grid=grid, seed=seed)
         result["sampler"] |= {"nfe": out.nfe, "seconds": time.perf_counter() - start}
         if not torch.isfinite(out.x).all():
             raise UserError(f"sampling produced NaN/Inf ({solver}, {steps} steps): try more --steps or another solver")
-        res = compare(out.x, ref, floor_ref, metrics=sample_names)
-        result["metrics"] = {k: v.as_dict() for k, v in res.items()}
+        if sample_names:
+            res = compare(out.x, ref, floor_ref, metrics=sample_names)
+            result["metrics"] = {k: v.as_dict() for k, v in res.items()}
+    if image_names:
+        from .metrics.features import load_extractor
+        from .metrics.fid import image_quality
+
+        ext = load_extractor(features)
+        result["image"] = image_quality(ext, out.x, ref, floor_ref)
     if "nll" in names:
         spec = data or run.config.get("cli", {}).get("data")
         held_out = ref[:nll_n] if floor_ref is None else floor_ref[:nll_n]
@@ -140,6 +154,12 @@ def format_eval(result: dict) -> str:
                                      for k, m in result["metrics"].items()}))
     if "nll" in result:
         lines.append(format_nll(result["nll"]))
+    if "image" in result:
+        r = result["image"]
+        floor = (f" (floor {r['fid_floor']:.4f} / {r['kid_floor']:.5f})" if "fid_floor" in r else "")
+        acc = "unknown" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
+        lines.append(f"FID {r['fid']:.4f}, KID {r['kid']:.5f}{floor} with {r['extractor']}, validation "
+                     f"accuracy {acc}, data sha256 {r['data_sha256'][:12]}")
     return "\n".join(lines)
 
 

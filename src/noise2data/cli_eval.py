@@ -1,0 +1,136 @@
+"""The evaluation commands of the CLI: ``eval``, ``nll``, ``report`` and ``features``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from .errors import UserError
+
+
+def add_evaluation_commands(sub: argparse._SubParsersAction, positive_int: Callable[[str], int]) -> None:
+    """Register the evaluation sub-commands on the CLI's sub-parsers."""
+    _positive_int = positive_int
+    e = sub.add_parser("eval", help="sample a run and compare with real data, each metric beside its floor")
+    e.add_argument("run", help="run folder")
+    e.add_argument("--n", type=_positive_int, default=4000, help="samples and real points (default 4000)")
+    e.add_argument("--metrics", default="w2,mmd,energy,precision,recall",
+                   help="comma-separated: w2, sw2, mmd, energy, precision, recall, nll")
+    e.add_argument("--solver", default="heun", help="euler, midpoint, heun, rk4, dopri5 (default heun)")
+    e.add_argument("--steps", type=_positive_int, default=8, help="solver steps (default 8)")
+    e.add_argument("--grid", default="uniform", choices=["uniform", "edm"])
+    e.add_argument("--data", help="real data to compare with (default: the run's own; name a held-out file)")
+    e.add_argument("--nll-n", type=_positive_int, default=1000, help="held-out points for nll (default 1000)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.add_argument("--features", help="feature extractor for fid/kid (from 'noise2data features')")
+    e.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
+    e.add_argument("--out", help="where to write the JSON (default RUN/eval.json)")
+    nl = sub.add_parser("nll", help="exact log-likelihood of held-out points (probability-flow ODE)")
+    nl.add_argument("run", help="run folder")
+    nl.add_argument("--data", help="points to score: a toy name, gmm:FILE.json or an array file "
+                    "(default: fresh draws of the run's data)")
+    nl.add_argument("--n", type=_positive_int, default=2000, help="points (default 2000)")
+    nl.add_argument("--solver", default="rk4", help="ODE solver (default rk4)")
+    nl.add_argument("--steps", type=_positive_int, default=64, help="solver steps (default 64)")
+    nl.add_argument("--divergence", default="auto", choices=["auto", "exact", "hutchinson"],
+                    help="exact trace (auto for <= 16 dims) or Hutchinson's estimate")
+    nl.add_argument("--dequantize", type=float, default=0.0,
+                    help="grid spacing of discrete data in data units (e.g. 1 for integer pixels): adds "
+                         "uniform noise and reports dequantised bits/dim")
+    nl.add_argument("--seed", type=int, default=0)
+    nl.add_argument("--device", default="auto")
+    nl.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    rp = sub.add_parser("report", help="write RUN/report.html: curves, samples, trajectories, metrics")
+    rp.add_argument("run", help="run folder")
+    rp.add_argument("--n", type=_positive_int, default=2000, help="samples per measurement (default 2000)")
+    rp.add_argument("--metric", default="w2", help="metric of the quality-vs-NFE plot (default w2)")
+    rp.add_argument("--solvers", default="euler,midpoint,heun", help="solvers of the quality-vs-NFE plot")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--device", default="auto")
+    rp.add_argument("--out", help="output HTML file (default RUN/report.html)")
+    ft = sub.add_parser("features", help="train the in-domain feature extractor that FID/KID use")
+    ft.add_argument("--data", required=True, help="digits, or mnist:FOLDER (IDX files; trains on train, "
+                    "validates on test)")
+    ft.add_argument("--epochs", type=_positive_int, help="passes over the training images (default 3 for "
+                    "mnist, 30 for the 1,437 digits)")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--out", required=True, help="output .safetensors (its metadata goes beside it as .json)")
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from .evaluation import evaluate_run, format_eval, write_eval
+    from .run import load_run
+
+    names = [m.strip() for m in args.metrics.split(",")]
+    run = load_run(args.run, device=args.device)
+    res = evaluate_run(run, n=args.n, metrics=names, solver=args.solver, steps=args.steps, grid=args.grid,
+                       data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features)
+    out = write_eval(Path(args.out).parent, res, Path(args.out).name) if args.out else write_eval(args.run, res)
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(format_eval(res))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _nll(args: argparse.Namespace) -> int:
+    from .data import load_data
+    from .evaluation import format_nll, nll_summary, real_samples
+    from .run import load_run
+
+    run = load_run(args.run, device=args.device)
+    if args.dequantize < 0:
+        raise UserError(f"--dequantize must be >= 0, got {args.dequantize}")
+    if args.data and not Path(args.data).exists():
+        x = load_data(args.data, n=args.n, seed=1_000_003 + args.seed)  # a name: fresh draws
+    elif args.data:
+        x = load_data(args.data)[: args.n]
+    else:
+        x = real_samples(run, args.n, seed=args.seed)[0]
+    if tuple(x.shape[1:]) != run.data_shape:
+        raise UserError(f"the points have shape {tuple(x.shape[1:])}, the run models {run.data_shape}")
+    spec = args.data or run.config.get("cli", {}).get("data")
+    res = nll_summary(run, x, spec, solver=args.solver, steps=args.steps, divergence=args.divergence,
+                      seed=args.seed, dequantize=args.dequantize)
+    print(json.dumps(res) if args.json else format_nll(res))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    out = build_report(args.run, n=args.n, metric=args.metric, solvers=args.solvers.split(","), seed=args.seed,
+                       out=args.out, device=args.device)
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _features(args: argparse.Namespace) -> int:
+    from .data.images import LabelledImages, load_labelled_images
+    from .metrics.features import save_extractor, train_feature_net
+
+    if not args.out.endswith(".safetensors"):
+        raise UserError(f"--out must name a .safetensors file, got {args.out}")
+    if args.data == "digits":  # one set: hold out every fifth image for validation
+        full = load_labelled_images("digits")
+        val_mask = torch.arange(len(full.labels)) % 5 == 0
+        train_set = LabelledImages(full.images[~val_mask], full.labels[~val_mask], full.value_range, "digits-train")
+        val_set = LabelledImages(full.images[val_mask], full.labels[val_mask], full.value_range, "digits-val")
+    else:
+        train_set, val_set = load_labelled_images(args.data, "train"), load_labelled_images(args.data, "test")
+    epochs = args.epochs or (30 if args.data == "digits" else 3)
+    ext = train_feature_net(train_set, val_set, epochs=epochs, seed=args.seed)
+    save_extractor(ext, args.out)
+    print(f"wrote {args.out}: validation accuracy {ext.val_accuracy:.4f} on {len(val_set.labels)} images",
+          file=sys.stderr)
+    return 0
+
+
+EVALUATION_COMMANDS = {"eval": _eval, "nll": _nll, "report": _report, "features": _features}

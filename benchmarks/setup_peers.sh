@@ -5,7 +5,8 @@
 # Everything is installed with --no-deps on top of an explicit list, so pip never resolves a
 # different torch than the CPU build the developers' guide pins:
 #   - flow-matching 1.0.10 imports tqdm without declaring it;
-#   - torchcfm needs torchdyn, whose own requirements (lightning, ...) are not used on this path.
+#   - torchcfm declares torchdyn (installed as asked, --no-deps), but its training API does not import it;
+#     torchdyn itself needs pytorch-lightning, so sampling uses torchdiffeq, as torchcfm's image examples do.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${PEERS_VENV:-benchmarks/.peers-venv}

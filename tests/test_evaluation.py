@@ -80,7 +80,8 @@ def test_nll_command(run_dir, capsys):
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["eval", "RUN", "--metrics", "w2,fid"], "unknown metric"),
+    (["eval", "RUN", "--metrics", "w2,fud"], "unknown metric"),
+    (["eval", "RUN", "--metrics", "fid"], "feature extractor"),
     (["eval", "RUN", "--solver", "rk9"], "unknown solver"),
     (["nll", "RUN", "--dequantize", "-1"], "dequantize"),
     (["nll", "RUN", "--data", "POINTS"], "shape"),
@@ -125,8 +126,10 @@ def chromium() -> str | None:
 
 def test_report_is_self_contained_and_renders(run_dir, tmp_path):
     pytest.importorskip("matplotlib")
+    run_copy = tmp_path / "run"  # without an eval.json from the other tests: the report evaluates itself
+    shutil.copytree(run_dir, run_copy, ignore=shutil.ignore_patterns("eval.json", "e*.json"))
     out = tmp_path / "report.html"
-    assert main(["report", str(run_dir), "--n", "300", "--solvers", "euler,heun", "--device", "cpu",
+    assert main(["report", str(run_copy), "--n", "300", "--solvers", "euler,heun", "--device", "cpu",
                  "--out", str(out)]) == 0
     page = out.read_text()
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,', page)
@@ -164,3 +167,35 @@ def test_eval_as_a_subprocess(run_dir):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["metrics"]["energy"]["floor"] > 0
+
+
+def test_dequantised_training_and_bits_per_dim(tmp_path, capsys):
+    import numpy as np
+
+    # integer "pixels" 0..3 in 4 dimensions: a uniform model of them has exactly 2 bits/dim
+    levels = np.random.default_rng(0).integers(0, 4, (3000, 4)).astype(np.float32)
+    np.save(tmp_path / "ints.npy", levels)
+    out = tmp_path / "deq"
+    assert main(["train", "--data", str(tmp_path / "ints.npy"), "--out", str(out), "--dequantize", "1",
+                 *FAST]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["dequantize"] == 1.0
+    assert main(["nll", str(out), "--data", str(tmp_path / "ints.npy"), "--n", "300", "--steps", "16",
+                 "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["dequantize"] == 1.0  # taken from the run
+    # the data are uniform on 4^4 cells: 2 bits/dim is the truth, and a short run lands near it
+    assert 1.9 < res["bits_per_dim"] < 2.6
+    assert main(["train", "--data", "moons", "--out", str(tmp_path / "bad"), "--dequantize", "-1", *FAST]) == 2
+
+
+def test_report_uses_eval_json_only_for_the_current_step(run_dir, tmp_path):
+    pytest.importorskip("matplotlib")
+    run_copy = tmp_path / "run"
+    shutil.copytree(run_dir, run_copy, ignore=shutil.ignore_patterns("*.json.tmp"))
+    fake = {"run": str(run_copy), "n": 10, "reference": "r", "sampler": {"solver": "heun", "steps": 2, "nfe": 4},
+            "metrics": {"w2": {"name": "w2", "value": 123.4567, "floor": 1.0, "n": 10, "higher_is_better": False,
+                               "ratio": 123.4567}}}
+    for step, shown in ((120, True), (60, False)):
+        (run_copy / "eval.json").write_text(json.dumps(fake | {"step": step}))
+        assert main(["report", str(run_copy), "--n", "200", "--solvers", "euler", "--device", "cpu"]) == 0
+        assert ("123.4567" in (run_copy / "report.html").read_text()) == shown

@@ -23,12 +23,13 @@ TRAIN_DEFAULTS = {
     "device": "auto", "n_data": 100_000, "standardize": "feature", "ema_decay": 0.999, "grad_clip": 1.0,
     "checkpoint_every": 1000, "keep": 3, "key": None, "coupling": "independent",
     "lr_schedule": "cosine", "warmup_steps": 100, "eval_every": 0, "eval_metrics": "w2,mmd", "eval_n": 1000,
-    "tensorboard": False,
+    "tensorboard": False, "dequantize": 0.0,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
     "data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth", "time_embedding",
     "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
+    "dequantize",
 )
 
 
@@ -83,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=_positive_int, help="checkpoints to keep (default 3)")
     t.add_argument("--seed", type=int, help="default 0")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    t.add_argument("--dequantize", type=float, help="discrete data on a grid of this spacing (e.g. 1 for integer "
+                   "pixels): train on uniformly dequantised batches (default 0: off)")
     t.add_argument("--eval-every", type=int, help="steps between evaluations of the EMA model, logged to "
                    "metrics.jsonl (default 0: none)")
     t.add_argument("--eval-metrics", help="metrics for --eval-every (default w2,mmd)")
@@ -166,7 +169,7 @@ def _train(args: argparse.Namespace) -> int:
                        warmup_steps=opts["warmup_steps"],
                        seed=opts["seed"], ema_decay=opts["ema_decay"], grad_clip=opts["grad_clip"],
                        checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=opts["device"],
-                       eval_every=opts["eval_every"])
+                       eval_every=opts["eval_every"], dequantize=opts["dequantize"])
     mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"],
                      time_embedding=opts["time_embedding"])
     resolve_device(tcfg.device)  # fail before anything is written

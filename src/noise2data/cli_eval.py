@@ -20,7 +20,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction, positive_int: Calla
     e.add_argument("run", help="run folder")
     e.add_argument("--n", type=_positive_int, default=4000, help="samples and real points (default 4000)")
     e.add_argument("--metrics", default="w2,mmd,energy,precision,recall",
-                   help="comma-separated: w2, sw2, mmd, energy, precision, recall, nll")
+                   help="comma-separated: w2, sw2, mmd, energy, precision, recall, nll, fid, kid")
     e.add_argument("--solver", default="heun", help="euler, midpoint, heun, rk4, dopri5 (default heun)")
     e.add_argument("--steps", type=_positive_int, default=8, help="solver steps (default 8)")
     e.add_argument("--grid", default="uniform", choices=["uniform", "edm"])
@@ -40,9 +40,9 @@ def add_evaluation_commands(sub: argparse._SubParsersAction, positive_int: Calla
     nl.add_argument("--steps", type=_positive_int, default=64, help="solver steps (default 64)")
     nl.add_argument("--divergence", default="auto", choices=["auto", "exact", "hutchinson"],
                     help="exact trace (auto for <= 16 dims) or Hutchinson's estimate")
-    nl.add_argument("--dequantize", type=float, default=0.0,
+    nl.add_argument("--dequantize", type=float,
                     help="grid spacing of discrete data in data units (e.g. 1 for integer pixels): adds "
-                         "uniform noise and reports dequantised bits/dim")
+                         "uniform noise and reports dequantised bits/dim (default: as the run was trained)")
     nl.add_argument("--seed", type=int, default=0)
     nl.add_argument("--device", default="auto")
     nl.add_argument("--json", action="store_true", help="print one JSON object on stdout")
@@ -82,14 +82,15 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _nll(args: argparse.Namespace) -> int:
     from .data import load_data
-    from .evaluation import format_nll, nll_summary, real_samples
+    from .evaluation import HELD_OUT_SEED, format_nll, nll_summary, real_samples
     from .run import load_run
 
     run = load_run(args.run, device=args.device)
-    if args.dequantize < 0:
-        raise UserError(f"--dequantize must be >= 0, got {args.dequantize}")
+    dequantize = args.dequantize if args.dequantize is not None else float(run.config["train"].get("dequantize", 0))
+    if dequantize < 0:
+        raise UserError(f"--dequantize must be >= 0, got {dequantize}")
     if args.data and not Path(args.data).exists():
-        x = load_data(args.data, n=args.n, seed=1_000_003 + args.seed)  # a name: fresh draws
+        x = load_data(args.data, n=args.n, seed=HELD_OUT_SEED + args.seed)  # a name: fresh draws
     elif args.data:
         x = load_data(args.data)[: args.n]
     else:
@@ -98,7 +99,7 @@ def _nll(args: argparse.Namespace) -> int:
         raise UserError(f"the points have shape {tuple(x.shape[1:])}, the run models {run.data_shape}")
     spec = args.data or run.config.get("cli", {}).get("data")
     res = nll_summary(run, x, spec, solver=args.solver, steps=args.steps, divergence=args.divergence,
-                      seed=args.seed, dequantize=args.dequantize)
+                      seed=args.seed, dequantize=dequantize)
     print(json.dumps(res) if args.json else format_nll(res))
     return 0
 

@@ -133,13 +133,15 @@ def evaluate_run(
     if "nll" in names:
         spec = data or run.config.get("cli", {}).get("data")
         held_out = ref[:nll_n] if floor_ref is None else floor_ref[:nll_n]
-        result["nll"] = nll_summary(run, held_out, spec, solver=nll_solver, steps=nll_steps, seed=seed)
+        result["nll"] = nll_summary(run, held_out, spec, solver=nll_solver, steps=nll_steps, seed=seed,
+                                    dequantize=float(run.config["train"].get("dequantize", 0.0)))
     return result
 
 
 def write_eval(run_dir: str | Path, result: dict, name: str = EVAL_FILE) -> Path:
     """Write ``result`` as JSON in the run folder (atomically); returns its path."""
     path = Path(run_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, result)
     return path
 

@@ -107,17 +107,18 @@ def build_report(
 ) -> Path:
     """Write ``RUN/report.html`` (or ``out``) and return its path.
 
-    The metrics table is the run's ``eval.json`` when there is one (from ``noise2data eval``), else
-    a fresh evaluation with ``n`` samples (heun, 8 steps), with the NLL when the data has at most
-    16 dimensions.
+    The metrics table is the run's ``eval.json`` when there is one for the current step (from
+    ``noise2data eval``), else a fresh evaluation with ``n`` samples (heun, 8 steps), with the NLL
+    when the data has at most 16 dimensions.
     """
     start = time.perf_counter()
     run = load_run(run_dir, device=device)
     d = math.prod(run.data_shape)
     eval_file = run.run_dir / EVAL_FILE
-    if eval_file.is_file():
-        result, source = json.loads(eval_file.read_text()), f"from {EVAL_FILE}"
-    else:
+    stored = json.loads(eval_file.read_text()) if eval_file.is_file() else None
+    if stored is not None and stored.get("step") == run.step and stored.get("metrics"):
+        result, source = stored, f"from {EVAL_FILE}"
+    else:  # none, or one made at another step: it would not describe these weights
         metrics = ["w2", "mmd", "energy", "precision", "recall"] + (["nll"] if d <= 16 else [])
         result = evaluate_run(run, n=n, metrics=metrics, seed=seed, nll_n=min(n, 1000))
         source = "computed for this report"

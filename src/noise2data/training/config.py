@@ -29,6 +29,9 @@ class TrainConfig:
         ema_decay: decay of the exponential moving average of the weights (0 disables it); the
             decay used at step k is min(ema_decay, (1 + k) / (10 + k)), a warm-up.
         grad_clip: clip the global gradient norm to this value (0 disables clipping).
+        dequantize: for discrete data on a grid of this spacing (in data units, e.g. 1 for integer
+            pixels), add uniform noise on [0, dequantize) to every batch, so the model learns a
+            density whose dequantised likelihood (bits/dim) is meaningful; 0 = off.
         objective: what the model predicts: ``velocity`` (flow matching), ``noise``, ``data`` or
             ``score`` (denoising score matching).
         time_dist: the distribution of training times.
@@ -50,6 +53,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     ema_decay: float = 0.999
     grad_clip: float = 1.0
+    dequantize: float = 0.0
     objective: str = "velocity"
     time_dist: TimeDistribution = field(default_factory=TimeDistribution)
     coupling: str = "independent"
@@ -75,8 +79,8 @@ class TrainConfig:
             raise UserError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.ema_decay < 1:
             raise UserError(f"ema-decay must be in [0, 1), got {self.ema_decay}")
-        if self.grad_clip < 0 or self.weight_decay < 0:
-            raise UserError("grad-clip and weight-decay must be >= 0")
+        if self.grad_clip < 0 or self.weight_decay < 0 or self.dequantize < 0:
+            raise UserError("grad-clip, weight-decay and dequantize must be >= 0")
         check_prediction(self.objective)
         get_coupling(self.coupling)
         if isinstance(self.time_dist, dict):

@@ -132,13 +132,20 @@ def train(
     logger = MetricsLogger(run_dir, tensorboard=tensorboard)
     bar = _progress(config.steps, start, progress)
     loss_sum = torch.zeros((), device=device)
+    deq = None  # dequantisation noise width in the model's units, per coordinate
+    if config.dequantize > 0:
+        std = standardizer.std if standardizer is not None else torch.ones(data.shape[1:])
+        deq = (config.dequantize / std).to(device=device, dtype=data.dtype)
     n_since, t_since, train_time = 0, time.perf_counter(), 0.0
     try:
         for step in range(start + 1, config.steps + 1):
             idx = torch.randint(0, data.shape[0], (config.batch_size,), generator=gen, device=device)
             for group in opt.param_groups:
                 group["lr"] = config.lr_at(step)
-            loss = training_step_loss(model, path, data[idx], config, gen).mean()
+            x1 = data[idx]
+            if deq is not None:
+                x1 = x1 + deq * torch.rand(x1.shape, generator=gen, device=device, dtype=x1.dtype)
+            loss = training_step_loss(model, path, x1, config, gen).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if config.grad_clip > 0:

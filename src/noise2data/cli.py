@@ -16,6 +16,7 @@ import torch
 from . import __version__
 from .cli_eval import EVALUATION_COMMANDS, add_evaluation_commands
 from .errors import MissingExtraError, UserError, require
+from .training.distributed import init_distributed, shutdown_distributed
 
 TRAIN_DEFAULTS = {
     "steps": 5000, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
@@ -23,7 +24,7 @@ TRAIN_DEFAULTS = {
     "device": "auto", "n_data": 100_000, "standardize": "feature", "ema_decay": 0.999, "grad_clip": 1.0,
     "checkpoint_every": 1000, "keep": 3, "key": None, "coupling": "independent",
     "lr_schedule": "cosine", "warmup_steps": 100, "eval_every": 0, "eval_metrics": "w2,mmd", "eval_n": 1000,
-    "tensorboard": False, "dequantize": 0.0,
+    "tensorboard": False, "dequantize": 0.0, "precision": "fp32", "compile": False, "skip_nonfinite": False,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
@@ -86,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
     t.add_argument("--dequantize", type=float, help="discrete data on a grid of this spacing (e.g. 1 for integer "
                    "pixels): train on uniformly dequantised batches (default 0: off)")
+    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
+    t.add_argument("--compile", action="store_true", default=None, help="torch.compile the network")
+    t.add_argument("--skip-nonfinite", action="store_true", default=None,
+                   help="skip (and count) steps with a non-finite loss or gradient instead of stopping")
     t.add_argument("--eval-every", type=int, help="steps between evaluations of the EMA model, logged to "
                    "metrics.jsonl (default 0: none)")
     t.add_argument("--eval-metrics", help="metrics for --eval-every (default w2,mmd)")
@@ -134,11 +139,8 @@ def _time_dist(spec: str) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .data import Standardizer, load_data
-    from .models import MLPConfig, build_model
-    from .paths import make_path
-    from .run import read_run_config, write_run_config
-    from .training import TrainConfig, list_checkpoints, resolve_device, train
+    from .run import read_run_config
+    from .training import list_checkpoints
 
     out = Path(args.out)
     given = {k: v for k, v in vars(args).items() if v is not None and k in (*TRAIN_DEFAULTS, "data")}
@@ -152,7 +154,7 @@ def _train(args: argparse.Namespace) -> int:
             if k in given and given[k] != stored.get(k):
                 raise UserError(f"--{k.replace('_', '-')} {given[k]} differs from the run's {stored.get(k)}: "
                                 "a resumed run keeps its data, model and optimiser settings")
-        opts = {**stored, **given}
+        opts = {**TRAIN_DEFAULTS, **stored, **given}  # settings added since the run began take defaults
     else:
         if not args.data:
             raise UserError("train needs --data (a toy name, gmm:FILE.json or an array file)")
@@ -160,7 +162,24 @@ def _train(args: argparse.Namespace) -> int:
             raise UserError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
         opts = {**TRAIN_DEFAULTS, **given}
 
+    ctx, device = init_distributed(opts["device"])  # a no-op unless started by torchrun
+    try:
+        return _train_run(args, opts, out, ctx, device, cfg if args.resume else None)
+    finally:
+        shutdown_distributed()
+
+
+def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str, cfg: dict | None) -> int:  # noqa: ANN001
+    from .data import Standardizer, load_data
+    from .models import MLPConfig, build_model
+    from .paths import make_path
+    from .run import write_run_config
+    from .training import TrainConfig, resolve_device, train
+
     data = load_data(opts["data"], n=opts["n_data"], seed=opts["seed"], key=opts["key"])
+    if cfg is not None and list(data.shape[1:]) != list(cfg["data"]["shape"]):
+        raise UserError(f"the data {opts['data']} now has points of shape {tuple(data.shape[1:])}, but the run was "
+                        f"trained on {tuple(cfg['data']['shape'])}: resume with the same data, or train a new run")
     stats = Standardizer.fit(data, opts["standardize"])
     path = make_path(opts["path"])
     tcfg = TrainConfig(steps=opts["steps"], batch_size=opts["batch_size"], lr=opts["lr"],
@@ -168,34 +187,43 @@ def _train(args: argparse.Namespace) -> int:
                        coupling=opts["coupling"], lr_schedule=opts["lr_schedule"],
                        warmup_steps=opts["warmup_steps"],
                        seed=opts["seed"], ema_decay=opts["ema_decay"], grad_clip=opts["grad_clip"],
-                       checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=opts["device"],
-                       eval_every=opts["eval_every"], dequantize=opts["dequantize"])
+                       checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=device,
+                       eval_every=opts["eval_every"], dequantize=opts["dequantize"], precision=opts["precision"],
+                       compile=bool(opts["compile"]), skip_nonfinite=bool(opts["skip_nonfinite"]))
     mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"],
                      time_embedding=opts["time_embedding"])
     resolve_device(tcfg.device)  # fail before anything is written
     if opts["tensorboard"]:
         require("tensorboard", "tensorboard", "--tensorboard")
+    if ctx.active:
+        ctx.part(tcfg.batch_size)  # the global batch must split evenly over the processes
     torch.manual_seed(opts["seed"])
     model = build_model(mcfg.to_dict())
-    if not args.resume:
+    if ctx.is_main and not args.resume:
         out.mkdir(parents=True, exist_ok=True)
         write_run_config(out, {
             "data": {"spec": opts["data"], "shape": list(data.shape[1:]), "n": len(data),
                      "standardize": opts["standardize"]},
             "path": path.spec(), "model": mcfg.to_dict(), "train": tcfg.to_dict(), "cli": opts,
         })
-    elif opts["steps"] != stored["steps"]:
+    elif ctx.is_main and opts["steps"] != cfg["train"]["steps"]:
         write_run_config(out, {**{k: v for k, v in cfg.items() if k != "noise2data_version"},
                                "train": tcfg.to_dict(), "cli": opts})
+    ctx.barrier()  # config.json is written before anyone reads it
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"training {n_params:,}-parameter MLP on {opts['data']} {tuple(data.shape)} "
-          f"({tcfg.objective} objective, {opts['path']} path) -> {out}", file=sys.stderr)
-    evaluator = _periodic_evaluator(out, opts, stats) if opts["eval_every"] else None
+    if ctx.is_main:
+        procs = f", {ctx.world_size} processes of {tcfg.batch_size // ctx.world_size}" if ctx.active else ""
+        print(f"training {n_params:,}-parameter MLP on {opts['data']} {tuple(data.shape)} "
+              f"({tcfg.objective} objective, {opts['path']} path{procs}) -> {out}", file=sys.stderr)
+    evaluator = _periodic_evaluator(out, opts, stats) if opts["eval_every"] and ctx.is_main else None
     result = train(model, path, stats.forward(data), tcfg, run_dir=out, standardizer=stats,
                    resume=args.resume, progress=not args.no_progress, evaluator=evaluator,
                    tensorboard=bool(opts["tensorboard"]))
     final = result.log[-1][1] if result.log else float("nan")
-    print(f"done: step {result.step}, final loss {final:.4f}, {result.steps_per_sec:.1f} steps/s", file=sys.stderr)
+    if ctx.is_main:
+        skips = f", {result.skipped} non-finite steps skipped" if result.skipped else ""
+        print(f"done: step {result.step}, final loss {final:.4f}, {result.steps_per_sec:.1f} steps/s{skips}",
+              file=sys.stderr)
     return 0
 
 

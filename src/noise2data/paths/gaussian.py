@@ -32,6 +32,13 @@ class PathSample:
     x_t: Tensor
     coeffs: ScheduleOutput
 
+    def rows(self, start: int, stop: int) -> PathSample:
+        """The samples ``start:stop`` of the batch (one process's share in data-parallel training)."""
+        c = self.coeffs
+        return PathSample(self.t[start:stop], self.x0[start:stop], self.x1[start:stop], self.x_t[start:stop],
+                          ScheduleOutput(c.alpha[start:stop], c.sigma[start:stop], c.d_alpha[start:stop],
+                                         c.d_sigma[start:stop]))
+
 
 class GaussianPath:
     """The Gaussian conditional path p_t(x | z) = N(alpha_t z, sigma_t^2 I) for a schedule.

@@ -13,6 +13,7 @@ from ..losses import TimeDistribution
 from ..paths import check_prediction
 
 LR_SCHEDULES = ("cosine", "constant")
+PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class TrainConfig:
         keep: how many checkpoints to keep (the newest).
         log_every: steps between log lines (metrics.jsonl and the progress bar).
         eval_every: steps between periodic evaluations (0: none), when train() is given an evaluator.
+        precision: ``fp32``, or autocast to ``bf16`` or ``fp16`` (with a gradient scaler) for the
+            forward pass; weights, optimiser state and EMA stay float32.
+        compile: run the network through ``torch.compile``.
+        skip_nonfinite: on a non-finite loss or gradient, skip the step (counted in metrics.jsonl
+            and the checkpoint) instead of stopping; more than ``MAX_SKIPS`` in a row still stops.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ...
     """
 
@@ -54,6 +60,9 @@ class TrainConfig:
     ema_decay: float = 0.999
     grad_clip: float = 1.0
     dequantize: float = 0.0
+    precision: str = "fp32"
+    compile: bool = False
+    skip_nonfinite: bool = False
     objective: str = "velocity"
     time_dist: TimeDistribution = field(default_factory=TimeDistribution)
     coupling: str = "independent"
@@ -81,6 +90,8 @@ class TrainConfig:
             raise UserError(f"ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.dequantize < 0:
             raise UserError("grad-clip, weight-decay and dequantize must be >= 0")
+        if self.precision not in PRECISIONS:
+            raise UserError(f"unknown precision '{self.precision}': expected one of {', '.join(PRECISIONS)}")
         check_prediction(self.objective)
         get_coupling(self.coupling)
         if isinstance(self.time_dist, dict):
@@ -98,6 +109,10 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise UserError(f"unknown training setting(s) {', '.join(sorted(unknown))}: this config was written by "
+                            "another version of noise2data or edited by hand")
         return cls(**d)
 
 

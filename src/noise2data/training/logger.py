@@ -50,8 +50,9 @@ class MetricsLogger:
             self.file.write(json.dumps(row) + "\n")
             self.file.flush()
 
-    def loss(self, step: int, loss: float, steps_per_sec: float) -> None:
-        self._write({"step": step, "loss": loss, "steps_per_sec": steps_per_sec})
+    def loss(self, step: int, loss: float, steps_per_sec: float, skipped: int = 0) -> None:
+        row = {"step": step, "loss": loss, "steps_per_sec": steps_per_sec}
+        self._write(row | {"skipped": skipped} if skipped else row)
         if self.tb is not None:
             self.tb.add_scalar("train/loss", loss, step)
             self.tb.add_scalar("train/steps_per_sec", steps_per_sec, step)

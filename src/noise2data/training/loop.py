@@ -28,7 +28,9 @@ from .checkpoint import (
     unflatten_optimizer,
 )
 from .config import TrainConfig, resolve_device
+from .distributed import current_context
 from .ema import ema_update_, make_ema
+from .engine import MAX_SKIPS, check_compatible, precision_context, wrap_network
 from .logger import LOG_FILE, MetricsLogger, trim_log
 
 
@@ -41,6 +43,7 @@ class TrainResult:
         log: ``(step, mean loss since the previous entry)`` pairs.
         steps_per_sec: optimiser steps per second over this call (excluding checkpoint writes).
         model, ema: the trained network and its average (the one to sample from).
+        skipped: steps skipped for a non-finite loss or gradient (``skip_nonfinite``), in all.
     """
 
     step: int
@@ -48,17 +51,26 @@ class TrainResult:
     steps_per_sec: float = 0.0
     model: nn.Module | None = None
     ema: nn.Module | None = None
+    skipped: int = 0
 
 
 def training_step_loss(
     model: nn.Module, path: GaussianPath, x1: Tensor, config: TrainConfig, generator: torch.Generator,
-    cond: Tensor | None = None,
+    cond: Tensor | None = None, part: tuple[int, int] | None = None,
 ) -> Tensor:
-    """Per-sample loss ``(B,)`` of one batch ``x1: (B, *D)``: draw t and noise, couple, regress."""
+    """Per-sample loss of one batch ``x1: (B, *D)``: draw t and noise, couple, regress.
+
+    The random numbers and the coupling are drawn for the whole batch; with ``part = (start,
+    stop)`` the network sees only those rows (one process's share of a global batch), and the
+    loss is ``(stop - start,)``; otherwise ``(B,)``.
+    """
     t = config.time_dist.sample(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
     x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
     sample = path.sample(x1, t, get_coupling(config.coupling)(x0, x1))
-    return prediction_loss(model(sample.x_t, t, cond), sample, path, config.objective)
+    if part is not None:
+        sample = sample.rows(*part)
+        cond = cond[part[0]:part[1]] if cond is not None else None
+    return prediction_loss(model(sample.x_t, sample.t, cond), sample, path, config.objective)
 
 
 def _progress(total: int, initial: int, enabled: bool):
@@ -94,49 +106,57 @@ def train(
     touch the training RNG) returns scores that are logged beside the loss (and to TensorBoard).
     """
     device = resolve_device(config.device)
+    ctx = current_context()
+    part = ctx.part(config.batch_size) if ctx.active else None
     model.to(device)
     data = data.to(device)
     ema = make_ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    gen = torch.Generator(device).manual_seed(config.seed)
-    start = 0
+    gen = torch.Generator(device).manual_seed(config.seed)  # the same stream on every rank
+    start, skipped = 0, 0
     run_dir = Path(run_dir) if run_dir is not None else None
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
+    writer_dir = run_dir if ctx.is_main else None  # only rank 0 writes files
+    if writer_dir is not None:
+        writer_dir.mkdir(parents=True, exist_ok=True)
 
     if resume:
         ckpt = latest_checkpoint(run_dir) if run_dir is not None else None
         if ckpt is None:
             raise UserError(f"nothing to resume: no intact checkpoint in {run_dir}/checkpoints")
         groups, meta = load_checkpoint(ckpt, ("model", "ema", "optimizer", "rng"))
+        check_compatible(model, groups["model"], ckpt)
         model.load_state_dict(groups["model"])
         ema.load_state_dict(groups["ema"])
         opt.load_state_dict(unflatten_optimizer(groups["optimizer"], meta["optimizer"]))
         set_rng_state(gen, groups["rng"])
-        start = int(meta["step"])
-        trim_log(run_dir / LOG_FILE, start)
+        start, skipped = int(meta["step"]), int(meta.get("skipped", 0))
+        if writer_dir is not None:
+            trim_log(writer_dir / LOG_FILE, start)
+    ctx.barrier()  # nobody starts before rank 0 has trimmed the log and every rank has loaded
 
     def checkpoint(step: int) -> None:
-        if run_dir is None:
+        if writer_dir is None:
             return
         opt_tensors, opt_rest = flatten_optimizer(opt.state_dict())
         groups = {"model": model.state_dict(), "ema": ema.state_dict(), "optimizer": opt_tensors,
                   "rng": rng_state(gen)}
         if standardizer is not None:
             groups["stats"] = standardizer.state_dict()
-        save_checkpoint(run_dir, step, groups, {"version": __version__, "optimizer": opt_rest},
-                        keep=config.keep)
+        save_checkpoint(writer_dir, step, groups, {"version": __version__, "optimizer": opt_rest,
+                                                   "skipped": skipped}, keep=config.keep)
 
+    net = wrap_network(model, config, ctx, device)
+    autocast, scaler = precision_context(config.precision, device)
     model.train()
     result = TrainResult(step=start, model=model, ema=ema)
-    logger = MetricsLogger(run_dir, tensorboard=tensorboard)
-    bar = _progress(config.steps, start, progress)
+    logger = MetricsLogger(writer_dir, tensorboard=tensorboard)
+    bar = _progress(config.steps, start, progress and ctx.is_main)
     loss_sum = torch.zeros((), device=device)
     deq = None  # dequantisation noise width in the model's units, per coordinate
     if config.dequantize > 0:
         std = standardizer.std if standardizer is not None else torch.ones(data.shape[1:])
         deq = (config.dequantize / std).to(device=device, dtype=data.dtype)
-    n_since, t_since, train_time = 0, time.perf_counter(), 0.0
+    n_since, t_since, train_time, in_a_row = 0, time.perf_counter(), 0.0, 0
     try:
         for step in range(start + 1, config.steps + 1):
             idx = torch.randint(0, data.shape[0], (config.batch_size,), generator=gen, device=device)
@@ -145,33 +165,49 @@ def train(
             x1 = data[idx]
             if deq is not None:
                 x1 = x1 + deq * torch.rand(x1.shape, generator=gen, device=device, dtype=x1.dtype)
-            loss = training_step_loss(model, path, x1, config, gen).mean()
+            with autocast():
+                loss = training_step_loss(net, path, x1, config, gen, part=part).float().mean()
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if config.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            # warm-up: early on the average would be dominated by the initial weights
-            ema_update_(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
-            loss_sum += loss.detach()
-            n_since += 1
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(opt)
+            else:
+                loss.backward()
+            # gradients are already averaged over ranks, so every rank sees the same norm and decides alike
+            norm = nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip or math.inf)
+            finite = bool(torch.isfinite(norm)) and bool(torch.isfinite(loss))
+            if scaler is not None:  # fp16: an overflow is the scaler's to handle (it skips and rescales)
+                scaler.step(opt)
+                scaler.update()
+            elif finite:
+                opt.step()
+            if not finite and scaler is None:
+                skipped, in_a_row = skipped + 1, in_a_row + 1
+                if not config.skip_nonfinite or in_a_row > MAX_SKIPS:
+                    why = f"{in_a_row} steps in a row" if config.skip_nonfinite else "skipping is off"
+                    raise UserError(
+                        f"training diverged: non-finite loss or gradient at step {step} ({why}); no checkpoint was "
+                        f"written after it. Lower --lr (now {config.lr}), keep --grad-clip on, check the data, "
+                        "or pass --skip-nonfinite to skip such steps"
+                    )
+                opt.zero_grad(set_to_none=True)
+            else:
+                in_a_row = 0
+                # warm-up: early on the average would be dominated by the initial weights
+                ema_update_(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
+                loss_sum += loss.detach()
+                n_since += 1
             at_log = step % config.log_every == 0 or step == config.steps
             at_ckpt = step % config.checkpoint_every == 0 or step == config.steps
             if at_log or at_ckpt:
-                mean_loss = loss_sum.item() / n_since
-                if not math.isfinite(mean_loss):
-                    raise UserError(
-                        f"training diverged: the loss is {mean_loss} by step {step}; no checkpoint was "
-                        f"written after it. Lower --lr (now {config.lr}), keep --grad-clip on, or check "
-                        "the data"
-                    )
+                mean_loss = ctx.mean(loss_sum).item() / max(n_since, 1)
                 elapsed = time.perf_counter() - t_since
                 train_time += elapsed
                 result.log.append((step, mean_loss))
-                logger.loss(step, mean_loss, n_since / elapsed)
+                logger.loss(step, mean_loss, n_since / elapsed, skipped)
                 if bar is not None:
                     bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
-                elif progress:
+                elif progress and ctx.is_main:
                     print(f"step {step}/{config.steps} loss {mean_loss:.4f} "
                           f"({n_since / elapsed:.1f} steps/s)", file=sys.stderr)
                 loss_sum.zero_()
@@ -180,7 +216,7 @@ def train(
                 if at_ckpt:
                     checkpoint(step)
                 t_since = time.perf_counter()
-            if evaluator is not None and config.eval_every and step % config.eval_every == 0:
+            if evaluator is not None and ctx.is_main and config.eval_every and step % config.eval_every == 0:
                 with torch.no_grad():
                     logger.evaluation(step, evaluator(ema, step))
                 t_since = time.perf_counter()  # evaluation time is not training time
@@ -191,5 +227,6 @@ def train(
         if bar is not None:
             bar.close()
         logger.close()
+    result.skipped = skipped
     model.eval()
     return result

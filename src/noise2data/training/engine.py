@@ -1,0 +1,68 @@
+"""How a training step runs on the hardware: precision, compilation, data parallelism, and the
+check that a checkpoint's weights belong to the model being trained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import UserError
+from .config import TrainConfig
+from .distributed import DistContext
+
+MAX_SKIPS = 10  # consecutive non-finite steps tolerated with skip_nonfinite before the run stops
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def precision_context(precision: str, device: torch.device) -> tuple[Callable[[], AbstractContextManager],
+                                                                       torch.amp.GradScaler | None]:
+    """``(autocast factory, grad scaler or None)`` for ``fp32``, ``bf16`` or ``fp16`` on ``device``.
+
+    fp16 has a narrow exponent range, so its gradients are scaled (and the scaler skips a step
+    that overflows); bf16 has float32's range and needs no scaler.
+    """
+    if precision == "fp32":
+        return contextlib.nullcontext, None
+    dtype = AUTOCAST_DTYPES[precision]
+    if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+        raise UserError("this GPU has no bf16 support: use --precision fp16 or fp32")
+
+    def autocast() -> AbstractContextManager:
+        return torch.autocast(device_type=device.type, dtype=dtype)
+
+    scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
+    return autocast, scaler
+
+
+def wrap_network(model: nn.Module, config: TrainConfig, ctx: DistContext, device: torch.device) -> nn.Module:
+    """The module the step calls: ``model``, compiled if asked, inside DDP when distributed.
+
+    The caller keeps ``model`` itself for the optimiser, the EMA and checkpoints (they share the
+    parameters), so saved state dicts never carry ``_orig_mod.`` or ``module.`` prefixes.
+    """
+    net = torch.compile(model) if config.compile else model
+    if ctx.active:
+        ids = [device.index] if device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(net, device_ids=ids)
+    return net
+
+
+def check_compatible(model: nn.Module, state: dict[str, Tensor], source: str | Path) -> None:
+    """Raise a one-line error naming the first mismatch between ``model`` and stored weights."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state]
+    extra = [k for k in state if k not in own]
+    if missing or extra:
+        what = f"it lacks {missing[0]}" if missing else f"it has {extra[0]}, which the model does not"
+        raise UserError(f"the weights in {source} belong to another model ({what}): use the model settings "
+                        "the run was trained with, or a new --out")
+    for k, v in own.items():
+        if tuple(state[k].shape) != tuple(v.shape):
+            raise UserError(f"the weights in {source} belong to another model: {k} is {tuple(state[k].shape)} "
+                            f"there and {tuple(v.shape)} here (a different width, depth or data shape)")

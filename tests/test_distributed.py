@@ -1,0 +1,70 @@
+"""Data-parallel training with torchrun: 2 CPU processes (gloo on loopback) against 1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+FAST = ["--data", "moons", "--batch-size", "64", "--hidden", "32", "--depth", "2", "--n-data", "2000",
+        "--checkpoint-every", "15", "--no-progress", "--device", "cpu", "--lr-schedule", "constant"]
+# (a constant lr: with cosine, a 15-step run that is extended to 30 on resume would stretch its schedule)
+
+
+def train(out, steps: int, nproc: int, *extra: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "noise2data", "train", *FAST, "--steps", str(steps), "--out", str(out), *extra]
+    if nproc > 1:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+               "-m", "noise2data", *cmd[3:]]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+
+
+def weights(out, step: int, group: str = "model") -> dict[str, torch.Tensor]:
+    return load_file(str(out / "checkpoints" / f"step_{step:08d}" / f"{group}.safetensors"))
+
+
+def assert_close(a: dict, b: dict, atol: float) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=atol, rtol=0), (k, (a[k] - b[k]).abs().max())
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ddp") / "one"
+    r = train(out, 30, 1)
+    assert r.returncode == 0, r.stderr
+    return out
+
+
+def test_two_processes_compute_what_one_does(single, tmp_path):
+    r = train(tmp_path / "two", 30, 2)
+    assert r.returncode == 0, r.stderr
+    assert "2 processes of 32" in r.stderr
+    for group in ("model", "ema"):
+        assert_close(weights(single, 30, group), weights(tmp_path / "two", 30, group), atol=1e-6)
+    # only rank 0 wrote: one log line per log step, one checkpoint per checkpoint step
+    assert len((tmp_path / "two" / "metrics.jsonl").read_text().splitlines()) == 2
+    assert sorted(p.name for p in (tmp_path / "two" / "checkpoints").iterdir()) == ["step_00000015", "step_00000030"]
+
+
+@pytest.mark.parametrize("first,then", [(2, 1), (1, 2)])
+def test_a_run_resumes_with_another_number_of_processes(single, tmp_path, first, then):
+    out = tmp_path / "run"
+    assert train(out, 15, first).returncode == 0
+    r = train(out, 30, then, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert_close(weights(single, 30), weights(out, 30), atol=1e-6)
+
+
+def test_a_batch_that_does_not_split_stops_every_process_with_one_line(tmp_path):
+    r = train(tmp_path / "odd", 10, 2, "--batch-size", "63")
+    assert r.returncode != 0
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("noise2data: error:")]
+    assert lines and "does not split over 2 processes" in lines[0]
+    assert not (tmp_path / "odd" / "checkpoints").exists()

@@ -19,6 +19,7 @@ from .paths import GaussianPath, make_path
 from .samplers import ODE_SOLVERS, SamplerOutput, constant_diffusion, euler_maruyama, make_grid, sde_drift
 from .training.checkpoint import latest_checkpoint, load_checkpoint, write_json_atomic
 from .training.config import resolve_device
+from .training.engine import check_compatible
 
 CONFIG_FILE = "config.json"
 
@@ -168,11 +169,9 @@ def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu") -> R
         raise UserError(f"{run_dir} has no intact checkpoint yet: train it first")
     groups, meta = load_checkpoint(ckpt, ("ema" if ema else "model", "stats"))
     model = build_model(cfg["model"])
-    try:
-        model.load_state_dict(groups["ema" if ema else "model"])
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
-        raise UserError(f"the weights in {ckpt} do not fit the model described in config.json ({first})") from None
+    weights = groups["ema" if ema else "model"]
+    check_compatible(model, weights, ckpt)
+    model.load_state_dict(weights)
     dev = resolve_device(device)
     model.to(dev).eval()
     return Run(run_dir=run_dir, config=cfg, model=model, path=make_path(cfg["path"]),

@@ -82,6 +82,11 @@ class MLP(nn.Module):
         if self.class_embed is not None:
             if cond is None:  # unconditional: the reserved null label
                 cond = torch.full((b,), self.config.num_classes, device=x.device, dtype=torch.long)
+            elif cond.shape != (b,) or cond.dtype.is_floating_point:
+                raise UserError(f"labels must be integers of shape ({b},), got {cond.dtype} {tuple(cond.shape)}")
+            elif int(cond.min()) < 0 or int(cond.max()) > self.config.num_classes:
+                raise UserError(f"labels must lie in 0..{self.config.num_classes - 1} (or {self.config.num_classes} "
+                                f"for 'no label'), got {int(cond.min())}..{int(cond.max())}")
             e = e + self.class_embed(cond)
         elif cond is not None:
             raise UserError("this model was trained without labels; sample it without a condition")

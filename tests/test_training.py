@@ -112,3 +112,67 @@ def test_resume_without_checkpoint_is_refused(tmp_path):
     model, data, _ = _setup()
     with pytest.raises(UserError, match="nothing to resume"):
         train(model, make_path("condot"), data, _cfg(), run_dir=tmp_path, resume=True, progress=False)
+
+
+def _nan_on(steps_to_poison: set[int], monkeypatch):
+    """Make the loss NaN at the given (1-based) calls of training_step_loss."""
+    from noise2data.training import loop
+
+    real, calls = loop.training_step_loss, {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        out = real(*args, **kwargs)
+        return out * float("nan") if calls["n"] in steps_to_poison else out
+
+    monkeypatch.setattr(loop, "training_step_loss", poisoned)
+
+
+def test_nonfinite_step_stops_the_run_before_any_checkpoint_after_it(tmp_path, monkeypatch):
+    model, data, stats = _setup()
+    _nan_on({15}, monkeypatch)
+    with pytest.raises(UserError, match="non-finite loss or gradient at step 15"):
+        train(model, make_path("condot"), data, _cfg(), run_dir=tmp_path, standardizer=stats, progress=False)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_00000010"]
+    assert all(torch.isfinite(p).all() for p in model.parameters())  # the bad step was not applied
+
+
+def test_skip_nonfinite_counts_skips_and_keeps_weights_finite(tmp_path, monkeypatch):
+    model, data, stats = _setup()
+    _nan_on({5, 6, 22}, monkeypatch)
+    res = train(model, make_path("condot"), data, _cfg(skip_nonfinite=True), run_dir=tmp_path,
+                standardizer=stats, progress=False)
+    assert res.skipped == 3 and res.step == 40
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    rows = [json.loads(ln) for ln in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["skipped"] == 3 and all(map(lambda r: r["loss"] == r["loss"], rows))  # no NaN logged
+    meta = json.loads((latest_checkpoint(tmp_path) / "meta.json").read_text())
+    assert meta["skipped"] == 3
+
+
+def test_too_many_skips_in_a_row_still_stop(monkeypatch):
+    from noise2data.training.engine import MAX_SKIPS
+
+    model, data, _ = _setup()
+    _nan_on(set(range(3, 3 + MAX_SKIPS + 1)), monkeypatch)
+    with pytest.raises(UserError, match=f"{MAX_SKIPS + 1} steps in a row"):
+        train(model, make_path("condot"), data, _cfg(skip_nonfinite=True), progress=False)
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_mixed_precision_trains_and_keeps_float32_weights(precision):
+    model, data, _ = _setup()
+    res = train(model, make_path("condot"), data, _cfg(steps=200, log_every=50, precision=precision),
+                progress=False)
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+    assert res.log[-1][1] < 0.9 * res.log[0][1]
+
+
+@pytest.mark.slow
+def test_compiled_training_matches_eager_closely():
+    m1, data, _ = _setup()
+    m2, _, _ = _setup()
+    train(m1, make_path("condot"), data, _cfg(steps=20), progress=False)
+    train(m2, make_path("condot"), data, _cfg(steps=20, compile=True), progress=False)
+    for a, b in zip(m1.parameters(), m2.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-4)

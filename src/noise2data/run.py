@@ -168,6 +168,11 @@ def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu") -> R
     if ckpt is None:
         raise UserError(f"{run_dir} has no intact checkpoint yet: train it first")
     groups, meta = load_checkpoint(ckpt, ("ema" if ema else "model", "stats"))
+    stored = meta.get("model")
+    if stored is not None and stored != cfg["model"]:
+        key = next(k for k in sorted(set(stored) | set(cfg["model"])) if stored.get(k) != cfg["model"].get(k))
+        raise UserError(f"{ckpt} was written for another model than config.json describes: {key} is "
+                        f"{stored.get(key)!r} in the checkpoint and {cfg['model'].get(key)!r} in config.json")
     model = build_model(cfg["model"])
     weights = groups["ema" if ema else "model"]
     check_compatible(model, weights, ckpt)

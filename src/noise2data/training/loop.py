@@ -142,8 +142,10 @@ def train(
                   "rng": rng_state(gen)}
         if standardizer is not None:
             groups["stats"] = standardizer.state_dict()
-        save_checkpoint(writer_dir, step, groups, {"version": __version__, "optimizer": opt_rest,
-                                                   "skipped": skipped}, keep=config.keep)
+        meta = {"version": __version__, "optimizer": opt_rest, "skipped": skipped, "train": config.to_dict()}
+        if hasattr(model, "config") and hasattr(model.config, "to_dict"):
+            meta["model"] = model.config.to_dict()  # so a checkpoint can be matched to its model alone
+        save_checkpoint(writer_dir, step, groups, meta, keep=config.keep)
 
     net = wrap_network(model, config, ctx, device)
     autocast, scaler = precision_context(config.precision, device)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 TORCH ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-slow lint bench clean
+.PHONY: install demo test test-slow lint bench peers clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,14 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/toy2d.py
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/likelihood.py
+	$(BIN)/python benchmarks/fid.py $(if $(wildcard ../shared/data/mnist),--mnist ../shared/data/mnist)
+
+# noise2data beside Meta's flow_matching and TorchCFM, installed in their own venv
+peers: $(STAMP)
+	bash benchmarks/setup_peers.sh
+	benchmarks/.peers-venv/bin/python benchmarks/peers.py
 
 clean:
 	rm -rf $(VENV) runs build *.egg-info src/*.egg-info

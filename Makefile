@@ -25,7 +25,9 @@ demo: $(STAMP)
 	$(BIN)/noise2data sample runs/demo --n 4000 --solver heun --steps 8 --out runs/demo/samples.npy --plot runs/demo/samples.png --trajectory-plot runs/demo/trajectories.png
 	$(BIN)/noise2data sample runs/demo --n 4000 --sde --diffusion 0.5 --steps 100 --out runs/demo/samples_sde.npy --plot runs/demo/samples_sde.png
 	$(BIN)/noise2data plot-path --data moons --out runs/demo/path.png
-	@echo "demo: plots in runs/demo/*.png"
+	$(BIN)/noise2data eval runs/demo --n 4000 --solver heun --steps 8 --metrics w2,mmd,energy,precision,recall,nll
+	$(BIN)/noise2data report runs/demo
+	@echo "demo: plots in runs/demo/*.png, metrics in runs/demo/eval.json, everything in runs/demo/report.html"
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

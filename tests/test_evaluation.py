@@ -54,12 +54,13 @@ def test_eval_prints_a_table_and_writes_json(run_dir, capsys):
     assert main(["eval", str(run_dir), "--n", "400", "--steps", "4", "--metrics", "w2,sw2,mmd,recall",
                  "--device", "cpu"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"w2\s+[\d.]+\s+[\d.]+\s+[\d.]+x", out) and "floor" in out
+    assert re.search(r"w2(\s+[\d.]+){4}\s+[\d.]+x", out) and "floor" in out
     res = json.loads((run_dir / "eval.json").read_text())
     assert set(res["metrics"]) == {"w2", "sw2", "mmd", "recall"}
     assert res["sampler"]["nfe"] == 8 and res["step"] == 120
     for m in res["metrics"].values():
         assert m["floor"] is not None and m["value"] >= 0
+        assert m["floor_sd"] is not None and m["floor_sd"] > 0  # three fresh floor draws for generated data
 
 
 def test_eval_json_is_one_object_on_stdout(run_dir, capsys):

@@ -11,6 +11,7 @@ import torch
 from noise2data.errors import UserError
 from noise2data.metrics import (
     SAMPLE_METRICS,
+    combine,
     compare,
     energy_distance,
     format_results,
@@ -121,3 +122,17 @@ def test_compare_rejects_bad_input():
         compare(bad, x, metrics=["energy"])
     with pytest.raises(UserError, match="empty"):
         mmd(x[:0], x)
+
+
+def test_combine_gives_means_and_spreads_over_repeats():
+    reps = [compare(normal(400, 2, 10 + s), normal(400, 2, 20 + s), normal(400, 2, 30 + s), metrics=["w2", "recall"])
+            for s in range(3)]
+    res = combine(reps)
+    for name in ("w2", "recall"):
+        vals = torch.tensor([r[name].value for r in reps], dtype=torch.float64)
+        floors = torch.tensor([r[name].floor for r in reps], dtype=torch.float64)
+        assert res[name].value == pytest.approx(float(vals.mean()))
+        assert res[name].value_sd == pytest.approx(float(vals.std()), rel=1e-6)
+        assert res[name].floor == pytest.approx(float(floors.mean()))
+        assert res[name].floor_sd == pytest.approx(float(floors.std()), rel=1e-6)
+        assert res[name].repeats == 3

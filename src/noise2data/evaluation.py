@@ -18,13 +18,18 @@ from torch import Tensor
 
 from .data import is_generated, load_data, true_log_prob
 from .errors import UserError
-from .metrics import SAMPLE_METRICS, MetricResult, check_metric_names, compare, format_results
+from .metrics import SAMPLE_METRICS, MetricResult, check_metric_names, combine, compare, format_results
 from .run import Run
 from .training.checkpoint import write_json_atomic
 
 EVAL_METRICS = (*SAMPLE_METRICS, "nll", "fid", "kid")
 EVAL_FILE = "eval.json"
 HELD_OUT_SEED = 1_000_003  # generated reference data never shares the training draw's seed
+
+
+def spec_of(run: Run, data: str | None = None) -> str | None:
+    """The data specification to compare a run with: ``data`` if given, else the run's own."""
+    return data or run.config.get("cli", {}).get("data") or run.config.get("data", {}).get("spec")
 
 
 def real_samples(run: Run, n: int, data: str | None = None, *, seed: int = 0) -> tuple[Tensor, Tensor | None, str]:
@@ -34,7 +39,7 @@ def real_samples(run: Run, n: int, data: str | None = None, *, seed: int = 0) ->
     sample is None when a file holds fewer than 2n points.
     """
     cli = run.config.get("cli", {})
-    spec = data or cli.get("data") or run.config["data"].get("spec")
+    spec = spec_of(run, data)
     if spec is None:
         raise UserError(f"{run.run_dir} does not record its data: pass --data with real samples to compare with")
     if is_generated(spec):
@@ -98,12 +103,14 @@ def evaluate_run(
     nll_solver: str = "rk4",
     nll_steps: int = 64,
     features: str | None = None,
+    repeats: int = 3,
 ) -> dict:
     """Sample ``n`` points and report each metric beside its floor (and the NLL when asked).
 
     Returns a JSON-ready dict: the run, its step, the sampler and NFE, the reference's origin,
-    ``metrics`` (value, floor, ratio per name), ``nll`` (see :func:`nll_summary`) and ``image``
-    (FID/KID with floors, from the extractor saved at ``features``) when requested.
+    ``metrics`` (value, floor, ratio per name; for generated data, means and standard deviations
+    over ``repeats`` independent (samples, reference, floor sample) triples), ``nll`` (see
+    :func:`nll_summary`) and ``image`` (FID/KID with floors, from the extractor at ``features``).
     """
     names = check_metric_names(metrics, EVAL_METRICS)
     sample_names = [m for m in names if m in SAMPLE_METRICS]
@@ -122,8 +129,15 @@ def evaluate_run(
         if not torch.isfinite(out.x).all():
             raise UserError(f"sampling produced NaN/Inf ({solver}, {steps} steps): try more --steps or another solver")
         if sample_names:
-            res = compare(out.x, ref, floor_ref, metrics=sample_names)
-            result["metrics"] = {k: v.as_dict() for k, v in res.items()}
+            reps = [compare(out.x, ref, floor_ref, metrics=sample_names)]
+            if is_generated(spec_of(run, data)):
+                # fresh real data is free: repeat with new samples, reference and floor sample, since a
+                # single pair moves by tens of percent from draw to draw (through the reference too)
+                for i in range(1, repeats):
+                    r_ref, r_floor, _ = real_samples(run, n, data, seed=seed + 1000 * i)
+                    x = run.sample(n, solver=solver, steps=steps, grid=grid, seed=seed + 1000 * i).x
+                    reps.append(compare(x, r_ref, r_floor, metrics=sample_names))
+            result["metrics"] = {k: v.as_dict() for k, v in combine(reps).items()}
     if image_names:
         from .metrics.features import load_extractor
         from .metrics.fid import image_quality
@@ -152,7 +166,7 @@ def format_eval(result: dict) -> str:
     lines = [f"{result['run']} at step {result['step']}: {result['n']} samples, {s['solver']} "
              f"{s['steps']} steps ({s.get('nfe', '-')} NFE); reference: {result['reference']}"]
     if result["metrics"]:
-        lines.append(format_results({k: MetricResult(**{f: m[f] for f in MetricResult.__dataclass_fields__})
+        lines.append(format_results({k: MetricResult(**{f: m[f] for f in MetricResult.__dataclass_fields__ if f in m})
                                      for k, m in result["metrics"].items()}))
     if "nll" in result:
         lines.append(format_nll(result["nll"]))

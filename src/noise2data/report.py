@@ -75,9 +75,12 @@ def _metrics_table(result: dict) -> str:
     rows = []
     for m in result["metrics"].values():
         floor = f"{m['floor']:.4f}" if m["floor"] is not None else "-"
+        if m.get("floor_sd") is not None:
+            floor += f" &plusmn; {m['floor_sd']:.4f}"
+        value = f"{m['value']:.4f}" + (f" &plusmn; {m['value_sd']:.4f}" if m.get("value_sd") is not None else "")
         ratio = f"{m['ratio']:.2f}x" if m["ratio"] is not None else "-"
         better = "higher" if m["higher_is_better"] else "lower"
-        rows.append(f"<tr><td>{m['name']}</td><td class=num>{m['value']:.4f}</td><td class=num>{floor}</td>"
+        rows.append(f"<tr><td>{m['name']}</td><td class=num>{value}</td><td class=num>{floor}</td>"
                     f"<td class=num>{ratio}</td><td>{better}</td></tr>")
     s = result["sampler"]
     out = (f"<p>{result['n']} samples, {html.escape(s['solver'])} with {s['steps']} steps "

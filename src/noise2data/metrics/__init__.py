@@ -8,6 +8,7 @@ from .compare import (
     SPECS,
     MetricResult,
     check_metric_names,
+    combine,
     compare,
     evaluate_pair,
     format_results,
@@ -17,6 +18,6 @@ from .precision_recall import precision_recall
 from .wasserstein import w2_exact
 
 __all__ = [
-    "DEFAULT_METRICS", "SAMPLE_METRICS", "SPECS", "MetricResult", "check_metric_names", "compare",
+    "DEFAULT_METRICS", "SAMPLE_METRICS", "SPECS", "MetricResult", "check_metric_names", "combine", "compare",
     "energy_distance", "evaluate_pair", "format_results", "mmd", "precision_recall", "sliced_w2", "w2_exact",
 ]

@@ -8,6 +8,7 @@ and reports both; ``ratio = value / floor`` near 1 means "as close as real data 
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
@@ -44,13 +45,20 @@ DEFAULT_METRICS = ("w2", "mmd", "energy", "precision", "recall")
 
 @dataclass(frozen=True)
 class MetricResult:
-    """One metric's value, its noise floor (None when no second real sample was given)."""
+    """One metric's value and its noise floor (None when no second real sample was given).
+
+    Combined over R independent repeats (:func:`combine`), ``value`` and ``floor`` are means and
+    ``value_sd``/``floor_sd`` their standard deviations: how much each moves from draw to draw.
+    """
 
     name: str
     value: float
     floor: float | None
     n: int
     higher_is_better: bool
+    floor_sd: float | None = None
+    value_sd: float | None = None
+    repeats: int = 1
 
     @property
     def ratio(self) -> float | None:
@@ -120,11 +128,35 @@ def compare(
     }
 
 
+def combine(repeats: Sequence[dict[str, MetricResult]]) -> dict[str, MetricResult]:
+    """Means and standard deviations over independent repeats of :func:`compare`.
+
+    Each repeat should use its own samples, reference and floor sample: a single W2 at n = 4000
+    moves by +-25 % from draw to draw, through the reference as much as through the samples.
+    """
+    if len(repeats) == 1:
+        return dict(repeats[0])
+
+    def sd(xs: list[float]) -> float:
+        return statistics.stdev(xs)
+
+    out = {}
+    for name, first in repeats[0].items():
+        vals = [r[name].value for r in repeats]
+        floors = [r[name].floor for r in repeats if r[name].floor is not None]
+        out[name] = MetricResult(name, statistics.mean(vals), statistics.mean(floors) if floors else None, first.n,
+                                 first.higher_is_better, sd(floors) if len(floors) > 1 else None, sd(vals),
+                                 len(repeats))
+    return out
+
+
 def format_results(results: dict[str, MetricResult]) -> str:
     """A plain-text table: metric, value, floor, value/floor."""
-    lines = [f"{'metric':<10} {'value':>10} {'floor':>10} {'ratio':>7}  better"]
+    lines = [f"{'metric':<10} {'value':>10} {'+- sd':>8} {'floor':>10} {'+- sd':>8} {'ratio':>7}  better"]
     for r in results.values():
-        floor = f"{r.floor:10.4f}" if r.floor is not None else f"{'-':>10}"
+        value_sd = f"{r.value_sd:8.4f}" if r.value_sd is not None else f"{'':>8}"
+        floor = f"{value_sd} {r.floor:10.4f}" if r.floor is not None else f"{value_sd} {'-':>10}"
+        floor += f" {r.floor_sd:8.4f}" if r.floor_sd is not None else f" {'':>8}"
         ratio = f"{r.ratio:6.2f}x" if r.ratio is not None else f"{'-':>7}"
         lines.append(f"{r.name:<10} {r.value:10.4f} {floor} {ratio}  {'higher' if r.higher_is_better else 'lower'}")
     return "\n".join(lines)

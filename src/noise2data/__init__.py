@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 from .couplings import COUPLINGS, minibatch_ot  # noqa: E402
 from .errors import UserError  # noqa: E402
 from .fields import Field, model_field, velocity_to_score  # noqa: E402
+from .guidance import classifier_free_guidance, guided_model_field  # noqa: E402
 from .losses import (  # noqa: E402
     TimeDistribution,
     denoising_score_matching_loss,
@@ -37,9 +38,10 @@ from .samplers import (  # noqa: E402
 )
 
 __all__ = [
-    "COUPLINGS", "ODE_SOLVERS", "Field", "GaussianPath", "PathSample", "SamplerOutput", "TimeDistribution",
-    "UserError", "__version__", "constant_diffusion", "convert_prediction", "denoising_score_matching_loss",
-    "dopri5", "edm_grid", "euler", "euler_maruyama", "flow_matching_loss", "heun", "integrate", "langevin",
-    "make_path", "make_schedule", "midpoint", "minibatch_ot", "model_field", "prediction_loss", "rk4",
-    "sde_drift", "standard_normal", "uniform_grid", "velocity_to_score",
+    "COUPLINGS", "Field", "GaussianPath", "ODE_SOLVERS", "PathSample", "SamplerOutput", "TimeDistribution",
+    "UserError", "__version__", "classifier_free_guidance", "constant_diffusion", "convert_prediction",
+    "denoising_score_matching_loss", "dopri5", "edm_grid", "euler", "euler_maruyama", "flow_matching_loss",
+    "guided_model_field", "heun", "integrate", "langevin", "make_path", "make_schedule", "midpoint",
+    "minibatch_ot", "model_field", "prediction_loss", "rk4", "sde_drift", "standard_normal", "uniform_grid",
+    "velocity_to_score",
 ]

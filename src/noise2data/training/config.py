@@ -46,6 +46,9 @@ class TrainConfig:
         precision: ``fp32``, or autocast to ``bf16`` or ``fp16`` (with a gradient scaler) for the
             forward pass; weights, optimiser state and EMA stay float32.
         compile: run the network through ``torch.compile``.
+        label_dropout: with labels, the probability that a sample's label is replaced by the null
+            label, so one network learns both the conditional and the unconditional field
+            (classifier-free guidance needs it > 0; 0.1 to 0.2 is usual).
         skip_nonfinite: on a non-finite loss or gradient, skip the step (counted in metrics.jsonl
             and the checkpoint) instead of stopping; more than ``MAX_SKIPS`` in a row still stops.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ...
@@ -63,6 +66,7 @@ class TrainConfig:
     precision: str = "fp32"
     compile: bool = False
     skip_nonfinite: bool = False
+    label_dropout: float = 0.0
     objective: str = "velocity"
     time_dist: TimeDistribution = field(default_factory=TimeDistribution)
     coupling: str = "independent"
@@ -90,6 +94,8 @@ class TrainConfig:
             raise UserError(f"ema-decay must be in [0, 1), got {self.ema_decay}")
         if self.grad_clip < 0 or self.weight_decay < 0 or self.dequantize < 0:
             raise UserError("grad-clip, weight-decay and dequantize must be >= 0")
+        if not 0.0 <= self.label_dropout < 1.0:
+            raise UserError(f"label-dropout must be in [0, 1), got {self.label_dropout}")
         if self.precision not in PRECISIONS:
             raise UserError(f"unknown precision '{self.precision}': expected one of {', '.join(PRECISIONS)}")
         check_prediction(self.objective)

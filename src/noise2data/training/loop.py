@@ -73,6 +73,20 @@ def training_step_loss(
     return prediction_loss(model(sample.x_t, sample.t, cond), sample, path, config.objective)
 
 
+def check_labels(model: nn.Module, labels: Tensor, data: Tensor) -> int:
+    """Validate class labels ``(N,)`` for ``data: (N, *D)``; returns the model's null label."""
+    num_classes = getattr(getattr(model, "config", None), "num_classes", 0)
+    if not num_classes:
+        raise UserError("labels were given but the model is unconditional: build it with num_classes > 0")
+    if labels.ndim != 1 or len(labels) != len(data) or labels.dtype.is_floating_point:
+        raise UserError(f"labels must be {len(data)} integers, one per sample; got {labels.dtype} "
+                        f"{tuple(labels.shape)}")
+    if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
+        raise UserError(f"labels must lie in 0..{num_classes - 1} for this model, got "
+                        f"{int(labels.min())}..{int(labels.max())}")
+    return num_classes
+
+
 def _progress(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
@@ -95,6 +109,7 @@ def train(
     progress: bool = True,
     evaluator: Callable[[nn.Module, int], dict[str, float]] | None = None,
     tensorboard: bool = False,
+    labels: Tensor | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data: (N, *D)`` (already in the units the model sees).
 
@@ -102,14 +117,18 @@ def train(
     replacement), times and noise. With ``run_dir`` set, checkpoints (model, EMA, optimizer, RNG,
     data statistics) are written every ``config.checkpoint_every`` steps and at the end, and
     ``metrics.jsonl`` logs the loss; ``resume=True`` continues bit-exactly from the newest intact
-    checkpoint there. Every ``config.eval_every`` steps, ``evaluator(ema, step)`` (which must not
-    touch the training RNG) returns scores that are logged beside the loss (and to TensorBoard).
+    checkpoint there. ``labels: (N,)`` integer classes make the model class-conditional (with
+    ``config.label_dropout`` for classifier-free guidance). Every ``config.eval_every`` steps,
+    ``evaluator(ema, step)`` (which must not touch the training RNG) returns scores that are
+    logged beside the loss (and to TensorBoard).
     """
     device = resolve_device(config.device)
+    null_label = check_labels(model, labels, data) if labels is not None else None
     ctx = current_context()
     part = ctx.part(config.batch_size) if ctx.active else None
     model.to(device)
     data = data.to(device)
+    labels = labels.to(device) if labels is not None else None
     ema = make_ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator(device).manual_seed(config.seed)  # the same stream on every rank
@@ -167,8 +186,14 @@ def train(
             x1 = data[idx]
             if deq is not None:
                 x1 = x1 + deq * torch.rand(x1.shape, generator=gen, device=device, dtype=x1.dtype)
+            cond = None
+            if labels is not None:
+                cond = labels[idx]
+                if config.label_dropout > 0:  # the null label, so the same network learns u(x | null)
+                    drop = torch.rand(cond.shape, generator=gen, device=device) < config.label_dropout
+                    cond = torch.where(drop, torch.full_like(cond, null_label), cond)
             with autocast():
-                loss = training_step_loss(net, path, x1, config, gen, part=part).float().mean()
+                loss = training_step_loss(net, path, x1, config, gen, cond=cond, part=part).float().mean()
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

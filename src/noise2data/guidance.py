@@ -1,0 +1,82 @@
+"""Classifier-free guidance: a wrapper that takes fields and returns a field.
+
+With a conditional field u(x, t | y) and an unconditional one u(x, t | null) (one network
+trained with labels dropped to a null class with some probability), guidance of scale w is
+
+    u_w = u(x | null) + w * (u(x | y) - u(x | null)),
+
+so w = 0 is the unconditional field, w = 1 the conditional one and w > 1 extrapolates away from
+the unconditional field. For a Gaussian path the velocity is affine in the score with the same
+coefficients for both fields, so this is the same as guiding the score:
+grad log p_t(x) + w grad log p_t(y | x). Guidance can be restricted to a time interval (outside
+it the conditional field is used as is), and works with every ODE and SDE sampler.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from .errors import UserError
+from .fields import Field, model_field
+from .paths import GaussianPath
+
+
+def check_interval(interval: tuple[float, float]) -> tuple[float, float]:
+    lo, hi = interval
+    if not 0.0 <= lo <= hi <= 1.0:
+        raise UserError(f"the guidance interval must satisfy 0 <= lo <= hi <= 1, got {interval}")
+    return lo, hi
+
+
+def guide(c: Tensor, u: Tensor, t: Tensor, scale: float, interval: tuple[float, float]) -> Tensor:
+    """``u + scale * (c - u)`` where ``t: (B,)`` lies in ``interval``, ``c`` elsewhere; ``(B, *D)``."""
+    g = u + scale * (c - u)
+    lo, hi = interval
+    if lo == 0.0 and hi == 1.0:
+        return g
+    inside = ((t >= lo) & (t <= hi)).view(-1, *[1] * (c.ndim - 1))
+    return torch.where(inside, g, c)
+
+
+def classifier_free_guidance(conditional: Field, unconditional: Field, scale: float,
+                             interval: tuple[float, float] = (0.0, 1.0)) -> Field:
+    """The guided field ``u(x|null) + scale * (u(x|y) - u(x|null))`` for t in ``interval``.
+
+    Outside ``interval`` the field is ``conditional``. Both inputs are fields ``(x, t) -> (B, *D)``.
+    """
+    interval = check_interval(interval)
+
+    def guided(x: Tensor, t: Tensor) -> Tensor:
+        c = conditional(x, t)
+        return c if scale == 1.0 else guide(c, unconditional(x, t), t, scale, interval)
+
+    return guided
+
+
+def guided_model_field(model: nn.Module, path: GaussianPath, prediction: str, labels: Tensor, scale: float,
+                       *, interval: tuple[float, float] = (0.0, 1.0), kind: str = "velocity") -> Field:
+    """Guidance for a network trained with label dropout: labels ``(B,)`` against its null label.
+
+    The null label is ``model.config.num_classes`` (reserved by noise2data's models). Both
+    evaluations run as one batch of 2B, which is faster than two calls on most hardware.
+    """
+    interval = check_interval(interval)
+    num_classes = getattr(getattr(model, "config", None), "num_classes", 0)
+    if not num_classes:
+        raise UserError("guidance needs a model trained with labels (num_classes > 0); this one has none")
+    labels = torch.as_tensor(labels)
+    if labels.dtype.is_floating_point or labels.ndim != 1:
+        raise UserError(f"labels must be a 1-d integer tensor, got {labels.dtype} {tuple(labels.shape)}")
+    if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
+        raise UserError(f"labels must lie in 0..{num_classes - 1}, got {int(labels.min())}..{int(labels.max())}")
+    if scale == 1.0:
+        return model_field(model, path, prediction, cond=labels, kind=kind)
+    both = model_field(model, path, prediction, cond=torch.cat([labels, torch.full_like(labels, num_classes)]),
+                       kind=kind)
+
+    def guided(x: Tensor, t: Tensor) -> Tensor:
+        out = both(torch.cat([x, x]), torch.cat([t, t]))
+        return guide(out[: len(x)], out[len(x):], t, scale, interval)
+
+    return guided

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -108,3 +110,33 @@ def test_guidance_errors_are_named():
     with pytest.raises(UserError, match="one per sample"):
         train(cond, path, torch.zeros(10, 2), TrainConfig(steps=1, device="cpu"),
               labels=torch.zeros(9, dtype=torch.long))
+
+
+def test_cli_trains_on_labels_and_samples_a_guided_class(tmp_path, capsys):
+    import numpy as np
+
+    from noise2data.cli import main
+
+    g = np.random.default_rng(0)
+    lab = g.integers(0, 2, 3000)
+    x = (MEANS.numpy()[lab] + 0.3 * g.standard_normal((3000, 2))).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.savetxt(tmp_path / "y.csv", lab, fmt="%d")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.csv"), "--steps", "300",
+                 "--hidden", "64", "--depth", "2", "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    assert json.loads((out / "config.json").read_text())["model"]["num_classes"] == 2
+    for w in ("1", "3"):
+        assert main(["sample", str(out), "--label", "0", "--guidance", w, "--n", "500",
+                     "--out", str(tmp_path / f"s{w}.npy"), "--device", "cpu"]) == 0
+        s = torch.from_numpy(np.load(tmp_path / f"s{w}.npy")).double()
+        assert (torch.cdist(s, MEANS).argmin(1) == 0).double().mean() > 0.95
+    capsys.readouterr()
+    for argv, message in ((["--guidance", "2"], "needs --label"), (["--label", "2"], "0..1"),
+                          (["--label", "0", "--guidance-interval", "0.5"], "LO,HI")):
+        assert main(["sample", str(out), "--n", "10", "--out", str(tmp_path / "z.npy"), *argv]) == 2
+        assert message in capsys.readouterr().err
+    np.save(tmp_path / "short.npy", lab[:100])
+    assert main(["train", "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "short.npy"),
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "expected 3000 labels" in capsys.readouterr().err

@@ -25,12 +25,13 @@ TRAIN_DEFAULTS = {
     "checkpoint_every": 1000, "keep": 3, "key": None, "coupling": "independent",
     "lr_schedule": "cosine", "warmup_steps": 100, "eval_every": 0, "eval_metrics": "w2,mmd", "eval_n": 1000,
     "tensorboard": False, "dequantize": 0.0, "precision": "fp32", "compile": False, "skip_nonfinite": False,
+    "labels": None, "label_key": None, "label_dropout": 0.1,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
     "data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth", "time_embedding",
     "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
-    "dequantize",
+    "dequantize", "labels", "label_key", "label_dropout",
 )
 
 
@@ -85,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=_positive_int, help="checkpoints to keep (default 3)")
     t.add_argument("--seed", type=int, help="default 0")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    t.add_argument("--labels", help="class labels, one integer per sample (.npy/.npz/.pt/.csv): trains a "
+                   "class-conditional model for guided sampling")
+    t.add_argument("--label-key", help="array name of the labels inside a .npz/.pt holding several")
+    t.add_argument("--label-dropout", type=float, help="probability of dropping a label to the null class, for "
+                   "classifier-free guidance (default 0.1)")
     t.add_argument("--dequantize", type=float, help="discrete data on a grid of this spacing (e.g. 1 for integer "
                    "pixels): train on uniformly dequantised batches (default 0: off)")
     t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
@@ -113,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=_positive_int, help="samples per batch (default: all at once)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     s.add_argument("--device", default="auto")
+    s.add_argument("--label", type=int, help="class to draw (a model trained with --labels)")
+    s.add_argument("--guidance", type=float, default=1.0,
+                   help="classifier-free guidance scale w: 0 unconditional, 1 conditional (default), > 1 stronger")
+    s.add_argument("--guidance-interval", default="0,1", help="apply guidance only for t in LO,HI (default 0,1)")
     s.add_argument("--out", required=True, help="output .npy file")
     s.add_argument("--plot", help="also write a PNG of the samples beside the training data")
     s.add_argument("--trajectory-plot", help="also write a PNG of trajectories from noise to data")
@@ -170,7 +180,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str, cfg: dict | None) -> int:  # noqa: ANN001
-    from .data import Standardizer, load_data
+    from .data import Standardizer, load_data, load_labels
     from .models import MLPConfig, build_model
     from .paths import make_path
     from .run import write_run_config
@@ -181,6 +191,8 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
         raise UserError(f"the data {opts['data']} now has points of shape {tuple(data.shape[1:])}, but the run was "
                         f"trained on {tuple(cfg['data']['shape'])}: resume with the same data, or train a new run")
     stats = Standardizer.fit(data, opts["standardize"])
+    labels = load_labels(opts["labels"], len(data), opts["label_key"]) if opts["labels"] else None
+    num_classes = int(labels.max()) + 1 if labels is not None else 0
     path = make_path(opts["path"])
     tcfg = TrainConfig(steps=opts["steps"], batch_size=opts["batch_size"], lr=opts["lr"],
                        objective=opts["objective"], time_dist=_time_dist(opts["time_dist"]),
@@ -189,9 +201,10 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
                        seed=opts["seed"], ema_decay=opts["ema_decay"], grad_clip=opts["grad_clip"],
                        checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=device,
                        eval_every=opts["eval_every"], dequantize=opts["dequantize"], precision=opts["precision"],
-                       compile=bool(opts["compile"]), skip_nonfinite=bool(opts["skip_nonfinite"]))
+                       compile=bool(opts["compile"]), skip_nonfinite=bool(opts["skip_nonfinite"]),
+                       label_dropout=opts["label_dropout"] if labels is not None else 0.0)
     mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"],
-                     time_embedding=opts["time_embedding"])
+                     time_embedding=opts["time_embedding"], num_classes=num_classes)
     resolve_device(tcfg.device)  # fail before anything is written
     if opts["tensorboard"]:
         require("tensorboard", "tensorboard", "--tensorboard")
@@ -203,7 +216,7 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
         out.mkdir(parents=True, exist_ok=True)
         write_run_config(out, {
             "data": {"spec": opts["data"], "shape": list(data.shape[1:]), "n": len(data),
-                     "standardize": opts["standardize"]},
+                     "standardize": opts["standardize"], "labels": opts["labels"], "num_classes": num_classes},
             "path": path.spec(), "model": mcfg.to_dict(), "train": tcfg.to_dict(), "cli": opts,
         })
     elif ctx.is_main and opts["steps"] != cfg["train"]["steps"]:
@@ -218,7 +231,7 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
     evaluator = _periodic_evaluator(out, opts, stats) if opts["eval_every"] and ctx.is_main else None
     result = train(model, path, stats.forward(data), tcfg, run_dir=out, standardizer=stats,
                    resume=args.resume, progress=not args.no_progress, evaluator=evaluator,
-                   tensorboard=bool(opts["tensorboard"]))
+                   tensorboard=bool(opts["tensorboard"]), labels=labels)
     final = result.log[-1][1] if result.log else float("nan")
     if ctx.is_main:
         skips = f", {result.skipped} non-finite steps skipped" if result.skipped else ""
@@ -260,9 +273,17 @@ def _sample(args: argparse.Namespace) -> int:
     run = load_run(args.run, ema=not args.no_ema, device=args.device)
     if args.sde and args.diffusion < 0:
         raise UserError(f"--diffusion must be >= 0, got {args.diffusion}")
+    try:
+        interval = tuple(float(v) for v in args.guidance_interval.split(","))
+        assert len(interval) == 2
+    except (ValueError, AssertionError):
+        raise UserError(f"--guidance-interval takes LO,HI, e.g. 0.2,0.8; got {args.guidance_interval!r}") from None
+    if args.label is None and args.guidance != 1.0:
+        raise UserError("--guidance needs --label: guidance pulls samples towards a class")
     res = run.sample(args.n, solver=args.solver, steps=args.steps, grid=args.grid, sde=args.sde,
                      diffusion=args.diffusion, seed=args.seed, batch_size=args.batch_size,
-                     trajectory=bool(args.trajectory_plot))
+                     trajectory=bool(args.trajectory_plot), label=args.label, guidance=args.guidance,
+                     guidance_interval=interval)
     x = res.x.numpy()
     if not np.isfinite(x).all():
         raise UserError(f"sampling produced NaN/Inf ({args.solver}, {args.steps} steps): try more --steps "
@@ -270,6 +291,8 @@ def _sample(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     np.save(out, x)
     how = f"SDE g={args.diffusion}" if args.sde else args.solver
+    if args.label is not None:
+        how += f", label {args.label}, guidance {args.guidance:g}"
     print(f"wrote {out} {x.shape} ({how}, {res.nfe} NFE, step {run.step})", file=sys.stderr)
     if args.plot:
         from .plotting import plot_samples

@@ -14,6 +14,7 @@ from . import __version__
 from .data import Standardizer
 from .errors import UserError
 from .fields import model_field
+from .guidance import guided_model_field
 from .likelihood import LikelihoodOutput, log_likelihood
 from .paths import GaussianPath, make_path
 from .samplers import ODE_SOLVERS, SamplerOutput, constant_diffusion, euler_maruyama, make_grid, sde_drift
@@ -80,19 +81,23 @@ class Run:
         trajectory: bool = False,
         rtol: float = 1e-5,
         atol: float = 1e-5,
+        label: int | None = None,
+        guidance: float = 1.0,
+        guidance_interval: tuple[float, float] = (0.0, 1.0),
     ) -> SamplerOutput:
         """Draw ``n`` samples ``(n, *D)`` in data units.
 
         ODE with ``solver`` over ``steps`` steps of the ``grid``, or, with ``sde=True``,
         Euler-Maruyama with diffusion coefficient ``diffusion`` (the SDE extension). ``dopri5``
         ignores ``steps`` and uses ``rtol``/``atol``. The grid spans
-        :meth:`GaussianPath.sampling_interval` of the model's prediction.
+        :meth:`GaussianPath.sampling_interval` of the model's prediction. With ``label`` (a model
+        trained with labels), samples of that class, with classifier-free guidance of scale
+        ``guidance`` applied for t in ``guidance_interval``; without, the model's null label.
         """
         if not isinstance(n, int) or n < 1:
             raise UserError(f"the number of samples must be a positive integer, got {n!r}")
         if not sde and solver not in ODE_SOLVERS:
             raise UserError(f"unknown solver '{solver}': expected one of {', '.join(ODE_SOLVERS)}")
-        field = model_field(self.model, self.path, self.prediction)
         lo, hi = self.path.sampling_interval(self.prediction)
         ts = make_grid(grid, self.path, steps, lo, hi)
         gen = torch.Generator(self.device).manual_seed(seed)
@@ -100,6 +105,12 @@ class Run:
         outs = []
         for start in range(0, n, bs):
             m = min(bs, n - start)
+            if label is None:
+                field = model_field(self.model, self.path, self.prediction)
+            else:
+                labels = torch.full((m,), label, dtype=torch.long, device=self.device)
+                field = guided_model_field(self.model, self.path, self.prediction, labels, guidance,
+                                           interval=guidance_interval)
             x = self.path.sample_prior((m, *self.data_shape), generator=gen, device=self.device)
             if sde:
                 g = constant_diffusion(diffusion)

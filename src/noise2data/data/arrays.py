@@ -100,3 +100,24 @@ def load_array(path: str | Path, key: str | None = None) -> Tensor:
     if isinstance(arr, np.ndarray) and arr.dtype.kind not in "iuf":
         raise UserError(f"{path}: dtype {arr.dtype} is not numeric; save the samples as a float array")
     return validate_samples(arr, str(path))
+
+
+def load_labels(path: str | Path, n: int, key: str | None = None) -> Tensor:
+    """Integer class labels ``(n,)`` for ``n`` samples, from the same file types as samples.
+
+    Labels must be whole numbers from 0 (a CSV column or a ``(n, 1)`` array is accepted too).
+    """
+    arr = torch.as_tensor(np.asarray(read_array(path, key)))
+    if arr.ndim == 2 and arr.shape[1] == 1:
+        arr = arr[:, 0]
+    if arr.ndim != 1 or len(arr) != n:
+        raise UserError(f"{path}: expected {n} labels, one per sample, got an array of shape {tuple(arr.shape)}")
+    if arr.dtype.is_floating_point:
+        if not torch.isfinite(arr).all() or not torch.equal(arr, arr.round()):
+            raise UserError(f"{path}: labels must be whole numbers (class indices 0, 1, ...)")
+    elif arr.dtype == torch.bool or arr.dtype.is_complex:
+        raise UserError(f"{path}: labels must be integers, got {arr.dtype}")
+    arr = arr.long()
+    if int(arr.min()) < 0:
+        raise UserError(f"{path}: labels must be >= 0 (class indices), found {int(arr.min())}")
+    return arr

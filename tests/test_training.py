@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -176,3 +177,30 @@ def test_compiled_training_matches_eager_closely():
     train(m2, make_path("condot"), data, _cfg(steps=20, compile=True), progress=False)
     for a, b in zip(m1.parameters(), m2.parameters(), strict=True):
         assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_fp16_resume_restores_the_loss_scale(tmp_path):
+    m1, data, stats = _setup()
+    train(m1, make_path("condot"), data, _cfg(steps=40, precision="fp16", lr_schedule="constant"), progress=False,
+          run_dir=tmp_path / "a", standardizer=stats)
+    m2, _, _ = _setup()
+    train(m2, make_path("condot"), data, _cfg(steps=20, precision="fp16", lr_schedule="constant"), progress=False,
+          run_dir=tmp_path / "b", standardizer=stats)
+    meta = json.loads((latest_checkpoint(tmp_path / "b") / "meta.json").read_text())
+    assert meta["grad_scaler"]["scale"] > 0
+    m3, _, _ = _setup(seed=5)
+    weights_only = tmp_path / "c"
+    shutil.copytree(tmp_path / "b", weights_only)
+    train(m3, make_path("condot"), data, _cfg(steps=40, precision="fp16", lr_schedule="constant"), progress=False,
+          run_dir=tmp_path / "b", standardizer=stats, resume=True)
+    for a, b in zip(m1.state_dict().values(), m3.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    # the scale is carried over, not reset: a run stopped at scale 2 goes on at scale 2
+    meta_file = latest_checkpoint(weights_only) / "meta.json"
+    meta = json.loads(meta_file.read_text())
+    meta["grad_scaler"]["scale"] = 2.0
+    meta_file.write_text(json.dumps(meta))
+    m4, _, _ = _setup()
+    train(m4, make_path("condot"), data, _cfg(steps=30, precision="fp16", lr_schedule="constant"), progress=False,
+          run_dir=weights_only, standardizer=stats, resume=True)
+    assert json.loads((latest_checkpoint(weights_only) / "meta.json").read_text())["grad_scaler"]["scale"] == 2.0

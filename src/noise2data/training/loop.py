@@ -138,6 +138,7 @@ def train(
     if writer_dir is not None:
         writer_dir.mkdir(parents=True, exist_ok=True)
 
+    autocast, scaler = precision_context(config.precision, device)
     if resume:
         ckpt = latest_checkpoint(run_dir) if run_dir is not None else None
         if ckpt is None:
@@ -149,6 +150,8 @@ def train(
         opt.load_state_dict(unflatten_optimizer(groups["optimizer"], meta["optimizer"]))
         set_rng_state(gen, groups["rng"])
         start, skipped = int(meta["step"]), int(meta.get("skipped", 0))
+        if scaler is not None and meta.get("grad_scaler"):
+            scaler.load_state_dict(meta["grad_scaler"])  # fp16: the loss scale it had reached
         if writer_dir is not None:
             trim_log(writer_dir / LOG_FILE, start)
     ctx.barrier()  # nobody starts before rank 0 has trimmed the log and every rank has loaded
@@ -162,12 +165,13 @@ def train(
         if standardizer is not None:
             groups["stats"] = standardizer.state_dict()
         meta = {"version": __version__, "optimizer": opt_rest, "skipped": skipped, "train": config.to_dict()}
+        if scaler is not None:
+            meta["grad_scaler"] = scaler.state_dict()
         if hasattr(model, "config") and hasattr(model.config, "to_dict"):
             meta["model"] = model.config.to_dict()  # so a checkpoint can be matched to its model alone
         save_checkpoint(writer_dir, step, groups, meta, keep=config.keep)
 
     net = wrap_network(model, config, ctx, device)
-    autocast, scaler = precision_context(config.precision, device)
     model.train()
     result = TrainResult(step=start, model=model, ema=ema)
     logger = MetricsLogger(writer_dir, tensorboard=tensorboard)

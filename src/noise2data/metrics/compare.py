@@ -137,15 +137,13 @@ def combine(repeats: Sequence[dict[str, MetricResult]]) -> dict[str, MetricResul
     if len(repeats) == 1:
         return dict(repeats[0])
 
-    def sd(xs: list[float]) -> float:
-        return statistics.stdev(xs)
-
     out = {}
     for name, first in repeats[0].items():
         vals = [r[name].value for r in repeats]
         floors = [r[name].floor for r in repeats if r[name].floor is not None]
         out[name] = MetricResult(name, statistics.mean(vals), statistics.mean(floors) if floors else None, first.n,
-                                 first.higher_is_better, sd(floors) if len(floors) > 1 else None, sd(vals),
+                                 first.higher_is_better, statistics.stdev(floors) if len(floors) > 1 else None,
+                                 statistics.stdev(vals),
                                  len(repeats))
     return out
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
+from .conditioning import resolve_labels
 from .embeddings import TIME_EMBEDDINGS, make_time_embedding
 
 
@@ -79,17 +79,9 @@ class MLP(nn.Module):
         if x.shape[1:] != self.config.data_shape:
             raise UserError(f"model expects samples of shape {self.config.data_shape}, got {tuple(x.shape[1:])}")
         e = self.embed_mlp(self.time_embed(t))  # (B, H)
-        if self.class_embed is not None:
-            if cond is None:  # unconditional: the reserved null label
-                cond = torch.full((b,), self.config.num_classes, device=x.device, dtype=torch.long)
-            elif cond.shape != (b,) or cond.dtype.is_floating_point:
-                raise UserError(f"labels must be integers of shape ({b},), got {cond.dtype} {tuple(cond.shape)}")
-            elif int(cond.min()) < 0 or int(cond.max()) > self.config.num_classes:
-                raise UserError(f"labels must lie in 0..{self.config.num_classes - 1} (or {self.config.num_classes} "
-                                f"for 'no label'), got {int(cond.min())}..{int(cond.max())}")
-            e = e + self.class_embed(cond)
-        elif cond is not None:
-            raise UserError("this model was trained without labels; sample it without a condition")
+        labels = resolve_labels(cond, b, self.config.num_classes, x.device)
+        if labels is not None:
+            e = e + self.class_embed(labels)
         e = nn.functional.silu(e)
         embs = self.block_embed(e).chunk(self.config.depth, dim=1)  # depth x (B, H)
         h = self.inp(x.reshape(b, -1))  # (B, H)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from ..errors import UserError
 from .embeddings import FourierEmbedding, SinusoidalEmbedding
 from .mlp import MLP, MLPConfig
+from .unet import UNet, UNetConfig
 
-MODELS = {"mlp": (MLP, MLPConfig)}
+MODELS = {"mlp": (MLP, MLPConfig), "unet": (UNet, UNetConfig)}
 
 
-def build_model(config_dict: dict) -> MLP:
+def build_model(config_dict: dict) -> MLP | UNet:
     """Rebuild a model from ``{"name": ..., **config}`` (as stored in config.json)."""
     params = dict(config_dict)
     name = params.pop("name", "mlp")
@@ -22,4 +23,4 @@ def build_model(config_dict: dict) -> MLP:
         raise UserError(f"model config does not fit '{name}': {exc}") from None
 
 
-__all__ = ["MLP", "MODELS", "FourierEmbedding", "MLPConfig", "SinusoidalEmbedding", "build_model"]
+__all__ = ["MLP", "MODELS", "FourierEmbedding", "MLPConfig", "SinusoidalEmbedding", "UNet", "UNetConfig", "build_model"]

@@ -1,0 +1,72 @@
+"""The U-Net: shapes, presets, conditioning, starting at zero, learning, and clear size errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from noise2data.errors import UserError
+from noise2data.models import UNet, UNetConfig, build_model
+from noise2data.models.unet import PRESETS
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 16, 12)])
+def test_shapes_and_zero_start(shape):
+    m = UNet(UNetConfig(data_shape=shape, base_channels=16, channel_mults=(1, 2), num_classes=3))
+    x, t = torch.randn(5, *shape), torch.rand(5)
+    out = m(x, t, torch.tensor([0, 1, 2, 3, 1]))  # 3 is the null label
+    assert out.shape == x.shape and torch.count_nonzero(out) == 0  # the output layer starts at zero
+
+
+def test_every_preset_builds_and_round_trips_through_its_config():
+    for name in PRESETS:
+        cfg = UNetConfig.preset(name, (1, 32, 32), num_classes=10)
+        m = build_model(cfg.to_dict())
+        assert isinstance(m, UNet) and m.config == cfg
+
+
+def test_time_and_label_change_the_output_once_trained_weights_are_nonzero():
+    torch.manual_seed(0)
+    m = UNet(UNetConfig(data_shape=(1, 8, 8), base_channels=16, num_classes=2))
+    for p in m.parameters():  # leave the zero initialisation behind
+        torch.nn.init.normal_(p, std=0.05)
+    x = torch.randn(2, 1, 8, 8)
+    base = m(x, torch.full((2,), 0.3), torch.tensor([0, 0]))
+    assert not torch.allclose(base, m(x, torch.full((2,), 0.7), torch.tensor([0, 0])))
+    assert not torch.allclose(base, m(x, torch.full((2,), 0.3), torch.tensor([1, 1])))
+    # samples do not talk to each other: the first output ignores the second input
+    x2 = x.clone()
+    x2[1] += 1
+    assert torch.allclose(base[0], m(x2, torch.full((2,), 0.3), torch.tensor([0, 0]))[0], atol=1e-6)
+
+
+def test_it_learns_a_denoising_target():
+    torch.manual_seed(0)
+    m = UNet(UNetConfig(data_shape=(1, 8, 8), base_channels=16, channel_mults=(1, 2)))
+    opt = torch.optim.Adam(m.parameters(), lr=2e-3)
+    pattern = torch.zeros(1, 1, 8, 8)
+    pattern[..., 2:6, 2:6] = 1.0
+    losses = []
+    for _ in range(60):  # predict the clean pattern from a noisy copy
+        x = pattern + 0.5 * torch.randn(16, 1, 8, 8)
+        loss = (m(x, torch.rand(16)) - pattern).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-10:]) / 10 < 0.2 * sum(losses[:3]) / 3
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"data_shape": (2,)}, r"images \(C, H, W\)"),
+    ({"data_shape": (1, 28, 28), "channel_mults": (1, 2, 2, 2)}, "divisible by 8"),
+    ({"data_shape": (1, 8, 8), "base_channels": 12}, "multiple of 8"),
+])
+def test_sizes_that_do_not_fit_are_named(kwargs, message):
+    with pytest.raises(UserError, match=message):
+        UNetConfig(**kwargs)
+    with pytest.raises(UserError, match="unknown U-Net preset"):
+        UNetConfig.preset("huge", (1, 8, 8))
+    m = UNet(UNetConfig(data_shape=(1, 8, 8), base_channels=16))
+    with pytest.raises(UserError, match="expects images of shape"):
+        m(torch.zeros(2, 1, 16, 16), torch.zeros(2))

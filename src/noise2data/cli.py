@@ -6,6 +6,7 @@ User mistakes end in one line on stderr, ``noise2data: error: ...``, and exit st
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -25,13 +26,13 @@ TRAIN_DEFAULTS = {
     "checkpoint_every": 1000, "keep": 3, "key": None, "coupling": "independent",
     "lr_schedule": "cosine", "warmup_steps": 100, "eval_every": 0, "eval_metrics": "w2,mmd", "eval_n": 1000,
     "tensorboard": False, "dequantize": 0.0, "precision": "fp32", "compile": False, "skip_nonfinite": False,
-    "labels": None, "label_key": None, "label_dropout": 0.1,
+    "labels": None, "label_key": None, "label_dropout": 0.1, "model": "mlp", "preset": "tiny", "cond": "none",
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
     "data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth", "time_embedding",
     "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
-    "dequantize", "labels", "label_key", "label_dropout",
+    "dequantize", "labels", "label_key", "label_dropout", "model", "preset", "cond",
 )
 
 
@@ -86,6 +87,10 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=_positive_int, help="checkpoints to keep (default 3)")
     t.add_argument("--seed", type=int, help="default 0")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    t.add_argument("--model", choices=["mlp", "unet"], help="network: mlp (any shape, default) or unet (images)")
+    t.add_argument("--preset", choices=["tiny", "small", "base"], help="U-Net size (default tiny, for a CPU)")
+    t.add_argument("--cond", choices=["none", "label"], help="label: condition on the class labels of digits or "
+                   "mnist:DIR (other data: --labels FILE)")
     t.add_argument("--labels", help="class labels, one integer per sample (.npy/.npz/.pt/.csv): trains a "
                    "class-conditional model for guided sampling")
     t.add_argument("--label-key", help="array name of the labels inside a .npz/.pt holding several")
@@ -123,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance", type=float, default=1.0,
                    help="classifier-free guidance scale w: 0 unconditional, 1 conditional (default), > 1 stronger")
     s.add_argument("--guidance-interval", default="0,1", help="apply guidance only for t in LO,HI (default 0,1)")
-    s.add_argument("--out", required=True, help="output .npy file")
+    s.add_argument("--grid-per-class", type=_positive_int,
+                   help="images: a PNG grid with one row of this many samples per class (guided by --guidance)")
+    s.add_argument("--out", required=True, help="output .npy file, or .png for a grid of image samples")
     s.add_argument("--plot", help="also write a PNG of the samples beside the training data")
     s.add_argument("--trajectory-plot", help="also write a PNG of trajectories from noise to data")
 
@@ -149,6 +156,7 @@ def _time_dist(spec: str) -> dict:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from .data import is_image_dataset
     from .run import read_run_config
     from .training import list_checkpoints
 
@@ -171,6 +179,8 @@ def _train(args: argparse.Namespace) -> int:
         if list_checkpoints(out):  # a config.json alone (a run that never checkpointed) is replaced
             raise UserError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
         opts = {**TRAIN_DEFAULTS, **given}
+        if is_image_dataset(opts["data"]) and "standardize" not in given:
+            opts["standardize"] = "none"  # already in [-1, 1]; per-pixel statistics would distort images
 
     ctx, device = init_distributed(opts["device"])  # a no-op unless started by torchrun
     try:
@@ -180,18 +190,28 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str, cfg: dict | None) -> int:  # noqa: ANN001
-    from .data import Standardizer, load_data, load_labels
-    from .models import MLPConfig, build_model
+    from .data import Standardizer, image_dataset, is_image_dataset, load_data, load_labels
+    from .evaluation import periodic_evaluator
+    from .models import MLPConfig, UNetConfig, build_model
     from .paths import make_path
     from .run import write_run_config
     from .training import TrainConfig, resolve_device, train
 
-    data = load_data(opts["data"], n=opts["n_data"], seed=opts["seed"], key=opts["key"])
+    image_data = is_image_dataset(opts["data"])
+    if image_data:  # digits or mnist:DIR, in [-1, 1], with their labels
+        data, own_labels = image_dataset(opts["data"])
+    else:
+        data, own_labels = load_data(opts["data"], n=opts["n_data"], seed=opts["seed"], key=opts["key"]), None
     if cfg is not None and list(data.shape[1:]) != list(cfg["data"]["shape"]):
         raise UserError(f"the data {opts['data']} now has points of shape {tuple(data.shape[1:])}, but the run was "
                         f"trained on {tuple(cfg['data']['shape'])}: resume with the same data, or train a new run")
     stats = Standardizer.fit(data, opts["standardize"])
     labels = load_labels(opts["labels"], len(data), opts["label_key"]) if opts["labels"] else None
+    if labels is None and opts["cond"] == "label":
+        if own_labels is None:
+            raise UserError(f"--cond label uses the labels of digits or mnist:DIR; for {opts['data']} "
+                            "pass --labels FILE")
+        labels = own_labels
     num_classes = int(labels.max()) + 1 if labels is not None else 0
     path = make_path(opts["path"])
     tcfg = TrainConfig(steps=opts["steps"], batch_size=opts["batch_size"], lr=opts["lr"],
@@ -203,8 +223,12 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
                        eval_every=opts["eval_every"], dequantize=opts["dequantize"], precision=opts["precision"],
                        compile=bool(opts["compile"]), skip_nonfinite=bool(opts["skip_nonfinite"]),
                        label_dropout=opts["label_dropout"] if labels is not None else 0.0)
-    mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"],
-                     time_embedding=opts["time_embedding"], num_classes=num_classes)
+    if opts["model"] == "unet":
+        mcfg = UNetConfig.preset(opts["preset"], tuple(data.shape[1:]), time_embedding=opts["time_embedding"],
+                                 num_classes=num_classes)
+    else:
+        mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"],
+                         time_embedding=opts["time_embedding"], num_classes=num_classes)
     resolve_device(tcfg.device)  # fail before anything is written
     if opts["tensorboard"]:
         require("tensorboard", "tensorboard", "--tensorboard")
@@ -226,9 +250,9 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
     n_params = sum(p.numel() for p in model.parameters())
     if ctx.is_main:
         procs = f", {ctx.world_size} processes of {tcfg.batch_size // ctx.world_size}" if ctx.active else ""
-        print(f"training {n_params:,}-parameter MLP on {opts['data']} {tuple(data.shape)} "
+        print(f"training {n_params:,}-parameter {opts['model'].upper()} on {opts['data']} {tuple(data.shape)} "
               f"({tcfg.objective} objective, {opts['path']} path{procs}) -> {out}", file=sys.stderr)
-    evaluator = _periodic_evaluator(out, opts, stats) if opts["eval_every"] and ctx.is_main else None
+    evaluator = periodic_evaluator(out, opts, stats) if opts["eval_every"] and ctx.is_main else None
     result = train(model, path, stats.forward(data), tcfg, run_dir=out, standardizer=stats,
                    resume=args.resume, progress=not args.no_progress, evaluator=evaluator,
                    tensorboard=bool(opts["tensorboard"]), labels=labels)
@@ -240,36 +264,12 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
     return 0
 
 
-def _periodic_evaluator(out: Path, opts: dict, stats):  # noqa: ANN001, ANN202
-    """``evaluator(ema, step)``: sample metrics of the EMA model against fresh real data."""
-    from .evaluation import real_samples
-    from .metrics import check_metric_names, compare, evaluate_pair
-    from .paths import make_path
-    from .run import Run, read_run_config
-
-    names = check_metric_names(opts["eval_metrics"].split(","))
-    cfg = read_run_config(out)
-    floors: dict[str, float] = {}
-
-    def evaluate(ema: torch.nn.Module, step: int) -> dict[str, float]:
-        run = Run(run_dir=out, config=cfg, model=ema, path=make_path(opts["path"]),
-                  prediction=opts["objective"], standardizer=stats, step=step,
-                  device=next(ema.parameters()).device)
-        ref, floor_ref, _ = real_samples(run, opts["eval_n"])
-        if floor_ref is not None and not floors:  # the same real samples every time: one floor
-            floors.update({f"{k}_floor": v for k, v in evaluate_pair(floor_ref, ref, names).items()})
-        res = compare(run.sample(opts["eval_n"], seed=step).x, ref, metrics=names)
-        return {k: v.value for k, v in res.items()} | floors
-
-    return evaluate
-
-
 def _sample(args: argparse.Namespace) -> int:
     from .run import load_run
 
     out = Path(args.out)
-    if out.suffix != ".npy":
-        raise UserError(f"--out must name a .npy file, got {out}")
+    if out.suffix not in (".npy", ".png"):
+        raise UserError(f"--out must name a .npy file (or .png for a grid of images), got {out}")
     run = load_run(args.run, ema=not args.no_ema, device=args.device)
     if args.sde and args.diffusion < 0:
         raise UserError(f"--diffusion must be >= 0, got {args.diffusion}")
@@ -278,34 +278,58 @@ def _sample(args: argparse.Namespace) -> int:
         assert len(interval) == 2
     except (ValueError, AssertionError):
         raise UserError(f"--guidance-interval takes LO,HI, e.g. 0.2,0.8; got {args.guidance_interval!r}") from None
-    if args.label is None and args.guidance != 1.0:
-        raise UserError("--guidance needs --label: guidance pulls samples towards a class")
-    res = run.sample(args.n, solver=args.solver, steps=args.steps, grid=args.grid, sde=args.sde,
-                     diffusion=args.diffusion, seed=args.seed, batch_size=args.batch_size,
-                     trajectory=bool(args.trajectory_plot), label=args.label, guidance=args.guidance,
-                     guidance_interval=interval)
-    x = res.x.numpy()
-    if not np.isfinite(x).all():
+    if args.label is None and args.guidance != 1.0 and not args.grid_per_class:
+        raise UserError("--guidance needs --label (or --grid-per-class): guidance pulls samples towards a class")
+    if out.suffix == ".png" and len(run.data_shape) != 3:
+        raise UserError(f"a .png grid needs image samples (C, H, W); this run's are {run.data_shape}: use .npy")
+    kw = dict(solver=args.solver, steps=args.steps, grid=args.grid, sde=args.sde, diffusion=args.diffusion,
+              seed=args.seed, batch_size=args.batch_size, guidance=args.guidance, guidance_interval=interval)
+    if args.grid_per_class:
+        classes = run.config["model"].get("num_classes", 0)
+        if not classes or out.suffix != ".png":
+            raise UserError("--grid-per-class needs a class-conditional image run and a .png --out")
+        # the same seed for every class and every checkpoint, so grids compare across runs
+        rows = [run.sample(args.grid_per_class, label=k, **kw) for k in range(classes)]
+        res = rows[0]
+        x, ncol = torch.cat([r.x for r in rows]), args.grid_per_class
+    else:
+        res = run.sample(args.n, trajectory=bool(args.trajectory_plot), label=args.label, **kw)
+        x, ncol = res.x, math.ceil(math.sqrt(args.n))
+    if not torch.isfinite(x).all():
         raise UserError(f"sampling produced NaN/Inf ({args.solver}, {args.steps} steps): try more --steps "
                         "or another --solver; nothing was written")
     out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(out, x)
+    if out.suffix == ".png":
+        from .plotting import plot_image_grid
+
+        plot_image_grid(x, out, ncol, value_range=_value_range(run, x))
+    else:
+        np.save(out, x.numpy())
     how = f"SDE g={args.diffusion}" if args.sde else args.solver
-    if args.label is not None:
-        how += f", label {args.label}, guidance {args.guidance:g}"
-    print(f"wrote {out} {x.shape} ({how}, {res.nfe} NFE, step {run.step})", file=sys.stderr)
+    if args.label is not None or args.grid_per_class:
+        how += f", guidance {args.guidance:g}" + (f", label {args.label}" if args.label is not None else "")
+    print(f"wrote {out} {tuple(x.shape)} ({how}, {res.nfe} NFE, step {run.step})", file=sys.stderr)
     if args.plot:
         from .plotting import plot_samples
 
         data = _reference_data(run)
         plot_samples(res.x, data, args.plot, title=f"{how}, {res.nfe} NFE")
         print(f"wrote {args.plot}", file=sys.stderr)
-    if args.trajectory_plot:
+    if args.trajectory_plot and res.trajectory is not None:
         from .plotting import plot_trajectories
 
         plot_trajectories(res.trajectory, res.times, args.trajectory_plot)
         print(f"wrote {args.trajectory_plot}", file=sys.stderr)
     return 0
+
+
+def _value_range(run, x: torch.Tensor) -> tuple[float, float]:  # noqa: ANN001
+    """Pixel range for a grid: [-1, 1] for the built-in image sets, else the samples' own range."""
+    from .data import is_image_dataset
+
+    if is_image_dataset(run.config.get("cli", {}).get("data", "")):
+        return -1.0, 1.0
+    return float(x.min()), float(x.max()) if float(x.max()) > float(x.min()) else float(x.min()) + 1
 
 
 def _reference_data(run) -> torch.Tensor | None:

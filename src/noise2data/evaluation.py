@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
-from .data import is_generated, load_data, true_log_prob
+from .data import Standardizer, is_generated, load_data, true_log_prob
 from .errors import UserError
 from .metrics import SAMPLE_METRICS, MetricResult, check_metric_names, combine, compare, format_results
 from .run import Run
@@ -185,3 +185,29 @@ def format_nll(r: dict) -> str:
     return (f"nll {r['nll_nats']:.4f} +- {r['nll_se']:.4f} nats ({r['bits_per_dim']:.4f} bits/dim) on {r['n']} "
             f"held-out points{true}; {r['solver']}, {r['nfe']} NFE, {r['divergence']} divergence, "
             f"{r['seconds']:.1f} s")
+
+
+def periodic_evaluator(out: Path, opts: dict, stats: Standardizer) -> Callable[[torch.nn.Module, int], dict]:
+    """``evaluator(ema, step)`` for ``train``: sample metrics of the EMA model against real data.
+
+    ``opts`` are the CLI's training options (``eval_metrics``, ``eval_n``, ``path``, ``objective``).
+    """
+    from .metrics import evaluate_pair
+    from .paths import make_path
+    from .run import read_run_config
+
+    names = check_metric_names(opts["eval_metrics"].split(","))
+    cfg = read_run_config(out)
+    floors: dict[str, float] = {}
+
+    def evaluate(ema: torch.nn.Module, step: int) -> dict[str, float]:
+        run = Run(run_dir=out, config=cfg, model=ema, path=make_path(opts["path"]),
+                  prediction=opts["objective"], standardizer=stats, step=step,
+                  device=next(ema.parameters()).device)
+        ref, floor_ref, _ = real_samples(run, opts["eval_n"])
+        if floor_ref is not None and not floors:  # the same real samples every time: one floor
+            floors.update({f"{k}_floor": v for k, v in evaluate_pair(floor_ref, ref, names).items()})
+        res = compare(run.sample(opts["eval_n"], seed=step).x, ref, metrics=names)
+        return {k: v.value for k, v in res.items()} | floors
+
+    return evaluate

@@ -6,6 +6,7 @@ Each function writes a PNG to ``out`` (a path or a binary file object) and retur
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -166,4 +167,28 @@ def plot_quality_vs_nfe(curves: dict[str, list[tuple[int, float]]], floor: float
     fig.tight_layout()
     fig.savefig(out, dpi=100)
     plt.close(fig)
+    return out
+
+
+def image_grid(images: Tensor, nrow: int, value_range: tuple[float, float] = (-1.0, 1.0), pad: int = 1) -> Tensor:
+    """Tile ``images: (N, C, H, W)`` into one ``(H', W', C)`` array in [0, 1], ``nrow`` images per row."""
+    lo, hi = value_range
+    x = ((images.detach().float().cpu() - lo) / (hi - lo)).clamp(0, 1)
+    n, c, h, w = x.shape
+    rows = math.ceil(n / nrow)
+    grid = torch.ones(c, rows * (h + pad) + pad, nrow * (w + pad) + pad)
+    for i in range(n):
+        r, col = divmod(i, nrow)
+        grid[:, pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = x[i]
+    return grid.permute(1, 2, 0)
+
+
+def plot_image_grid(images: Tensor, out: Target, nrow: int, value_range: tuple[float, float] = (-1.0, 1.0),
+                    scale: int = 4) -> Target:
+    """Write ``images: (N, C, H, W)`` as one PNG grid (grey for 1 channel), each pixel ``scale`` x ``scale``."""
+    plt = _plt()
+    grid = image_grid(images, nrow, value_range)
+    grid = grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    arr = grid[..., 0].numpy() if grid.shape[2] == 1 else grid.numpy()
+    plt.imsave(out, arr, cmap="gray" if arr.ndim == 2 else None, vmin=0.0, vmax=1.0)
     return out

@@ -1,7 +1,8 @@
 """Turn a ``--data`` specification into a tensor of samples ``(N, *D)``.
 
 Specifications: a toy name (``checkerboard``, ``moons``, ``circles``, ``8gaussians``,
-``spirals``), ``gmm:FILE.json`` (a Gaussian mixture: ``{"means": ..., "covs": ..., "weights":
+``spirals``), a labelled image set (``digits``, ``mnist:DIR``; images in [-1, 1]),
+``gmm:FILE.json`` (a Gaussian mixture: ``{"means": ..., "covs": ..., "weights":
 ...}``), or the path of an array file (.npy, .npz, .pt, .csv).
 """
 
@@ -33,6 +34,19 @@ def load_mixture(path: str | Path) -> GaussianMixture:
     return GaussianMixture.from_lists(spec["means"], spec["covs"], spec.get("weights"))
 
 
+def is_image_dataset(spec: str) -> bool:
+    """True for the labelled image datasets read by :mod:`noise2data.data.images`."""
+    return spec == "digits" or spec.startswith("mnist:")
+
+
+def image_dataset(spec: str, split: str = "train") -> tuple[Tensor, Tensor]:
+    """``(images (N, C, H, W) scaled to [-1, 1], labels (N,))`` of ``digits`` or ``mnist:DIR``."""
+    from .images import load_labelled_images
+
+    d = load_labelled_images(spec, split)
+    return d.to_unit().float(), d.labels
+
+
 def is_generated(spec: str) -> bool:
     """True for data drawn in code (toy names, mixtures): fresh samples can be had at will."""
     return spec in TOY_DATASETS or spec.startswith("gmm:")
@@ -48,6 +62,8 @@ def load_data(spec: str, *, n: int = 100_000, seed: int = 0, key: str | None = N
         key: the array's name inside .npz/.pt files holding several.
     """
     g = torch.Generator().manual_seed(seed)
+    if is_image_dataset(spec):
+        return image_dataset(spec)[0]
     if spec in TOY_DATASETS:
         return sample_toy(spec, n, g)
     if spec.startswith("gmm:"):
@@ -55,7 +71,7 @@ def load_data(spec: str, *, n: int = 100_000, seed: int = 0, key: str | None = N
     if Path(spec).suffix.lower() in ARRAY_SUFFIXES or Path(spec).exists():
         return load_array(spec, key)
     raise UserError(
-        f"unknown dataset '{spec}': give a toy name ({', '.join(TOY_DATASETS)}), gmm:FILE.json, "
+        f"unknown dataset '{spec}': give a toy name ({', '.join(TOY_DATASETS)}), digits, mnist:DIR, gmm:FILE.json, "
         f"or an array file ({', '.join(ARRAY_SUFFIXES)})"
     )
 

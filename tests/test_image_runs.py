@@ -1,0 +1,68 @@
+"""Image runs from the CLI: digits with a class-conditional U-Net, guided grids as PNG."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from noise2data.cli import main
+from noise2data.data import image_dataset, load_data
+from noise2data.plotting import image_grid
+
+
+def test_digits_load_as_images_in_unit_range_with_labels():
+    x, y = image_dataset("digits")
+    assert x.shape == (1797, 1, 8, 8) and y.shape == (1797,)
+    assert x.min() == -1 and x.max() == 1 and set(y.tolist()) == set(range(10))
+    assert torch.equal(load_data("digits"), x)
+
+
+def test_image_grid_tiles_in_order():
+    imgs = torch.stack([torch.full((1, 2, 3), float(v)) for v in (-1.0, 0.0, 1.0)])
+    g = image_grid(imgs, nrow=2, pad=1)
+    assert g.shape == (2 * 3 + 1, 2 * 4 + 1, 1)
+    assert g[1, 1, 0] == 0.0 and g[1, 5, 0] == 0.5 and g[4, 1, 0] == 1.0  # black, grey, white
+    assert g[0, 0, 0] == 1.0  # the padding is white
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    pytest.importorskip("sklearn")
+    out = tmp_path_factory.mktemp("img") / "digits"
+    assert main(["train", "--data", "digits", "--model", "unet", "--cond", "label", "--steps", "6",
+                 "--batch-size", "16", "--checkpoint-every", "6", "--no-progress", "--device", "cpu",
+                 "--out", str(out)]) == 0
+    return out
+
+
+def test_unet_run_records_its_model_and_standardisation(digits_run):
+    cfg = json.loads((digits_run / "config.json").read_text())
+    assert cfg["model"]["name"] == "unet" and cfg["model"]["num_classes"] == 10
+    assert cfg["data"]["standardize"] == "none" and cfg["data"]["shape"] == [1, 8, 8]
+
+
+def test_grids_per_class_and_for_one_label(digits_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    import matplotlib.image
+
+    grid = tmp_path / "grid.png"
+    assert main(["sample", str(digits_run), "--grid-per-class", "3", "--guidance", "2", "--steps", "2",
+                 "--out", str(grid), "--device", "cpu"]) == 0
+    img = matplotlib.image.imread(grid)
+    assert img.shape[:2] == (4 * (10 * 9 + 1), 4 * (3 * 9 + 1))  # 10 rows of 3, 8x8 + 1px padding, x4
+    threes = tmp_path / "threes.npy"
+    assert main(["sample", str(digits_run), "--label", "3", "--guidance", "3", "--n", "5", "--steps", "2",
+                 "--out", str(threes), "--device", "cpu"]) == 0
+    assert np.load(threes).shape == (5, 1, 8, 8)
+
+
+def test_image_misuse_is_one_line(digits_run, tmp_path, capsys):
+    assert main(["train", "--data", "moons", "--cond", "label", "--out", str(tmp_path / "m")]) == 2
+    assert "--labels FILE" in capsys.readouterr().err
+    assert main(["train", "--data", "moons", "--model", "unet", "--out", str(tmp_path / "u")]) == 2
+    assert "images (C, H, W)" in capsys.readouterr().err
+    assert main(["sample", str(digits_run), "--grid-per-class", "2", "--out", str(tmp_path / "g.npy")]) == 2
+    assert ".png" in capsys.readouterr().err

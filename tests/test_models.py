@@ -49,7 +49,7 @@ def test_config_round_trip_and_errors():
     m = build_model(cfg.to_dict())
     assert m.config == cfg
     with pytest.raises(UserError, match="unknown model"):
-        build_model({"name": "unet", "data_shape": [2]})
+        build_model({"name": "transformer", "data_shape": [2]})
     with pytest.raises(UserError, match="time embedding"):
         MLPConfig(data_shape=(2,), time_embedding="learned")
     with pytest.raises(UserError, match="expects samples of shape"):

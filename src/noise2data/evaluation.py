@@ -198,16 +198,17 @@ def periodic_evaluator(out: Path, opts: dict, stats: Standardizer) -> Callable[[
 
     names = check_metric_names(opts["eval_metrics"].split(","))
     cfg = read_run_config(out)
-    floors: dict[str, float] = {}
+    path = make_path(opts["path"])
+    real: dict = {}  # the same real samples, and so one floor, at every evaluation: read them once
 
     def evaluate(ema: torch.nn.Module, step: int) -> dict[str, float]:
-        run = Run(run_dir=out, config=cfg, model=ema, path=make_path(opts["path"]),
-                  prediction=opts["objective"], standardizer=stats, step=step,
-                  device=next(ema.parameters()).device)
-        ref, floor_ref, _ = real_samples(run, opts["eval_n"])
-        if floor_ref is not None and not floors:  # the same real samples every time: one floor
-            floors.update({f"{k}_floor": v for k, v in evaluate_pair(floor_ref, ref, names).items()})
-        res = compare(run.sample(opts["eval_n"], seed=step).x, ref, metrics=names)
-        return {k: v.value for k, v in res.items()} | floors
+        run = Run(run_dir=out, config=cfg, model=ema, path=path, prediction=opts["objective"],
+                  standardizer=stats, step=step, device=next(ema.parameters()).device)
+        if not real:
+            ref, floor_ref, _ = real_samples(run, opts["eval_n"])
+            floors = evaluate_pair(floor_ref, ref, names) if floor_ref is not None else {}
+            real.update(ref=ref, floors={f"{k}_floor": v for k, v in floors.items()})
+        res = compare(run.sample(opts["eval_n"], seed=step).x, real["ref"], metrics=names)
+        return {k: v.value for k, v in res.items()} | real["floors"]
 
     return evaluate

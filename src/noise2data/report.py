@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from torch import Tensor
+
 from .errors import UserError
 from .evaluation import EVAL_FILE, evaluate_run, real_samples
 from .metrics import check_metric_names, evaluate_pair
@@ -53,10 +55,14 @@ def png_data_uri(draw: Callable[[io.BytesIO], object]) -> str:
 
 
 def quality_vs_nfe(run: Run, *, n: int, metric: str, solvers: Sequence[str], nfes: Sequence[int],
-                   seed: int = 0) -> tuple[dict[str, list[tuple[int, float]]], float | None]:
-    """``metric`` of samples against real data for each fixed-step solver at each NFE budget it can meet."""
+                   seed: int = 0, real: tuple[Tensor, Tensor | None] | None = None,
+                   ) -> tuple[dict[str, list[tuple[int, float]]], float | None]:
+    """``metric`` of samples against real data for each fixed-step solver at each NFE budget it can meet.
+
+    ``real``: the (reference, floor sample) pair to use, if the caller has already loaded it.
+    """
     check_metric_names([metric])
-    ref, floor_ref, _ = real_samples(run, n, seed=seed)
+    ref, floor_ref = real if real is not None else real_samples(run, n, seed=seed)[:2]
     curves: dict[str, list[tuple[int, float]]] = {}
     for solver in solvers:
         if solver not in TABLEAUX:
@@ -125,10 +131,11 @@ def build_report(
         metrics = ["w2", "mmd", "energy", "precision", "recall"] + (["nll"] if d <= 16 else [])
         result = evaluate_run(run, n=n, metrics=metrics, seed=seed, nll_n=min(n, 1000))
         source = "computed for this report"
-    ref = real_samples(run, n, seed=seed)[0]
+    ref, floor_ref, _ = real_samples(run, n, seed=seed)
     sample = run.sample(n, solver=result["sampler"]["solver"], steps=result["sampler"]["steps"], seed=seed)
     traj = run.sample(min(n, 300), solver="heun", steps=32, seed=seed + 1, trajectory=True)
-    curves, floor = quality_vs_nfe(run, n=n, metric=metric, solvers=solvers, nfes=nfes, seed=seed)
+    curves, floor = quality_vs_nfe(run, n=n, metric=metric, solvers=solvers, nfes=nfes, seed=seed,
+                                   real=(ref, floor_ref))
     loss_rows, eval_rows = read_log(run.run_dir)
 
     figures = []

@@ -141,7 +141,7 @@ API_CASES = [
     (lambda: MLP(MLPConfig(data_shape=(2,), num_classes=3))(torch.zeros(4, 2), torch.zeros(4),
                                                              torch.tensor([0, 1, 5, 2])), "labels must lie"),
     (lambda: MLP(MLPConfig(data_shape=(2,)))(torch.zeros(4, 2), torch.zeros(4), torch.tensor([0, 1, 1, 2])),
-     "without labels"),
+     "without a condition"),
     (lambda: MLP(MLPConfig(data_shape=(2,)))(torch.zeros(4, 3), torch.zeros(4)), "shape"),
     (lambda: compare(torch.zeros(5, 2), torch.zeros(5, 2), metrics=["w9"]), "unknown metric"),
     (lambda: load_extractor("/nonexistent/fx.safetensors"), "not found"),

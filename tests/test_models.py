@@ -54,5 +54,5 @@ def test_config_round_trip_and_errors():
         MLPConfig(data_shape=(2,), time_embedding="learned")
     with pytest.raises(UserError, match="expects samples of shape"):
         m(torch.randn(2, 4, 3), torch.rand(2))
-    with pytest.raises(UserError, match="without labels"):
+    with pytest.raises(UserError, match="without a condition"):
         m(torch.randn(2, 3, 4), torch.rand(2), torch.tensor([0, 1]))

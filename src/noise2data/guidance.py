@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from .errors import UserError
 from .fields import Field, model_field
+from .models.conditioning import check_condition, condition_kind, null_condition
 from .paths import GaussianPath
 
 
@@ -56,23 +57,21 @@ def classifier_free_guidance(conditional: Field, unconditional: Field, scale: fl
 
 def guided_model_field(model: nn.Module, path: GaussianPath, prediction: str, labels: Tensor, scale: float,
                        *, interval: tuple[float, float] = (0.0, 1.0), kind: str = "velocity") -> Field:
-    """Guidance for a network trained with label dropout: labels ``(B,)`` against its null label.
+    """Guidance for a network trained with condition dropout: ``labels`` against the null condition.
 
-    The null label is ``model.config.num_classes`` (reserved by noise2data's models). Both
+    ``labels`` are class labels ``(B,)`` (the null label is ``model.config.num_classes``) or, for a
+    model with vector conditions, ``(B, cond_dim)`` (the null condition is a row of NaN). Both
     evaluations run as one batch of 2B, which is faster than two calls on most hardware.
     """
     interval = check_interval(interval)
-    num_classes = getattr(getattr(model, "config", None), "num_classes", 0)
-    if not num_classes:
-        raise UserError("guidance needs a model trained with labels (num_classes > 0); this one has none")
+    num_classes, cond_dim = condition_kind(model)
+    if not num_classes and not cond_dim:
+        raise UserError("guidance needs a model trained with labels or vector conditions; this one has none")
     labels = torch.as_tensor(labels)
-    if labels.dtype.is_floating_point or labels.ndim != 1:
-        raise UserError(f"labels must be a 1-d integer tensor, got {labels.dtype} {tuple(labels.shape)}")
-    if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
-        raise UserError(f"labels must lie in 0..{num_classes - 1}, got {int(labels.min())}..{int(labels.max())}")
+    check_condition(labels, len(labels), num_classes, cond_dim, allow_null=False)
     if scale == 1.0:
         return model_field(model, path, prediction, cond=labels, kind=kind)
-    both = model_field(model, path, prediction, cond=torch.cat([labels, torch.full_like(labels, num_classes)]),
+    both = model_field(model, path, prediction, cond=torch.cat([labels, null_condition(labels, num_classes)]),
                        kind=kind)
 
     def guided(x: Tensor, t: Tensor) -> Tensor:

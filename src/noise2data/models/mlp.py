@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .conditioning import resolve_labels
-from .embeddings import TIME_EMBEDDINGS, make_time_embedding
+from .conditioning import Conditioning
+from .embeddings import TIME_EMBEDDINGS
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,7 @@ class MLPConfig:
         time_dim: size of the time embedding.
         num_classes: number of class labels for conditional models (0: unconditional). Label
             ``num_classes`` is reserved as the "no label" class for classifier-free guidance.
+        cond_dim: size of a vector condition ``y: (B, cond_dim)`` (0: none); a NaN row is "no condition".
     """
 
     data_shape: tuple[int, ...]
@@ -32,6 +33,7 @@ class MLPConfig:
     time_embedding: str = "sinusoidal"
     time_dim: int = 64
     num_classes: int = 0
+    cond_dim: int = 0
     name: str = field(default="mlp", init=False)
 
     def __post_init__(self) -> None:
@@ -43,8 +45,9 @@ class MLPConfig:
         if self.time_embedding not in TIME_EMBEDDINGS:
             raise UserError(f"unknown time embedding '{self.time_embedding}': expected one of "
                             f"{', '.join(TIME_EMBEDDINGS)}")
-        if self.num_classes < 0:
-            raise UserError(f"num_classes must be >= 0, got {self.num_classes}")
+        if self.num_classes < 0 or self.cond_dim < 0 or (self.num_classes and self.cond_dim):
+            raise UserError(f"num_classes and cond_dim must be >= 0 and not both set, got {self.num_classes} "
+                            f"and {self.cond_dim}")
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -53,7 +56,7 @@ class MLPConfig:
 
 
 class MLP(nn.Module):
-    """``forward(x, t, cond=None)``: ``x: (B, *D)``, ``t: (B,)``, ``cond: (B,)`` int labels.
+    """``forward(x, t, cond=None)``: ``x: (B, *D)``, ``t: (B,)``, ``cond``: labels ``(B,)`` or vectors ``(B, k)``.
 
     h = W_in x; each block adds ``W_i silu(h + E_i(e))`` where ``e`` embeds time (plus the label);
     the output layer starts at zero, so an untrained model predicts 0.
@@ -63,9 +66,7 @@ class MLP(nn.Module):
         super().__init__()
         self.config = config
         d, h = math.prod(config.data_shape), config.hidden
-        self.time_embed = make_time_embedding(config.time_embedding, config.time_dim)
-        self.embed_mlp = nn.Sequential(nn.Linear(config.time_dim, h), nn.SiLU(), nn.Linear(h, h))
-        self.class_embed = nn.Embedding(config.num_classes + 1, h) if config.num_classes else None
+        self.cond = Conditioning(config.time_embedding, config.time_dim, h, config.num_classes, config.cond_dim)
         self.inp = nn.Linear(d, h)
         self.block_embed = nn.Linear(h, h * config.depth)  # one matmul for every block's embedding
         self.blocks = nn.ModuleList(nn.Linear(h, h) for _ in range(config.depth))
@@ -78,11 +79,7 @@ class MLP(nn.Module):
         b = x.shape[0]
         if x.shape[1:] != self.config.data_shape:
             raise UserError(f"model expects samples of shape {self.config.data_shape}, got {tuple(x.shape[1:])}")
-        e = self.embed_mlp(self.time_embed(t))  # (B, H)
-        labels = resolve_labels(cond, b, self.config.num_classes, x.device)
-        if labels is not None:
-            e = e + self.class_embed(labels)
-        e = nn.functional.silu(e)
+        e = nn.functional.silu(self.cond(t, cond))  # (B, H)
         embs = self.block_embed(e).chunk(self.config.depth, dim=1)  # depth x (B, H)
         h = self.inp(x.reshape(b, -1))  # (B, H)
         for block, e_i in zip(self.blocks, embs, strict=True):

@@ -17,8 +17,9 @@ from ..errors import UserError
 from .conditioning import Conditioning
 from .embeddings import TIME_EMBEDDINGS
 
-PRESETS = {  # sized for a CPU (tiny), a laptop GPU (small) and a data-centre GPU (base)
-    "tiny": {"base_channels": 32, "channel_mults": (1, 2), "blocks": 1, "attention_resolution": 8},
+PRESETS = {  # sized for a 2-core CPU (tiny), a laptop GPU (small) and a data-centre GPU (base)
+    # tiny: full-resolution convolutions dominate a CPU step, so the first level is thin (16 channels)
+    "tiny": {"base_channels": 16, "channel_mults": (1, 2, 2), "blocks": 1, "attention_resolution": 7},
     "small": {"base_channels": 64, "channel_mults": (1, 2, 2), "blocks": 2, "attention_resolution": 8},
     "base": {"base_channels": 128, "channel_mults": (1, 2, 2, 2), "blocks": 2, "attention_resolution": 16},
 }
@@ -35,6 +36,7 @@ class UNetConfig:
         blocks: residual blocks per level (down path; the up path has one more).
         attention_resolution: self-attention in levels whose resolution is at most this (0: none).
         num_classes: class labels (0: unconditional); label ``num_classes`` is the null label.
+        cond_dim: size of a vector condition ``(B, cond_dim)`` instead of labels (0: none).
     """
 
     data_shape: tuple[int, ...]
@@ -46,6 +48,7 @@ class UNetConfig:
     time_embedding: str = "sinusoidal"
     time_dim: int = 64
     num_classes: int = 0
+    cond_dim: int = 0
     name: str = field(default="unet", init=False)
 
     def __post_init__(self) -> None:
@@ -63,8 +66,9 @@ class UNetConfig:
             raise UserError("the U-Net needs base_channels a multiple of 8 (GroupNorm), blocks >= 1, and levels")
         if self.time_embedding not in TIME_EMBEDDINGS:
             raise UserError(f"unknown time embedding '{self.time_embedding}'")
-        if self.num_classes < 0:
-            raise UserError(f"num_classes must be >= 0, got {self.num_classes}")
+        if self.num_classes < 0 or self.cond_dim < 0 or (self.num_classes and self.cond_dim):
+            raise UserError(f"num_classes and cond_dim must be >= 0 and not both set, got {self.num_classes} "
+                            f"and {self.cond_dim}")
 
     @classmethod
     def preset(cls, name: str, data_shape: tuple[int, ...], **overrides) -> UNetConfig:
@@ -114,7 +118,8 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
-    """``forward(x, t, cond=None)``: ``x: (B, C, H, W)``, ``t: (B,)``, ``cond: (B,)`` labels -> ``(B, C, H, W)``."""
+    """``forward(x, t, cond=None)``: ``x: (B, C, H, W)``, ``t: (B,)``, ``cond``: labels ``(B,)`` or vectors
+    ``(B, k)`` -> ``(B, C, H, W)``."""
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
@@ -122,7 +127,7 @@ class UNet(nn.Module):
         c, h, _ = config.data_shape
         chans = [config.base_channels * m for m in config.channel_mults]
         emb = 4 * config.base_channels
-        self.cond = Conditioning(config.time_embedding, config.time_dim, emb, config.num_classes)
+        self.cond = Conditioning(config.time_embedding, config.time_dim, emb, config.num_classes, config.cond_dim)
         self.conv_in = nn.Conv2d(c, chans[0], 3, padding=1)
         self.down, self.up = nn.ModuleList(), nn.ModuleList()
         skips, cur, res = [chans[0]], chans[0], h

@@ -17,6 +17,7 @@ from ..couplings import get_coupling
 from ..data import Standardizer
 from ..errors import UserError
 from ..losses import prediction_loss
+from ..models.conditioning import check_condition, condition_kind, drop_condition
 from ..paths import GaussianPath
 from .checkpoint import (
     flatten_optimizer,
@@ -74,16 +75,12 @@ def training_step_loss(
 
 
 def check_labels(model: nn.Module, labels: Tensor, data: Tensor) -> int:
-    """Validate class labels ``(N,)`` for ``data: (N, *D)``; returns the model's null label."""
-    num_classes = getattr(getattr(model, "config", None), "num_classes", 0)
-    if not num_classes:
-        raise UserError("labels were given but the model is unconditional: build it with num_classes > 0")
-    if labels.ndim != 1 or len(labels) != len(data) or labels.dtype.is_floating_point:
-        raise UserError(f"labels must be {len(data)} integers, one per sample; got {labels.dtype} "
-                        f"{tuple(labels.shape)}")
-    if int(labels.min()) < 0 or int(labels.max()) >= num_classes:
-        raise UserError(f"labels must lie in 0..{num_classes - 1} for this model, got "
-                        f"{int(labels.min())}..{int(labels.max())}")
+    """Validate the conditions of ``data: (N, *D)`` (labels ``(N,)`` or vectors ``(N, k)``) for ``model``.
+
+    Returns the model's number of classes (0 for vector conditions).
+    """
+    num_classes, cond_dim = condition_kind(model)
+    check_condition(labels, len(data), num_classes, cond_dim, allow_null=False, what="training condition")
     return num_classes
 
 
@@ -117,8 +114,9 @@ def train(
     replacement), times and noise. With ``run_dir`` set, checkpoints (model, EMA, optimizer, RNG,
     data statistics) are written every ``config.checkpoint_every`` steps and at the end, and
     ``metrics.jsonl`` logs the loss; ``resume=True`` continues bit-exactly from the newest intact
-    checkpoint there. ``labels: (N,)`` integer classes make the model class-conditional (with
-    ``config.label_dropout`` for classifier-free guidance). Every ``config.eval_every`` steps,
+    checkpoint there. ``labels: (N,)`` integer classes make the model class-conditional, and
+    ``labels: (N, k)`` floats condition it on vectors (with ``config.label_dropout`` for
+    classifier-free guidance in both cases). Every ``config.eval_every`` steps,
     ``evaluator(ema, step)`` (which must not touch the training RNG) returns scores that are
     logged beside the loss (and to TensorBoard).
     """
@@ -193,9 +191,8 @@ def train(
             cond = None
             if labels is not None:
                 cond = labels[idx]
-                if config.label_dropout > 0:  # the null label, so the same network learns u(x | null)
-                    drop = torch.rand(cond.shape, generator=gen, device=device) < config.label_dropout
-                    cond = torch.where(drop, torch.full_like(cond, null_label), cond)
+                if config.label_dropout > 0:  # the null condition, so the same network learns u(x | null)
+                    cond = drop_condition(cond, config.label_dropout, null_label, gen)
             with autocast():
                 loss = training_step_loss(net, path, x1, config, gen, cond=cond, part=part).float().mean()
             opt.zero_grad(set_to_none=True)

@@ -66,3 +66,43 @@ def test_image_misuse_is_one_line(digits_run, tmp_path, capsys):
     assert "images (C, H, W)" in capsys.readouterr().err
     assert main(["sample", str(digits_run), "--grid-per-class", "2", "--out", str(tmp_path / "g.npy")]) == 2
     assert ".png" in capsys.readouterr().err
+
+
+def test_dit_run_with_trajectory_strip_and_gif(tmp_path):
+    pytest.importorskip("sklearn")
+    pytest.importorskip("matplotlib")
+    from PIL import Image
+
+    out = tmp_path / "dit"
+    assert main(["train", "--data", "digits", "--model", "dit", "--cond", "label", "--steps", "3", "--batch-size",
+                 "8", "--no-progress", "--device", "cpu", "--out", str(out)]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"]["name"] == "dit" and cfg["model"]["patch"] == 4 and cfg["model"]["num_classes"] == 10
+    strip, gif = tmp_path / "strip.png", tmp_path / "denoise.gif"
+    assert main(["sample", str(out), "--label", "7", "--n", "6", "--steps", "12", "--out", str(tmp_path / "x.npy"),
+                 "--trajectory-plot", str(strip), "--trajectory-gif", str(gif)]) == 0
+    assert Image.open(strip).size[0] > Image.open(strip).size[1]  # frames run left to right
+    with Image.open(gif) as anim:
+        assert anim.n_frames == 13  # the start and every one of the 12 steps
+        assert anim.size == (3 * (3 * 9 + 1), 3 * (2 * 9 + 1))  # 6 samples as 3 columns x 2 rows, scaled x3
+
+
+def test_eval_of_a_class_conditional_image_run_reports_fid_and_class_accuracy(digits_run, tmp_path):
+    fx = tmp_path / "fx.safetensors"
+    assert main(["features", "--data", "digits", "--epochs", "2", "--out", str(fx)]) == 0
+    res_file = tmp_path / "eval.json"
+    assert main(["eval", str(digits_run), "--metrics", "fid", "--features", str(fx), "--n", "200", "--steps", "2",
+                 "--guidance", "2", "--out", str(res_file)]) == 0
+    img = json.loads(res_file.read_text())["image"]
+    assert img["n"] == 200 and 0 <= img["class_accuracy"] <= 1 and img["guidance"] == 2
+    assert img["fid"] > img["fid_floor"] > 0  # six training steps are far from the data
+
+
+def test_extractor_units_round_trip():
+    from noise2data.data.images import load_digits_images
+    from noise2data.metrics.features import FeatureExtractor, FeatureNet, FeatureNetConfig
+
+    d = load_digits_images()
+    ext = FeatureExtractor(FeatureNet(FeatureNetConfig((1, 8, 8), 10, (0.0, 16.0))), None, "-", "test")
+    assert torch.allclose(ext.from_unit(d.to_unit()[:50]), d.images[:50], atol=1e-5)
+    assert torch.allclose(ext.features(ext.from_unit(d.to_unit()[:50])), ext.features(d.images[:50]), atol=1e-5)

@@ -27,12 +27,14 @@ TRAIN_DEFAULTS = {
     "lr_schedule": "cosine", "warmup_steps": 100, "eval_every": 0, "eval_metrics": "w2,mmd", "eval_n": 1000,
     "tensorboard": False, "dequantize": 0.0, "precision": "fp32", "compile": False, "skip_nonfinite": False,
     "labels": None, "label_key": None, "label_dropout": 0.1, "model": "mlp", "preset": "tiny", "cond": "none",
+    "cond_file": None, "cond_key": None, "resize": None, "pad": 0, "hflip": False, "stream": False,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
     "data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth", "time_embedding",
     "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
-    "dequantize", "labels", "label_key", "label_dropout", "model", "preset", "cond",
+    "dequantize", "labels", "label_key", "label_dropout", "model", "preset", "cond", "cond_file", "cond_key",
+    "resize", "pad", "hflip",
 )
 
 
@@ -61,7 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on a dataset", description="Train a model; writes "
                        "config.json, checkpoints/ and metrics.jsonl into --out.")
     t.add_argument("--data", help="toy name (checkerboard, moons, circles, 8gaussians, spirals), "
-                   "gmm:FILE.json, or an array file (.npy, .npz, .pt, .csv) of shape (N, *D)")
+                   "gmm:FILE.json, an array file (.npy, .npz, .pt, .csv) of shape (N, *D), or images: digits, "
+                   "mnist:DIR (IDX files), images:FOLDER (PNG/JPEG, subfolders as classes), images:FILE.npz")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--key", help="array name inside a .npz/.pt file holding several")
     t.add_argument("--n-data", type=_positive_int, help="samples drawn for toy/mixture data (default 100000)")
@@ -87,10 +90,21 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=_positive_int, help="checkpoints to keep (default 3)")
     t.add_argument("--seed", type=int, help="default 0")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
-    t.add_argument("--model", choices=["mlp", "unet"], help="network: mlp (any shape, default) or unet (images)")
-    t.add_argument("--preset", choices=["tiny", "small", "base"], help="U-Net size (default tiny, for a CPU)")
-    t.add_argument("--cond", choices=["none", "label"], help="label: condition on the class labels of digits or "
-                   "mnist:DIR (other data: --labels FILE)")
+    t.add_argument("--model", choices=["mlp", "unet", "dit"],
+                   help="network: mlp (any shape, default), unet or dit (images)")
+    t.add_argument("--preset", choices=["tiny", "small", "base"], help="U-Net/DiT size: tiny for a CPU (default), "
+                   "small and base for GPUs")
+    t.add_argument("--cond", choices=["none", "label"], help="label: condition on the class labels of an image "
+                   "dataset (digits, mnist:DIR, class subfolders, an npz's labels; other data: --labels FILE)")
+    t.add_argument("--cond-file", help="vector conditions, one row of k numbers per sample (.csv with k columns, "
+                   ".npy/.npz/.pt of shape (N, k)): a model of p(x | y) for y in R^k, with guidance")
+    t.add_argument("--cond-key", help="array name of the conditions inside a .npz/.pt holding several")
+    t.add_argument("--resize", type=_positive_int, help="images: resize to N x N (antialiased)")
+    t.add_argument("--pad", type=int, help="images: pad every side by this many background pixels, e.g. 2 for "
+                   "MNIST 28 -> 32")
+    t.add_argument("--hflip", action="store_true", default=None, help="images: random left-right mirroring")
+    t.add_argument("--stream", action="store_true", default=None, help="images:FOLDER: decode images per batch "
+                   "instead of holding them in memory (automatic above 4 GiB of pixels)")
     t.add_argument("--labels", help="class labels, one integer per sample (.npy/.npz/.pt/.csv): trains a "
                    "class-conditional model for guided sampling")
     t.add_argument("--label-key", help="array name of the labels inside a .npz/.pt holding several")
@@ -125,6 +139,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     s.add_argument("--device", default="auto")
     s.add_argument("--label", type=int, help="class to draw (a model trained with --labels)")
+    s.add_argument("--condition", help="vector condition to draw for, K numbers as y1,y2,... (a model trained "
+                   "with --cond-file)")
     s.add_argument("--guidance", type=float, default=1.0,
                    help="classifier-free guidance scale w: 0 unconditional, 1 conditional (default), > 1 stronger")
     s.add_argument("--guidance-interval", default="0,1", help="apply guidance only for t in LO,HI (default 0,1)")
@@ -132,7 +148,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="images: a PNG grid with one row of this many samples per class (guided by --guidance)")
     s.add_argument("--out", required=True, help="output .npy file, or .png for a grid of image samples")
     s.add_argument("--plot", help="also write a PNG of the samples beside the training data")
-    s.add_argument("--trajectory-plot", help="also write a PNG of trajectories from noise to data")
+    s.add_argument("--trajectory-plot", help="also write a PNG of trajectories from noise to data (images: a strip "
+                   "of frames per sample)")
+    s.add_argument("--trajectory-gif", help="images: also write an animated GIF of the samples from noise to data")
 
     pp = sub.add_parser("plot-path", help="plot the marginals p_t of a path on a dataset")
     pp.add_argument("--data", required=True, help="as for train")
@@ -190,29 +208,41 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str, cfg: dict | None) -> int:  # noqa: ANN001
-    from .data import Standardizer, image_dataset, is_image_dataset, load_data, load_labels
+    from .data import Standardizer, image_dataset, is_image_dataset, load_conditions, load_data, load_labels
+    from .data.image_files import ImageSource
     from .evaluation import periodic_evaluator
-    from .models import MLPConfig, UNetConfig, build_model
+    from .models import MODELS, MLPConfig, build_model
     from .paths import make_path
     from .run import write_run_config
     from .training import TrainConfig, resolve_device, train
 
     image_data = is_image_dataset(opts["data"])
-    if image_data:  # digits or mnist:DIR, in [-1, 1], with their labels
-        data, own_labels = image_dataset(opts["data"])
+    if image_data:  # in [-1, 1], with their labels when the dataset has them
+        data, own_labels = image_dataset(opts["data"], resize=opts["resize"], pad=opts["pad"],
+                                         stream=bool(opts["stream"]))
     else:
+        if opts["resize"] or opts["pad"] or opts["hflip"] or opts["stream"]:
+            raise UserError("--resize, --pad, --hflip and --stream apply to image datasets (digits, mnist:DIR, "
+                            f"images:...), not to {opts['data']}")
         data, own_labels = load_data(opts["data"], n=opts["n_data"], seed=opts["seed"], key=opts["key"]), None
     if cfg is not None and list(data.shape[1:]) != list(cfg["data"]["shape"]):
         raise UserError(f"the data {opts['data']} now has points of shape {tuple(data.shape[1:])}, but the run was "
                         f"trained on {tuple(cfg['data']['shape'])}: resume with the same data, or train a new run")
-    stats = Standardizer.fit(data, opts["standardize"])
+    streaming = isinstance(data, ImageSource)
+    if streaming and opts["standardize"] != "none":
+        raise UserError("streamed images are used in [-1, 1] as they are: pass --standardize none")
+    stats = Standardizer.identity(tuple(data.shape[1:])) if streaming else Standardizer.fit(data, opts["standardize"])
     labels = load_labels(opts["labels"], len(data), opts["label_key"]) if opts["labels"] else None
     if labels is None and opts["cond"] == "label":
         if own_labels is None:
-            raise UserError(f"--cond label uses the labels of digits or mnist:DIR; for {opts['data']} "
-                            "pass --labels FILE")
+            raise UserError(f"--cond label uses the labels of an image dataset with classes; {opts['data']} has "
+                            "none: pass --labels FILE")
         labels = own_labels
+    conds = load_conditions(opts["cond_file"], len(data), opts["cond_key"]) if opts["cond_file"] else None
+    if conds is not None and labels is not None:
+        raise UserError("a model takes class labels or vector conditions (--cond-file), not both")
     num_classes = int(labels.max()) + 1 if labels is not None else 0
+    cond_dim = conds.shape[1] if conds is not None else 0
     path = make_path(opts["path"])
     tcfg = TrainConfig(steps=opts["steps"], batch_size=opts["batch_size"], lr=opts["lr"],
                        objective=opts["objective"], time_dist=_time_dist(opts["time_dist"]),
@@ -222,13 +252,13 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
                        checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=device,
                        eval_every=opts["eval_every"], dequantize=opts["dequantize"], precision=opts["precision"],
                        compile=bool(opts["compile"]), skip_nonfinite=bool(opts["skip_nonfinite"]),
-                       label_dropout=opts["label_dropout"] if labels is not None else 0.0)
-    if opts["model"] == "unet":
-        mcfg = UNetConfig.preset(opts["preset"], tuple(data.shape[1:]), time_embedding=opts["time_embedding"],
-                                 num_classes=num_classes)
+                       label_dropout=opts["label_dropout"] if labels is not None or conds is not None else 0.0,
+                       hflip=bool(opts["hflip"]))
+    cond_kw = {"time_embedding": opts["time_embedding"], "num_classes": num_classes, "cond_dim": cond_dim}
+    if opts["model"] in ("unet", "dit"):
+        mcfg = MODELS[opts["model"]][1].preset(opts["preset"], tuple(data.shape[1:]), **cond_kw)
     else:
-        mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"],
-                         time_embedding=opts["time_embedding"], num_classes=num_classes)
+        mcfg = MLPConfig(data_shape=tuple(data.shape[1:]), hidden=opts["hidden"], depth=opts["depth"], **cond_kw)
     resolve_device(tcfg.device)  # fail before anything is written
     if opts["tensorboard"]:
         require("tensorboard", "tensorboard", "--tensorboard")
@@ -240,7 +270,8 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
         out.mkdir(parents=True, exist_ok=True)
         write_run_config(out, {
             "data": {"spec": opts["data"], "shape": list(data.shape[1:]), "n": len(data),
-                     "standardize": opts["standardize"], "labels": opts["labels"], "num_classes": num_classes},
+                     "standardize": opts["standardize"], "labels": opts["labels"], "num_classes": num_classes,
+                     "cond_dim": cond_dim},
             "path": path.spec(), "model": mcfg.to_dict(), "train": tcfg.to_dict(), "cli": opts,
         })
     elif ctx.is_main and opts["steps"] != cfg["train"]["steps"]:
@@ -253,9 +284,9 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
         print(f"training {n_params:,}-parameter {opts['model'].upper()} on {opts['data']} {tuple(data.shape)} "
               f"({tcfg.objective} objective, {opts['path']} path{procs}) -> {out}", file=sys.stderr)
     evaluator = periodic_evaluator(out, opts, stats) if opts["eval_every"] and ctx.is_main else None
-    result = train(model, path, stats.forward(data), tcfg, run_dir=out, standardizer=stats,
+    result = train(model, path, data if streaming else stats.forward(data), tcfg, run_dir=out, standardizer=stats,
                    resume=args.resume, progress=not args.no_progress, evaluator=evaluator,
-                   tensorboard=bool(opts["tensorboard"]), labels=labels)
+                   tensorboard=bool(opts["tensorboard"]), labels=labels if labels is not None else conds)
     final = result.log[-1][1] if result.log else float("nan")
     if ctx.is_main:
         skips = f", {result.skipped} non-finite steps skipped" if result.skipped else ""
@@ -278,8 +309,23 @@ def _sample(args: argparse.Namespace) -> int:
         assert len(interval) == 2
     except (ValueError, AssertionError):
         raise UserError(f"--guidance-interval takes LO,HI, e.g. 0.2,0.8; got {args.guidance_interval!r}") from None
-    if args.label is None and args.guidance != 1.0 and not args.grid_per_class:
-        raise UserError("--guidance needs --label (or --grid-per-class): guidance pulls samples towards a class")
+    label = args.label
+    if label is not None and run.config["model"].get("cond_dim"):
+        raise UserError(f"this run is conditioned on vectors of {run.config['model']['cond_dim']} numbers, not on "
+                        "classes: pass --condition y1,y2,...")
+    if args.condition is not None:
+        if args.label is not None:
+            raise UserError("give --label (a class) or --condition (a vector), not both")
+        try:
+            label = [float(v) for v in args.condition.split(",")]
+        except ValueError:
+            raise UserError(f"--condition takes numbers y1,y2,...; got {args.condition!r}") from None
+    if label is None and args.guidance != 1.0 and not args.grid_per_class:
+        raise UserError("--guidance needs --label or --condition (or --grid-per-class): guidance pulls samples "
+                        "towards a condition")
+    if args.trajectory_gif and (len(run.data_shape) != 3 or args.grid_per_class):
+        raise UserError("--trajectory-gif animates image samples (not with --grid-per-class); this run's samples "
+                        f"have shape {run.data_shape}")
     if out.suffix == ".png" and len(run.data_shape) != 3:
         raise UserError(f"a .png grid needs image samples (C, H, W); this run's are {run.data_shape}: use .npy")
     kw = dict(solver=args.solver, steps=args.steps, grid=args.grid, sde=args.sde, diffusion=args.diffusion,
@@ -293,7 +339,7 @@ def _sample(args: argparse.Namespace) -> int:
         res = rows[0]
         x, ncol = torch.cat([r.x for r in rows]), args.grid_per_class
     else:
-        res = run.sample(args.n, trajectory=bool(args.trajectory_plot), label=args.label, **kw)
+        res = run.sample(args.n, trajectory=bool(args.trajectory_plot or args.trajectory_gif), label=label, **kw)
         x, ncol = res.x, math.ceil(math.sqrt(args.n))
     if not torch.isfinite(x).all():
         raise UserError(f"sampling produced NaN/Inf ({args.solver}, {args.steps} steps): try more --steps "
@@ -306,8 +352,9 @@ def _sample(args: argparse.Namespace) -> int:
     else:
         np.save(out, x.numpy())
     how = f"SDE g={args.diffusion}" if args.sde else args.solver
-    if args.label is not None or args.grid_per_class:
-        how += f", guidance {args.guidance:g}" + (f", label {args.label}" if args.label is not None else "")
+    if label is not None or args.grid_per_class:
+        how += f", guidance {args.guidance:g}" + (f", condition {args.condition}" if args.condition else
+                                                   f", label {label}" if label is not None else "")
     print(f"wrote {out} {tuple(x.shape)} ({how}, {res.nfe} NFE, step {run.step})", file=sys.stderr)
     if args.plot:
         from .plotting import plot_samples
@@ -316,10 +363,18 @@ def _sample(args: argparse.Namespace) -> int:
         plot_samples(res.x, data, args.plot, title=f"{how}, {res.nfe} NFE")
         print(f"wrote {args.plot}", file=sys.stderr)
     if args.trajectory_plot and res.trajectory is not None:
-        from .plotting import plot_trajectories
+        from .plotting import plot_image_trajectory, plot_trajectories
 
-        plot_trajectories(res.trajectory, res.times, args.trajectory_plot)
+        if len(run.data_shape) == 3:
+            plot_image_trajectory(res.trajectory, res.times, args.trajectory_plot, value_range=_value_range(run, x))
+        else:
+            plot_trajectories(res.trajectory, res.times, args.trajectory_plot)
         print(f"wrote {args.trajectory_plot}", file=sys.stderr)
+    if args.trajectory_gif and res.trajectory is not None:
+        from .plotting import save_trajectory_gif
+
+        save_trajectory_gif(res.trajectory[:, :64], args.trajectory_gif, value_range=_value_range(run, x))
+        print(f"wrote {args.trajectory_gif}", file=sys.stderr)
     return 0
 
 

@@ -29,6 +29,8 @@ def add_evaluation_commands(sub: argparse._SubParsersAction, positive_int: Calla
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--device", default="auto")
     e.add_argument("--features", help="feature extractor for fid/kid (from 'noise2data features')")
+    e.add_argument("--guidance", type=float, default=1.0, help="class-conditional image runs: fid/kid from n/classes "
+                   "samples per class at this guidance scale, with class accuracy (default 1)")
     e.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
     e.add_argument("--out", help="where to write the JSON (default RUN/eval.json)")
     nl = sub.add_parser("nll", help="exact log-likelihood of held-out points (probability-flow ODE)")
@@ -70,7 +72,8 @@ def _eval(args: argparse.Namespace) -> int:
     names = [m.strip() for m in args.metrics.split(",")]
     run = load_run(args.run, device=args.device)
     res = evaluate_run(run, n=args.n, metrics=names, solver=args.solver, steps=args.steps, grid=args.grid,
-                       data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features)
+                       data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features,
+                       guidance=args.guidance)
     out = write_eval(Path(args.out).parent, res, Path(args.out).name) if args.out else write_eval(args.run, res)
     if args.json:
         print(json.dumps(res))

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .data import Standardizer, is_generated, load_data, true_log_prob
+from .data import Standardizer, image_dataset, is_generated, is_image_dataset, load_data, true_log_prob
 from .errors import UserError
 from .metrics import SAMPLE_METRICS, MetricResult, check_metric_names, combine, compare, format_results
 from .run import Run
@@ -46,7 +46,12 @@ def real_samples(run: Run, n: int, data: str | None = None, *, seed: int = 0) ->
         base = HELD_OUT_SEED + 2 * seed
         ref = load_data(spec, n=n, seed=base)
         return ref, load_data(spec, n=n, seed=base + 1), f"fresh draws of {spec} (not the training draw)"
-    pts = load_data(spec, key=cli.get("key") if data is None else None)
+    if is_image_dataset(spec):  # with the run's resizing and padding
+        own = data is None
+        pts = image_dataset(spec, resize=cli.get("resize") if own else None, pad=(cli.get("pad") or 0) if own else 0,
+                            stream=bool(cli.get("stream")))[0]
+    else:
+        pts = load_data(spec, key=cli.get("key") if data is None else None)
     if tuple(pts.shape[1:]) != run.data_shape:
         raise UserError(f"{spec} holds points of shape {tuple(pts.shape[1:])}, the run's are {run.data_shape}")
     perm = torch.randperm(len(pts), generator=torch.Generator().manual_seed(HELD_OUT_SEED + seed))
@@ -55,6 +60,10 @@ def real_samples(run: Run, n: int, data: str | None = None, *, seed: int = 0) ->
         note = f"{len(pts)} points of {where}: fewer than 2 x {n}, so no noise floor"
         return pts[perm[:n]], None, note
     return pts[perm[:n]], pts[perm[n:2 * n]], f"two disjoint subsets of {where} {spec}"
+
+
+def _unit_or_none(ext, x: Tensor | None) -> Tensor | None:  # noqa: ANN001
+    return None if x is None else ext.from_unit(x)
 
 
 def nll_summary(run: Run, x: Tensor, spec: str | None, *, solver: str = "rk4", steps: int = 64,
@@ -104,13 +113,17 @@ def evaluate_run(
     nll_steps: int = 64,
     features: str | None = None,
     repeats: int = 3,
+    guidance: float = 1.0,
 ) -> dict:
     """Sample ``n`` points and report each metric beside its floor (and the NLL when asked).
 
     Returns a JSON-ready dict: the run, its step, the sampler and NFE, the reference's origin,
     ``metrics`` (value, floor, ratio per name; for generated data, means and standard deviations
     over ``repeats`` independent (samples, reference, floor sample) triples), ``nll`` (see
-    :func:`nll_summary`) and ``image`` (FID/KID with floors, from the extractor at ``features``).
+    :func:`nll_summary`) and ``image`` (FID/KID with floors, from the extractor at ``features``;
+    for a class-conditional run, from ``n / classes`` samples of each class drawn with classifier-free
+    guidance ``guidance``, with the extractor's accuracy on the asked-for classes). Image runs'
+    samples live in [-1, 1] and are mapped to the extractor's units first.
     """
     names = check_metric_names(metrics, EVAL_METRICS)
     sample_names = [m for m in names if m in SAMPLE_METRICS]
@@ -122,7 +135,8 @@ def evaluate_run(
     result: dict = {"run": str(run.run_dir), "step": run.step, "n": n, "reference": origin,
                     "sampler": {"solver": solver, "steps": steps, "grid": grid}, "metrics": {}}
     out = None
-    if sample_names or image_names:
+    classes = int(run.config["model"].get("num_classes", 0) or 0)
+    if sample_names or (image_names and not classes):
         start = time.perf_counter()
         out = run.sample(n, solver=solver, steps=steps, grid=grid, seed=seed)
         result["sampler"] |= {"nfe": out.nfe, "seconds": time.perf_counter() - start}
@@ -143,7 +157,17 @@ def evaluate_run(
         from .metrics.fid import image_quality
 
         ext = load_extractor(features)
-        result["image"] = image_quality(ext, out.x, ref, floor_ref)
+        if classes:  # class-conditional: as many samples of each class, and does each show its class?
+            per = max(1, n // classes)
+            labels = torch.arange(classes).repeat_interleave(per)
+            x = torch.cat([run.sample(per, solver=solver, steps=steps, grid=grid, seed=seed + k, label=k,
+                                      guidance=guidance).x for k in range(classes)])
+            result["image"] = image_quality(ext, ext.from_unit(x), ext.from_unit(ref), _unit_or_none(ext, floor_ref),
+                                            sample_labels=labels)
+            result["image"]["guidance"] = guidance
+        else:
+            result["image"] = image_quality(ext, ext.from_unit(out.x), ext.from_unit(ref),
+                                            _unit_or_none(ext, floor_ref))
     if "nll" in names:
         spec = data or run.config.get("cli", {}).get("data")
         held_out = ref[:nll_n] if floor_ref is None else floor_ref[:nll_n]
@@ -176,6 +200,9 @@ def format_eval(result: dict) -> str:
         acc = "unknown" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
         lines.append(f"FID {r['fid']:.4f}, KID {r['kid']:.5f}{floor} with {r['extractor']}, validation "
                      f"accuracy {acc}, data sha256 {r['data_sha256'][:12]}")
+        if "class_accuracy" in r:
+            lines.append(f"class accuracy {r['class_accuracy']:.4f}: the extractor's classes of {r['n']} samples drawn "
+                         f"per class (guidance {r['guidance']:g}) against the classes asked for")
     return "\n".join(lines)
 
 

@@ -192,3 +192,52 @@ def plot_image_grid(images: Tensor, out: Target, nrow: int, value_range: tuple[f
     arr = grid[..., 0].numpy() if grid.shape[2] == 1 else grid.numpy()
     plt.imsave(out, arr, cmap="gray" if arr.ndim == 2 else None, vmin=0.0, vmax=1.0)
     return out
+
+
+def _frame_indices(n_states: int, frames: int) -> list[int]:
+    """Up to ``frames`` evenly spaced states, always the first (noise) and the last (data)."""
+    if n_states <= frames:
+        return list(range(n_states))
+    return sorted({round(i * (n_states - 1) / (frames - 1)) for i in range(frames)})
+
+
+def plot_image_trajectory(trajectory: Tensor, times: Tensor, out: Target, *, n_show: int = 8, frames: int = 10,
+                          value_range: tuple[float, float] = (-1.0, 1.0), scale: int = 3) -> Target:
+    """Denoising as a strip: ``trajectory: (S + 1, B, C, H, W)`` -> one row per sample (up to
+    ``n_show``), one column per time (up to ``frames``, noise on the left, data on the right)."""
+    keep = _frame_indices(trajectory.shape[0], frames)
+    x = trajectory[keep, :n_show].transpose(0, 1)  # (n_show, F, C, H, W)
+    plt = _plt()
+    grid = image_grid(x.reshape(-1, *x.shape[2:]), len(keep), value_range)
+    grid = grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+    arr = grid[..., 0].numpy() if grid.shape[2] == 1 else grid.numpy()
+    fig, ax = plt.subplots(figsize=(arr.shape[1] / 100 + 0.4, arr.shape[0] / 100 + 0.6), dpi=100)
+    ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+    cell = arr.shape[1] / len(keep)
+    ax.set_xticks([cell * (i + 0.5) for i in range(len(keep))], [f"t={float(times[k]):.2f}" for k in keep],
+                  fontsize=7)
+    ax.set_yticks([])
+    fig.tight_layout()
+    fig.savefig(out)
+    plt.close(fig)
+    return out
+
+
+def save_trajectory_gif(trajectory: Tensor, out: str | Path, *, nrow: int | None = None, frames: int = 40,
+                        value_range: tuple[float, float] = (-1.0, 1.0), scale: int = 3,
+                        duration_ms: int = 80) -> Path:
+    """An animated GIF of image samples from noise to data: ``trajectory: (S + 1, B, C, H, W)``, one
+    grid per frame (up to ``frames`` states), the last frame held three times as long."""
+    Image = require("PIL.Image", "plot", "GIF export")
+    keep = _frame_indices(trajectory.shape[0], frames)
+    nrow = nrow or math.ceil(math.sqrt(trajectory.shape[1]))
+    pictures = []
+    for k in keep:
+        grid = image_grid(trajectory[k], nrow, value_range)
+        grid = grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+        arr = (grid * 255).round().to(torch.uint8).numpy()
+        pictures.append(Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr))
+    durations = [duration_ms] * (len(pictures) - 1) + [3 * duration_ms]
+    out = Path(out)
+    pictures[0].save(out, save_all=True, append_images=pictures[1:], duration=durations, loop=0)
+    return out

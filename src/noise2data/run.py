@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -81,7 +83,7 @@ class Run:
         trajectory: bool = False,
         rtol: float = 1e-5,
         atol: float = 1e-5,
-        label: int | None = None,
+        label: int | Sequence[float] | torch.Tensor | None = None,
         guidance: float = 1.0,
         guidance_interval: tuple[float, float] = (0.0, 1.0),
     ) -> SamplerOutput:
@@ -92,7 +94,8 @@ class Run:
         ignores ``steps`` and uses ``rtol``/``atol``. The grid spans
         :meth:`GaussianPath.sampling_interval` of the model's prediction. With ``label`` (a model
         trained with labels), samples of that class, with classifier-free guidance of scale
-        ``guidance`` applied for t in ``guidance_interval``; without, the model's null label.
+        ``guidance`` applied for t in ``guidance_interval``; without, the model's null label. For a
+        model trained on vector conditions, ``label`` is that vector ``(k,)``, guided the same way.
         """
         if not isinstance(n, int) or n < 1:
             raise UserError(f"the number of samples must be a positive integer, got {n!r}")
@@ -108,7 +111,7 @@ class Run:
             if label is None:
                 field = model_field(self.model, self.path, self.prediction)
             else:
-                labels = torch.full((m,), label, dtype=torch.long, device=self.device)
+                labels = self._condition(label, m)
                 field = guided_model_field(self.model, self.path, self.prediction, labels, guidance,
                                            interval=guidance_interval)
             x = self.path.sample_prior((m, *self.data_shape), generator=gen, device=self.device)
@@ -127,6 +130,19 @@ class Run:
             traj = self.standardizer.inverse(torch.cat([o.trajectory for o in outs], dim=1)).cpu()
         return SamplerOutput(x=x, nfe=outs[0].nfe, trajectory=traj,
                              times=outs[0].times.cpu() if trajectory else None)
+
+    def _condition(self, label: int | Sequence[float] | torch.Tensor, m: int) -> torch.Tensor:
+        """``m`` copies of one condition: labels ``(m,)`` or vectors ``(m, k)``."""
+        cond_dim = int(self.config["model"].get("cond_dim", 0) or 0)
+        if cond_dim:
+            y = torch.as_tensor(label, dtype=torch.float32, device=self.device).reshape(-1)
+            if y.numel() != cond_dim:
+                raise UserError(f"this run is conditioned on vectors of {cond_dim} numbers, got {y.numel()}: "
+                                f"{label!r}")
+            return y[None].expand(m, cond_dim).contiguous()
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)):
+            raise UserError(f"this run takes a class label (an integer), got {label!r}")
+        return torch.full((m,), int(label), dtype=torch.long, device=self.device)
 
     def log_likelihood(
         self,

@@ -121,3 +121,19 @@ def load_labels(path: str | Path, n: int, key: str | None = None) -> Tensor:
     if int(arr.min()) < 0:
         raise UserError(f"{path}: labels must be >= 0 (class indices), found {int(arr.min())}")
     return arr
+
+
+def load_conditions(path: str | Path, n: int, key: str | None = None) -> Tensor:
+    """Vector conditions ``(n, k)`` (float32, finite) for ``n`` samples: one row per sample.
+
+    A CSV with k columns, or an ``(n, k)`` / ``(n,)`` array in .npy/.npz/.pt; ``(n,)`` means k = 1.
+    """
+    arr = read_array(path, key)
+    if isinstance(arr, np.ndarray) and arr.dtype.kind not in "iuf":
+        raise UserError(f"{path}: dtype {arr.dtype} is not numeric; save the conditions as a float array")
+    t = torch.as_tensor(np.asarray(arr)) if isinstance(arr, np.ndarray) else arr
+    if t.ndim == 1:
+        t = t[:, None]
+    if t.ndim != 2 or len(t) != n:
+        raise UserError(f"{path}: expected conditions of shape ({n}, k), one row per sample, got {tuple(t.shape)}")
+    return validate_samples(t, str(path))

@@ -35,16 +35,32 @@ def load_mixture(path: str | Path) -> GaussianMixture:
 
 
 def is_image_dataset(spec: str) -> bool:
-    """True for the labelled image datasets read by :mod:`noise2data.data.images`."""
-    return spec == "digits" or spec.startswith("mnist:")
+    """True for image datasets: ``digits``, ``mnist:DIR`` and ``images:FOLDER_OR_NPZ``."""
+    return spec == "digits" or spec.startswith(("mnist:", "images:"))
 
 
-def image_dataset(spec: str, split: str = "train") -> tuple[Tensor, Tensor]:
-    """``(images (N, C, H, W) scaled to [-1, 1], labels (N,))`` of ``digits`` or ``mnist:DIR``."""
+def image_dataset(spec: str, split: str = "train", *, resize: int | None = None, pad: int = 0,
+                  stream: bool = False) -> tuple[Tensor, Tensor | None]:
+    """``(images (N, C, H, W) in [-1, 1], labels (N,) or None)`` of an image dataset specification.
+
+    ``digits``, ``mnist:DIR`` (IDX files; ``split`` train or test), ``images:FILE.npz`` (arrays
+    ``images`` and optional ``labels``) or ``images:FOLDER`` (subfolders as classes; with
+    ``stream`` or when too large for memory, an :class:`ImageSource` that decodes per batch).
+    Images are resized to ``resize x resize`` and padded by ``pad`` pixels when asked.
+    """
+    from .image_files import fit_images, load_image_folder, load_image_npz
     from .images import load_labelled_images
 
+    if resize is not None and resize < 1 or pad < 0:
+        raise UserError(f"--resize must be >= 1 and --pad >= 0, got {resize} and {pad}")
+    if spec.startswith("images:"):
+        target = spec[len("images:"):]
+        if target.lower().endswith(".npz"):
+            return load_image_npz(target, size=resize, pad=pad)
+        data, labels, _ = load_image_folder(target, size=resize, pad=pad, stream=stream)
+        return data, labels
     d = load_labelled_images(spec, split)
-    return d.to_unit().float(), d.labels
+    return fit_images(d.to_unit().float(), pad, resize), d.labels
 
 
 def is_generated(spec: str) -> bool:

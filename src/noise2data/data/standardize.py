@@ -39,6 +39,11 @@ class Standardizer:
         std = torch.where(std > 1e-12, std, torch.ones_like(std))
         return cls(mean.float().contiguous(), std.float().contiguous())
 
+    @classmethod
+    def identity(cls, shape: tuple[int, ...]) -> Standardizer:
+        """The ``none`` mode for samples of ``shape``, without looking at data."""
+        return cls(torch.zeros(shape), torch.ones(shape))
+
     def forward(self, x: Tensor) -> Tensor:
         """Data units -> standard units, ``(B, *D)``."""
         return (x - self.mean.to(x)) / self.std.to(x)

@@ -92,6 +92,17 @@ class FeatureExtractor:
         self.net.eval()
         return torch.cat([self.net(x[i:i + batch_size].float()).argmax(1) for i in range(0, len(x), batch_size)])
 
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """The pixel units this extractor takes (a TorchScript extractor is taken to want [-1, 1])."""
+        cfg = getattr(self.net, "config", None)
+        return tuple(cfg.value_range) if isinstance(cfg, FeatureNetConfig) else (-1.0, 1.0)
+
+    def from_unit(self, x: Tensor) -> Tensor:
+        """Images in [-1, 1] (as noise2data's image runs have them) -> this extractor's units."""
+        lo, hi = self.value_range
+        return (x.clamp(-1, 1) + 1) / 2 * (hi - lo) + lo
+
     def info(self) -> dict:
         return {"extractor": self.description, "val_accuracy": self.val_accuracy, "data_sha256": self.data_hash}
 

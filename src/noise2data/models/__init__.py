@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from ..errors import UserError
+from .dit import DiT, DiTConfig
 from .embeddings import FourierEmbedding, SinusoidalEmbedding
 from .mlp import MLP, MLPConfig
 from .unet import UNet, UNetConfig
 
-MODELS = {"mlp": (MLP, MLPConfig), "unet": (UNet, UNetConfig)}
+MODELS = {"mlp": (MLP, MLPConfig), "unet": (UNet, UNetConfig), "dit": (DiT, DiTConfig)}
 
 
-def build_model(config_dict: dict) -> MLP | UNet:
+def build_model(config_dict: dict) -> MLP | UNet | DiT:
     """Rebuild a model from ``{"name": ..., **config}`` (as stored in config.json)."""
     params = dict(config_dict)
     name = params.pop("name", "mlp")
@@ -23,4 +24,7 @@ def build_model(config_dict: dict) -> MLP | UNet:
         raise UserError(f"model config does not fit '{name}': {exc}") from None
 
 
-__all__ = ["MLP", "MODELS", "FourierEmbedding", "MLPConfig", "SinusoidalEmbedding", "UNet", "UNetConfig", "build_model"]
+__all__ = [
+    "MLP", "MODELS", "DiT", "DiTConfig", "FourierEmbedding", "MLPConfig", "SinusoidalEmbedding", "UNet", "UNetConfig",
+    "build_model",
+]

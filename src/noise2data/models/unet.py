@@ -61,7 +61,7 @@ class UNetConfig:
         factor = 2 ** (len(self.channel_mults) - 1)
         if h % factor or w % factor:
             raise UserError(f"a U-Net with {len(self.channel_mults)} levels needs H and W divisible by {factor}, "
-                            f"got {h}x{w}: pad the images or use fewer levels")
+                            f"got {h}x{w}: pad or resize the images (--pad, --resize) or use fewer levels")
         if self.base_channels < 8 or self.base_channels % 8 or self.blocks < 1 or not self.channel_mults:
             raise UserError("the U-Net needs base_channels a multiple of 8 (GroupNorm), blocks >= 1, and levels")
         if self.time_embedding not in TIME_EMBEDDINGS:

@@ -49,6 +49,8 @@ class TrainConfig:
         label_dropout: with labels, the probability that a sample's label is replaced by the null
             label, so one network learns both the conditional and the unconditional field
             (classifier-free guidance needs it > 0; 0.1 to 0.2 is usual).
+        hflip: images ``(B, C, H, W)``: mirror each sample left-right with probability 1/2 (augmentation
+            for data whose law is mirror-symmetric; not for digits or text).
         skip_nonfinite: on a non-finite loss or gradient, skip the step (counted in metrics.jsonl
             and the checkpoint) instead of stopping; more than ``MAX_SKIPS`` in a row still stops.
         device: ``auto`` (CUDA if available, else CPU), ``cpu``, ``cuda``, ``cuda:1``, ...
@@ -67,6 +69,7 @@ class TrainConfig:
     compile: bool = False
     skip_nonfinite: bool = False
     label_dropout: float = 0.0
+    hflip: bool = False
     objective: str = "velocity"
     time_dist: TimeDistribution = field(default_factory=TimeDistribution)
     coupling: str = "independent"

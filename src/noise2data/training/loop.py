@@ -84,6 +84,12 @@ def check_labels(model: nn.Module, labels: Tensor, data: Tensor) -> int:
     return num_classes
 
 
+def random_hflip(x: Tensor, generator: torch.Generator) -> Tensor:
+    """Mirror each image of ``x: (B, C, H, W)`` left-right with probability 1/2."""
+    flip = torch.rand(x.shape[0], generator=generator, device=x.device) < 0.5  # (B,)
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
 def _progress(total: int, initial: int, enabled: bool):
     if not enabled:
         return None
@@ -122,6 +128,8 @@ def train(
     """
     device = resolve_device(config.device)
     null_label = check_labels(model, labels, data) if labels is not None else None
+    if config.hflip and data.ndim != 4:
+        raise UserError(f"hflip mirrors images (N, C, H, W); this data has shape {tuple(data.shape)}")
     ctx = current_context()
     part = ctx.part(config.batch_size) if ctx.active else None
     model.to(device)
@@ -186,6 +194,8 @@ def train(
             for group in opt.param_groups:
                 group["lr"] = config.lr_at(step)
             x1 = data[idx]
+            if config.hflip:  # drawn from the training stream, so resume stays exact
+                x1 = random_hflip(x1, gen)
             if deq is not None:
                 x1 = x1 + deq * torch.rand(x1.shape, generator=gen, device=device, dtype=x1.dtype)
             cond = None

@@ -6,16 +6,16 @@ User mistakes end in one line on stderr, ``noise2data: error: ...``, and exit st
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import __version__
 from .cli_eval import EVALUATION_COMMANDS, add_evaluation_commands
+from .cli_molecules import add_molecule_commands, build_data
+from .cli_sample import sample_command
 from .errors import MissingExtraError, UserError, require
 from .training.distributed import init_distributed, shutdown_distributed
 
@@ -64,7 +64,8 @@ def _parser() -> argparse.ArgumentParser:
                        "config.json, checkpoints/ and metrics.jsonl into --out.")
     t.add_argument("--data", help="toy name (checkerboard, moons, circles, 8gaussians, spirals), "
                    "gmm:FILE.json, an array file (.npy, .npz, .pt, .csv) of shape (N, *D), or images: digits, "
-                   "mnist:DIR (IDX files), images:FOLDER (PNG/JPEG, subfolders as classes), images:FILE.npz")
+                   "mnist:DIR (IDX files), images:FOLDER (PNG/JPEG, subfolders as classes), images:FILE.npz; or "
+                   "molecules:FILE.npz (from 'noise2data data qm9')")
     t.add_argument("--out", required=True, help="run folder")
     t.add_argument("--key", help="array name inside a .npz/.pt file holding several")
     t.add_argument("--n-data", type=_positive_int, help="samples drawn for toy/mixture data (default 100000)")
@@ -90,8 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--keep", type=_positive_int, help="checkpoints to keep (default 3)")
     t.add_argument("--seed", type=int, help="default 0")
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
-    t.add_argument("--model", choices=["mlp", "unet", "dit"],
-                   help="network: mlp (any shape, default), unet or dit (images)")
+    t.add_argument("--model", choices=["mlp", "unet", "dit", "egnn"],
+                   help="network: mlp (any shape, default), unet or dit (images), egnn (molecules)")
     t.add_argument("--preset", choices=["tiny", "small", "base"], help="U-Net/DiT size: tiny for a CPU (default), "
                    "small and base for GPUs")
     t.add_argument("--cond", choices=["none", "label"], help="label: condition on the class labels of an image "
@@ -159,6 +160,7 @@ def _parser() -> argparse.ArgumentParser:
     pp.add_argument("--n", type=_positive_int, default=20000)
     pp.add_argument("--out", required=True, help="output PNG")
     add_evaluation_commands(sub, _positive_int)
+    add_molecule_commands(sub, _positive_int)
     return p
 
 
@@ -202,6 +204,13 @@ def _train(args: argparse.Namespace) -> int:
 
     ctx, device = init_distributed(opts["device"])  # a no-op unless started by torchrun
     try:
+        if opts["data"].startswith("molecules:"):
+            from .cli_molecules import train_molecules
+
+            if ctx.active:
+                raise UserError("molecule training runs in one process for now: start it without torchrun")
+            return train_molecules(opts, out, args.resume, not args.no_progress, device,
+                                   cfg if args.resume else None)
         return _train_run(args, opts, out, ctx, device, cfg if args.resume else None)
     finally:
         shutdown_distributed()
@@ -295,110 +304,6 @@ def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str
     return 0
 
 
-def _sample(args: argparse.Namespace) -> int:
-    from .run import load_run
-
-    out = Path(args.out)
-    if out.suffix not in (".npy", ".png"):
-        raise UserError(f"--out must name a .npy file (or .png for a grid of images), got {out}")
-    run = load_run(args.run, ema=not args.no_ema, device=args.device)
-    if args.sde and args.diffusion < 0:
-        raise UserError(f"--diffusion must be >= 0, got {args.diffusion}")
-    try:
-        interval = tuple(float(v) for v in args.guidance_interval.split(","))
-        assert len(interval) == 2
-    except (ValueError, AssertionError):
-        raise UserError(f"--guidance-interval takes LO,HI, e.g. 0.2,0.8; got {args.guidance_interval!r}") from None
-    label = args.label
-    if label is not None and run.config["model"].get("cond_dim"):
-        raise UserError(f"this run is conditioned on vectors of {run.config['model']['cond_dim']} numbers, not on "
-                        "classes: pass --condition y1,y2,...")
-    if args.condition is not None:
-        if args.label is not None:
-            raise UserError("give --label (a class) or --condition (a vector), not both")
-        try:
-            label = [float(v) for v in args.condition.split(",")]
-        except ValueError:
-            raise UserError(f"--condition takes numbers y1,y2,...; got {args.condition!r}") from None
-    if label is None and args.guidance != 1.0 and not args.grid_per_class:
-        raise UserError("--guidance needs --label or --condition (or --grid-per-class): guidance pulls samples "
-                        "towards a condition")
-    if args.trajectory_gif and (len(run.data_shape) != 3 or args.grid_per_class):
-        raise UserError("--trajectory-gif animates image samples (not with --grid-per-class); this run's samples "
-                        f"have shape {run.data_shape}")
-    if out.suffix == ".png" and len(run.data_shape) != 3:
-        raise UserError(f"a .png grid needs image samples (C, H, W); this run's are {run.data_shape}: use .npy")
-    kw = dict(solver=args.solver, steps=args.steps, grid=args.grid, sde=args.sde, diffusion=args.diffusion,
-              seed=args.seed, batch_size=args.batch_size, guidance=args.guidance, guidance_interval=interval)
-    if args.grid_per_class:
-        classes = run.config["model"].get("num_classes", 0)
-        if not classes or out.suffix != ".png":
-            raise UserError("--grid-per-class needs a class-conditional image run and a .png --out")
-        # the same seed for every class and every checkpoint, so grids compare across runs
-        rows = [run.sample(args.grid_per_class, label=k, **kw) for k in range(classes)]
-        res = rows[0]
-        x, ncol = torch.cat([r.x for r in rows]), args.grid_per_class
-    else:
-        res = run.sample(args.n, trajectory=bool(args.trajectory_plot or args.trajectory_gif), label=label, **kw)
-        x, ncol = res.x, math.ceil(math.sqrt(args.n))
-    if not torch.isfinite(x).all():
-        raise UserError(f"sampling produced NaN/Inf ({args.solver}, {args.steps} steps): try more --steps "
-                        "or another --solver; nothing was written")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".png":
-        from .plotting import plot_image_grid
-
-        plot_image_grid(x, out, ncol, value_range=_value_range(run, x))
-    else:
-        np.save(out, x.numpy())
-    how = f"SDE g={args.diffusion}" if args.sde else args.solver
-    if label is not None or args.grid_per_class:
-        how += f", guidance {args.guidance:g}" + (f", condition {args.condition}" if args.condition else
-                                                   f", label {label}" if label is not None else "")
-    print(f"wrote {out} {tuple(x.shape)} ({how}, {res.nfe} NFE, step {run.step})", file=sys.stderr)
-    if args.plot:
-        from .plotting import plot_samples
-
-        data = _reference_data(run)
-        plot_samples(res.x, data, args.plot, title=f"{how}, {res.nfe} NFE")
-        print(f"wrote {args.plot}", file=sys.stderr)
-    if args.trajectory_plot and res.trajectory is not None:
-        from .plotting import plot_image_trajectory, plot_trajectories
-
-        if len(run.data_shape) == 3:
-            plot_image_trajectory(res.trajectory, res.times, args.trajectory_plot, value_range=_value_range(run, x))
-        else:
-            plot_trajectories(res.trajectory, res.times, args.trajectory_plot)
-        print(f"wrote {args.trajectory_plot}", file=sys.stderr)
-    if args.trajectory_gif and res.trajectory is not None:
-        from .plotting import save_trajectory_gif
-
-        save_trajectory_gif(res.trajectory[:, :64], args.trajectory_gif, value_range=_value_range(run, x))
-        print(f"wrote {args.trajectory_gif}", file=sys.stderr)
-    return 0
-
-
-def _value_range(run, x: torch.Tensor) -> tuple[float, float]:  # noqa: ANN001
-    """Pixel range for a grid: [-1, 1] for the built-in image sets, else the samples' own range."""
-    from .data import is_image_dataset
-
-    if is_image_dataset(run.config.get("cli", {}).get("data", "")):
-        return -1.0, 1.0
-    return float(x.min()), float(x.max()) if float(x.max()) > float(x.min()) else float(x.min()) + 1
-
-
-def _reference_data(run) -> torch.Tensor | None:
-    """Training data to plot beside samples, when it can still be had."""
-    from .data import load_data
-
-    cli = run.config.get("cli", {})
-    try:
-        data = load_data(cli["data"], n=cli.get("n_data", 100_000), seed=cli.get("seed", 0), key=cli.get("key"))
-    except (UserError, KeyError):
-        return None
-    return data[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:4000]]
-
-
 def _plot_path(args: argparse.Namespace) -> int:
     from .data import load_data
     from .paths import make_path
@@ -410,7 +315,8 @@ def _plot_path(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": _train, "sample": _sample, "plot-path": _plot_path, **EVALUATION_COMMANDS}
+COMMANDS = {"train": _train, "sample": sample_command, "plot-path": _plot_path, "data": build_data,
+            **EVALUATION_COMMANDS}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -67,10 +67,15 @@ def add_evaluation_commands(sub: argparse._SubParsersAction, positive_int: Calla
 
 def _eval(args: argparse.Namespace) -> int:
     from .evaluation import evaluate_run, format_eval, write_eval
+    from .molecules.sampling import is_molecule_run
     from .run import load_run
 
-    names = [m.strip() for m in args.metrics.split(",")]
     run = load_run(args.run, device=args.device)
+    if is_molecule_run(run):  # stability, validity, uniqueness, novelty
+        from .cli_molecules import eval_molecule_run
+
+        return eval_molecule_run(args, run)
+    names = [m.strip() for m in args.metrics.split(",")]
     res = evaluate_run(run, n=args.n, metrics=names, solver=args.solver, steps=args.steps, grid=args.grid,
                        data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features,
                        guidance=args.guidance)

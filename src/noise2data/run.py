@@ -66,7 +66,7 @@ class Run:
 
     @property
     def data_shape(self) -> tuple[int, ...]:
-        return tuple(self.config["model"]["data_shape"])
+        return tuple(self.config["model"].get("data_shape") or self.config["data"]["shape"])
 
     @torch.inference_mode()
     def sample(

@@ -15,6 +15,10 @@ def build_model(config_dict: dict) -> MLP | UNet | DiT:
     """Rebuild a model from ``{"name": ..., **config}`` (as stored in config.json)."""
     params = dict(config_dict)
     name = params.pop("name", "mlp")
+    if name == "egnn":  # molecules: imported here, since the molecules package builds on this one
+        from ..molecules.egnn import EGNN, EGNNConfig
+
+        return EGNN(EGNNConfig(**params))
     if name not in MODELS:
         raise UserError(f"unknown model '{name}': expected one of {', '.join(MODELS)}")
     cls, cfg_cls = MODELS[name]

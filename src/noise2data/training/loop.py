@@ -34,6 +34,8 @@ from .ema import ema_update_, make_ema
 from .engine import MAX_SKIPS, check_compatible, precision_context, wrap_network
 from .logger import LOG_FILE, MetricsLogger, trim_log
 
+NoiseFn = Callable[[Tensor, Tensor | None, torch.Generator], Tensor]  # (x1, cond, generator) -> x0 like x1
+
 
 @dataclass
 class TrainResult:
@@ -57,16 +59,20 @@ class TrainResult:
 
 def training_step_loss(
     model: nn.Module, path: GaussianPath, x1: Tensor, config: TrainConfig, generator: torch.Generator,
-    cond: Tensor | None = None, part: tuple[int, int] | None = None,
+    cond: Tensor | None = None, part: tuple[int, int] | None = None, noise: NoiseFn | None = None,
 ) -> Tensor:
     """Per-sample loss of one batch ``x1: (B, *D)``: draw t and noise, couple, regress.
 
     The random numbers and the coupling are drawn for the whole batch; with ``part = (start,
     stop)`` the network sees only those rows (one process's share of a global batch), and the
-    loss is ``(stop - start,)``; otherwise ``(B,)``.
+    loss is ``(stop - start,)``; otherwise ``(B,)``. ``noise(x1, cond, generator)`` draws x0 when
+    p_init is not N(0, I) on the whole tensor (molecules: zero centre of mass, masked atoms).
     """
     t = config.time_dist.sample(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
-    x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+    if noise is None:
+        x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+    else:
+        x0 = noise(x1, cond, generator)
     sample = path.sample(x1, t, get_coupling(config.coupling)(x0, x1))
     if part is not None:
         sample = sample.rows(*part)
@@ -79,6 +85,11 @@ def check_labels(model: nn.Module, labels: Tensor, data: Tensor) -> int:
 
     Returns the model's number of classes (0 for vector conditions).
     """
+    if getattr(getattr(model, "config", None), "name", None) == "egnn":  # the condition is the atom mask
+        if labels.shape != data.shape[:2] or labels.dtype != torch.bool:
+            raise UserError(f"the EGNN is conditioned on atom masks, bool {tuple(data.shape[:2])}; got {labels.dtype} "
+                            f"{tuple(labels.shape)}")
+        return 0
     num_classes, cond_dim = condition_kind(model)
     check_condition(labels, len(data), num_classes, cond_dim, allow_null=False, what="training condition")
     return num_classes
@@ -113,6 +124,7 @@ def train(
     evaluator: Callable[[nn.Module, int], dict[str, float]] | None = None,
     tensorboard: bool = False,
     labels: Tensor | None = None,
+    noise: NoiseFn | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data: (N, *D)`` (already in the units the model sees).
 
@@ -122,7 +134,8 @@ def train(
     ``metrics.jsonl`` logs the loss; ``resume=True`` continues bit-exactly from the newest intact
     checkpoint there. ``labels: (N,)`` integer classes make the model class-conditional, and
     ``labels: (N, k)`` floats condition it on vectors (with ``config.label_dropout`` for
-    classifier-free guidance in both cases). Every ``config.eval_every`` steps,
+    classifier-free guidance in both cases). ``noise`` replaces N(0, I) as p_init (see
+    :func:`training_step_loss`). Every ``config.eval_every`` steps,
     ``evaluator(ema, step)`` (which must not touch the training RNG) returns scores that are
     logged beside the loss (and to TensorBoard).
     """
@@ -204,7 +217,7 @@ def train(
                 if config.label_dropout > 0:  # the null condition, so the same network learns u(x | null)
                     cond = drop_condition(cond, config.label_dropout, null_label, gen)
             with autocast():
-                loss = training_step_loss(net, path, x1, config, gen, cond=cond, part=part).float().mean()
+                loss = training_step_loss(net, path, x1, config, gen, cond=cond, part=part, noise=noise).float().mean()
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

@@ -1,0 +1,109 @@
+"""An E(n)-equivariant graph network over all atom pairs, predicting a molecule's velocity.
+
+``forward(x, t, cond=mask)``: ``x: (B, N, 3 + T)`` positions and scaled one-hot types (see
+:mod:`.space`), ``t: (B,)``, ``mask: (B, N)`` real atoms -> ``(B, N, 3 + T)``. Messages between
+every pair of real atoms depend on the atoms' features and their squared distance (now and at
+the input); features are updated from summed messages, positions move along pair differences
+weighted by a function of the message. So rotating, reflecting or translating the input rotates,
+reflects or leaves unchanged the position part of the output (translated inputs give the same
+velocity), the type part is invariant, and permuting atoms permutes the output. The position
+part is returned with zero centre of mass over real atoms; padded atoms get 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import UserError
+from ..models.embeddings import SinusoidalEmbedding
+from .space import NUM_TYPES, remove_com
+
+
+@dataclass(frozen=True)
+class EGNNConfig:
+    """Everything that rebuilds an :class:`EGNN`: atom slots, width, depth."""
+
+    max_atoms: int
+    num_types: int = NUM_TYPES
+    hidden: int = 128
+    layers: int = 6
+    time_dim: int = 16
+    name: str = field(default="egnn", init=False)
+
+    def __post_init__(self) -> None:
+        if self.max_atoms < 2 or self.hidden < 1 or self.layers < 1 or self.num_types < 1:
+            raise UserError(f"EGNN needs max_atoms >= 2, hidden, layers and num_types >= 1; got {self}")
+
+    @property
+    def data_shape(self) -> tuple[int, int]:
+        return self.max_atoms, 3 + self.num_types
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class EGNNLayer(nn.Module):
+    """One round of messages: features and positions, both masked to real atoms."""
+
+    def __init__(self, hidden: int) -> None:
+        super().__init__()
+        # the edge MLP's first layer on [h_i, h_j, d2_ij, d0_ij], split so no (B, N, N, 2H) tensor is built
+        self.edge_i, self.edge_j = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden, bias=False)
+        self.edge_d = nn.Linear(2, hidden, bias=False)
+        self.edge = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
+        self.gate = nn.Sequential(nn.Linear(hidden, 1), nn.Sigmoid())
+        self.node = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.coord = nn.Sequential(nn.Linear(hidden, hidden), nn.SiLU(), nn.Linear(hidden, 1, bias=False))
+        nn.init.xavier_uniform_(self.coord[-1].weight, gain=1e-3)  # positions start almost still
+
+    def forward(self, h: Tensor, pos: Tensor, d0: Tensor, edges: Tensor, atoms: Tensor, norm: Tensor
+                ) -> tuple[Tensor, Tensor]:
+        """``h: (B, N, H)``, ``pos: (B, N, 3)``, ``d0: (B, N, N, 1)``, ``edges: (B, N, N, 1)``, ``atoms: (B, N, 1)``."""
+        diff = pos[:, :, None] - pos[:, None]  # (B, N, N, 3): x_i - x_j
+        d2 = diff.pow(2).sum(-1, keepdim=True)  # (B, N, N, 1)
+        first = self.edge_i(h)[:, :, None] + self.edge_j(h)[:, None] + self.edge_d(torch.cat([d2, d0], -1))
+        m = self.edge(first)  # (B, N, N, H)
+        m = m * self.gate(m) * edges  # (B, N, N, H)
+        h = (h + self.node(torch.cat([h, m.sum(2) / norm], -1))) * atoms
+        step = diff / ((d2 + 1e-8).sqrt() + 1.0) * self.coord(m) * edges  # (B, N, N, 3); eps: finite grad at 0
+        pos = (pos + step.sum(2) / norm) * atoms
+        return h, pos
+
+
+class EGNN(nn.Module):
+    def __init__(self, config: EGNNConfig) -> None:
+        super().__init__()
+        self.config = config
+        hid = config.hidden
+        self.time_embed = SinusoidalEmbedding(config.time_dim)
+        self.embed = nn.Linear(config.num_types + config.time_dim, hid)
+        self.layers = nn.ModuleList(EGNNLayer(hid) for _ in range(config.layers))
+        self.out = nn.Sequential(nn.Linear(hid + config.time_dim, hid), nn.SiLU(), nn.Linear(hid, config.num_types))
+
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+        b, n, f = x.shape if x.ndim == 3 else (None, None, None)
+        if (n, f) != self.config.data_shape:
+            raise UserError(f"the EGNN expects molecules (B, {self.config.max_atoms}, {3 + self.config.num_types}), "
+                            f"got {tuple(x.shape)}")
+        mask = torch.ones(b, n, dtype=torch.bool, device=x.device) if cond is None else cond
+        if mask.shape != (b, n) or mask.dtype != torch.bool:
+            raise UserError(f"the EGNN's condition is the atom mask, bool ({b}, {n}); got {mask.dtype} "
+                            f"{tuple(mask.shape)}")
+        atoms = mask.to(x.dtype)[..., None]  # (B, N, 1)
+        edges = (atoms[:, :, None] * atoms[:, None]) * (1 - torch.eye(n, device=x.device, dtype=x.dtype))[..., None]
+        norm = (atoms.sum(1, keepdim=True) - 1).clamp(min=1)  # (B, 1, 1): neighbours per atom
+        pos, types = x[..., :3] * atoms, x[..., 3:] * atoms
+        temb = self.time_embed(t)[:, None].expand(-1, n, -1)  # (B, N, time_dim)
+        h = self.embed(torch.cat([types, temb], -1)) * atoms
+        d0 = (pos[:, :, None] - pos[:, None]).pow(2).sum(-1, keepdim=True)
+        new = pos
+        for layer in self.layers:
+            h, new = layer(h, new, d0, edges, atoms, norm)
+        v_types = self.out(torch.cat([h, temb], -1))
+        return remove_com(torch.cat([new - pos, v_types], -1), mask)
+
+
+__all__ = ["EGNN", "EGNNConfig", "EGNNLayer"]

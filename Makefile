@@ -41,6 +41,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/throughput.py
 	$(BIN)/python benchmarks/likelihood.py
 	$(BIN)/python benchmarks/fid.py $(if $(wildcard ../shared/data/mnist),--mnist ../shared/data/mnist)
+	$(BIN)/python benchmarks/mnist.py --speed
+	$(if $(wildcard ../shared/data/mnist),$(BIN)/python benchmarks/mnist.py --mnist ../shared/data/mnist)
+	$(if $(wildcard ../shared/data/qm9),$(BIN)/python benchmarks/qm9.py --smiles ../shared/data/qm9/qm9_smiles.txt)
 
 # noise2data beside Meta's flow_matching and TorchCFM, installed in their own venv
 peers: $(STAMP)

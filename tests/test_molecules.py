@@ -183,5 +183,8 @@ def test_cli_from_smiles_to_sdf_and_metrics(tmp_path):
     res = json.loads((tmp_path / "e.json").read_text())["metrics"]
     assert res["data (training conformers)"]["validity"] == 1.0
     assert 0 <= res["model, step 6"]["atom_stability"] <= 1
+    assert main(["eval", str(run), "--n", "4", "--steps", "2", "--step", "4", "--out", str(tmp_path / "e4.json")]) == 0
+    assert json.loads((tmp_path / "e4.json").read_text())["step"] == 4  # an earlier checkpoint, by its step
+    assert main(["eval", str(run), "--n", "4", "--step", "5"]) == 2  # no such checkpoint
     assert main(["sample", str(run), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 2
     assert main(["train", "--data", f"molecules:{npz}", "--model", "mlp", "--out", str(tmp_path / "r2")]) == 2

@@ -138,6 +138,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=_positive_int, help="samples per batch (default: all at once)")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    s.add_argument("--step", type=int, help="the checkpoint of this step (default: the newest)")
     s.add_argument("--device", default="auto")
     s.add_argument("--label", type=int, help="class to draw (a model trained with --labels)")
     s.add_argument("--condition", help="vector condition to draw for, K numbers as y1,y2,... (a model trained "

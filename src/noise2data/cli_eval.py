@@ -27,6 +27,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction, positive_int: Calla
     e.add_argument("--data", help="real data to compare with (default: the run's own; name a held-out file)")
     e.add_argument("--nll-n", type=_positive_int, default=1000, help="held-out points for nll (default 1000)")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--step", type=int, help="evaluate the checkpoint of this step (default: the newest)")
     e.add_argument("--device", default="auto")
     e.add_argument("--features", help="feature extractor for fid/kid (from 'noise2data features')")
     e.add_argument("--guidance", type=float, default=1.0, help="class-conditional image runs: fid/kid from n/classes "
@@ -70,7 +71,7 @@ def _eval(args: argparse.Namespace) -> int:
     from .molecules.sampling import is_molecule_run
     from .run import load_run
 
-    run = load_run(args.run, device=args.device)
+    run = load_run(args.run, device=args.device, step=args.step)
     if is_molecule_run(run):  # stability, validity, uniqueness, novelty
         from .cli_molecules import eval_molecule_run
 

@@ -20,7 +20,7 @@ def sample_command(args: argparse.Namespace) -> int:
     from .run import load_run
 
     out = Path(args.out)
-    run = load_run(args.run, ema=not args.no_ema, device=args.device)
+    run = load_run(args.run, ema=not args.no_ema, device=args.device, step=args.step)
     if is_molecule_run(run):
         return sample_molecule_run(args, run)
     if out.suffix not in (".npy", ".png"):

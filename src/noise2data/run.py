@@ -20,7 +20,13 @@ from .guidance import guided_model_field
 from .likelihood import LikelihoodOutput, log_likelihood
 from .paths import GaussianPath, make_path
 from .samplers import ODE_SOLVERS, SamplerOutput, constant_diffusion, euler_maruyama, make_grid, sde_drift
-from .training.checkpoint import latest_checkpoint, load_checkpoint, write_json_atomic
+from .training.checkpoint import (
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    verify_checkpoint,
+    write_json_atomic,
+)
 from .training.config import resolve_device
 from .training.engine import check_compatible
 
@@ -185,13 +191,22 @@ class Run:
         )
 
 
-def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu") -> Run:
-    """Load a run's newest intact checkpoint (EMA weights by default) for sampling."""
+def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu", step: int | None = None) -> Run:
+    """Load a run's newest intact checkpoint (or the one of ``step``; EMA weights by default) for sampling."""
     from .models import build_model
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
-    ckpt = latest_checkpoint(run_dir)
+    if step is None:
+        ckpt = latest_checkpoint(run_dir)
+    else:
+        found = {int(p.name.split("_")[-1]): p for p in list_checkpoints(run_dir)}
+        ckpt = found.get(step)
+        if ckpt is None:
+            raise UserError(f"{run_dir} has no checkpoint of step {step}; it has steps {sorted(found)}")
+        problem = verify_checkpoint(ckpt)
+        if problem:
+            raise UserError(f"{ckpt} is damaged ({problem}): pick another step")
     if ckpt is None:
         raise UserError(f"{run_dir} has no intact checkpoint yet: train it first")
     groups, meta = load_checkpoint(ckpt, ("ema" if ema else "model", "stats"))

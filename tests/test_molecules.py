@@ -188,3 +188,23 @@ def test_cli_from_smiles_to_sdf_and_metrics(tmp_path):
     assert main(["eval", str(run), "--n", "4", "--step", "5"]) == 2  # no such checkpoint
     assert main(["sample", str(run), "--n", "5", "--out", str(tmp_path / "s.npy")]) == 2
     assert main(["train", "--data", f"molecules:{npz}", "--model", "mlp", "--out", str(tmp_path / "r2")]) == 2
+
+
+def test_sdf_and_xyz_round_trip_into_a_training_set(tmp_path):
+    from noise2data.molecules.build import build_conformers
+    from noise2data.molecules.data import read_sdf
+    from noise2data.molecules.output import write_molecules
+
+    data, _ = build_conformers(SIMPLE, workers=1, progress=False)
+    mols = [data.molecule(i) for i in range(len(data))]
+    for suffix in (".sdf", ".xyz"):
+        f = write_molecules(mols, tmp_path / f"m{suffix}")
+        back = MoleculeSet.read(f)
+        assert torch.equal(back.mask, data.mask) and torch.equal(back.types, data.types)
+        assert torch.allclose(back.positions, data.positions, atol=2e-4)  # SDF keeps 4 decimals
+    assert len(read_sdf(tmp_path / "m.sdf")) == len(SIMPLE)
+    (tmp_path / "bad.sdf").write_text("not an sdf\n$$$$\n")
+    with pytest.raises(UserError, match="cannot be read"):
+        read_sdf(tmp_path / "bad.sdf")
+    with pytest.raises(UserError, match=".npz, .xyz or .sdf"):
+        MoleculeSet.read(tmp_path / "m.pdb")

@@ -63,7 +63,7 @@ def train_molecules(opts: dict, out: Path, resume: bool, progress: bool, device:
 
     if opts["model"] != "egnn":
         raise UserError(f"molecules are trained with --model egnn, not {opts['model']}")
-    data = MoleculeSet.load(opts["data"][len("molecules:"):])
+    data = MoleculeSet.read(opts["data"][len("molecules:"):])
     x1 = encode(data, TYPE_SCALE)  # (M, N, 3 + T)
     if cfg is not None and list(x1.shape[1:]) != list(cfg["data"]["shape"]):
         raise UserError(f"{opts['data']} now holds molecules of shape {tuple(x1.shape[1:])}, the run's were "
@@ -123,7 +123,7 @@ def training_smiles(run) -> set[str]:  # noqa: ANN001
     cache = Path(run.run_dir) / TRAIN_SMILES
     if cache.is_file():
         return set(json.loads(cache.read_text()))
-    data = MoleculeSet.load(run.config["data"]["spec"][len("molecules:"):])
+    data = MoleculeSet.read(run.config["data"]["spec"][len("molecules:"):])
     smiles = dataset_metrics(data)["smiles"]
     cache.write_text(json.dumps(smiles))
     return set(smiles)
@@ -139,7 +139,7 @@ def eval_molecule_run(args: argparse.Namespace, run) -> int:  # noqa: ANN001
     secs = time.perf_counter() - t0
     ref = training_smiles(run)
     res = molecule_metrics(mols, ref)
-    data = MoleculeSet.load(run.config["data"]["spec"][len("molecules:"):])
+    data = MoleculeSet.read(run.config["data"]["spec"][len("molecules:"):])
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(args.seed))[:args.n]
     real = dataset_metrics(data.subset(idx))
     rows = {"data (training conformers)": real, f"model, step {run.step}": res}

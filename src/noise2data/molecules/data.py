@@ -53,6 +53,29 @@ class MoleculeSet:
         smiles = [self.smiles[int(i)] for i in idx] if self.smiles is not None else None
         return MoleculeSet(self.positions[idx], self.types[idx], self.mask[idx], smiles)
 
+    @classmethod
+    def from_molecules(cls, molecules: list[tuple[Tensor, Tensor]], smiles: list[str] | None = None) -> MoleculeSet:
+        """Pad ``(positions (n, 3), types (n,))`` pairs into one set."""
+        if not molecules:
+            raise UserError("no molecules to make a set of")
+        n_max = max(len(t) for _, t in molecules)
+        pos, types = torch.zeros(len(molecules), n_max, 3), torch.zeros(len(molecules), n_max, dtype=torch.long)
+        mask = torch.zeros(len(molecules), n_max, dtype=torch.bool)
+        for i, (p, t) in enumerate(molecules):
+            pos[i, :len(t)], types[i, :len(t)], mask[i, :len(t)] = p, t, True
+        return cls(pos, types, mask, smiles)
+
+    @classmethod
+    def read(cls, path: str | Path) -> MoleculeSet:
+        """A set from .npz (this format), .xyz (multi-molecule) or .sdf (RDKit); positions are centred."""
+        suffix = Path(path).suffix.lower()
+        if suffix == ".npz":
+            return cls.load(path)
+        if suffix not in (".xyz", ".sdf"):
+            raise UserError(f"molecule files are .npz, .xyz or .sdf; got {path}")
+        mols = read_xyz(path) if suffix == ".xyz" else read_sdf(path)
+        return cls.from_molecules([(p - p.mean(0), t) for p, t in mols])
+
     def save(self, path: str | Path) -> Path:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -119,4 +142,24 @@ def read_xyz(path: str | Path) -> list[tuple[Tensor, Tensor]]:
             raise UserError(f"{path}: molecule at line {i + 1} announces {n} atoms but has {len(rows)}")
         out.append((pos, types))
         i += 2 + n
+    return out
+
+
+def read_sdf(path: str | Path) -> list[tuple[Tensor, Tensor]]:
+    """Every molecule of an SDF file (with its hydrogens, as stored) as ``(positions (n, 3), types (n,))``."""
+    from ..errors import require
+
+    Chem = require("rdkit.Chem", "mol", "reading SDF")
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"SDF file not found: {path}")
+    out = []
+    for i, mol in enumerate(Chem.SDMolSupplier(str(path), removeHs=False, sanitize=False)):
+        if mol is None or mol.GetNumConformers() == 0:
+            raise UserError(f"{path}: molecule {i} cannot be read or has no 3-D coordinates")
+        symbols = [a.GetSymbol() for a in mol.GetAtoms()]
+        if any(s not in ELEMENTS for s in symbols):
+            raise UserError(f"{path}: molecule {i} has elements outside {list(ELEMENTS)}")
+        pos = torch.tensor(mol.GetConformer().GetPositions(), dtype=torch.float32)
+        out.append((pos, torch.tensor([ELEMENTS.index(s) for s in symbols])))
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import Tensor
 
 from ..errors import UserError, require
@@ -33,12 +32,7 @@ def write_molecules(molecules: list[tuple[Tensor, Tensor]], path: str | Path) ->
             blocks.append(Chem.MolToMolBlock(mol, kekulize=False) + "$$$$\n")  # unsanitised: as generated
         path.write_text("".join(blocks))
     else:
-        n_max = max(len(t) for _, t in molecules)
-        pos, types = torch.zeros(len(molecules), n_max, 3), torch.zeros(len(molecules), n_max, dtype=torch.long)
-        mask = torch.zeros(len(molecules), n_max, dtype=torch.bool)
-        for i, (p, t) in enumerate(molecules):
-            pos[i, :len(t)], types[i, :len(t)], mask[i, :len(t)] = p, t, True
-        MoleculeSet(pos, types, mask).save(path)
+        MoleculeSet.from_molecules(molecules).save(path)
     return path
 
 

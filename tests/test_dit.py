@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from noise2data.errors import UserError
-from noise2data.models import DiT, DiTConfig, build_model
+from noise2data.models import DiT, DiTConfig, UNet, UNetConfig, build_model
 from noise2data.models.dit import PRESETS, sincos_positions
 
 
@@ -49,15 +49,20 @@ def test_sincos_positions_are_distinct_and_bounded():
     assert torch.cdist(pos, pos).add(torch.eye(49) * 10).min() > 0.1  # no two tokens share a position
 
 
-def test_time_and_conditions_change_the_output_and_samples_stay_independent():
+@pytest.mark.parametrize("make", [
+    lambda: DiT(DiTConfig(data_shape=(1, 8, 8), patch=2, hidden=32, depth=2, heads=4, num_classes=2)),
+    lambda: UNet(UNetConfig(data_shape=(1, 8, 8), base_channels=16, num_classes=2)),
+], ids=["dit", "unet"])
+def test_time_and_labels_change_the_output_and_samples_stay_independent(make):
     torch.manual_seed(0)
-    m = DiT(DiTConfig(data_shape=(1, 8, 8), patch=2, hidden=32, depth=2, heads=4, num_classes=2))
-    for p in m.parameters():
-        torch.nn.init.normal_(p, std=0.1)
+    m = make()
+    for p in m.parameters():  # leave the zero initialisation behind
+        torch.nn.init.normal_(p, std=0.05)
     x = torch.randn(2, 1, 8, 8)
     base = m(x, torch.full((2,), 0.3), torch.tensor([0, 0]))
     assert not torch.allclose(base, m(x, torch.full((2,), 0.7), torch.tensor([0, 0])))
     assert not torch.allclose(base, m(x, torch.full((2,), 0.3), torch.tensor([1, 1])))
+    # samples do not talk to each other: the first output ignores the second input
     x2 = x.clone()
     x2[1] += 1
     assert torch.allclose(base[0], m(x2, torch.full((2,), 0.3), torch.tensor([0, 0]))[0], atol=1e-5)

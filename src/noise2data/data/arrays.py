@@ -137,3 +137,15 @@ def load_conditions(path: str | Path, n: int, key: str | None = None) -> Tensor:
     if t.ndim != 2 or len(t) != n:
         raise UserError(f"{path}: expected conditions of shape ({n}, k), one row per sample, got {tuple(t.shape)}")
     return validate_samples(t, str(path))
+
+
+def open_npz(path: str | Path, what: str) -> tuple[np.lib.npyio.NpzFile, set[str]]:
+    """An .npz file and its array names; a one-line error when it is missing or unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        z = np.load(path, allow_pickle=False)
+        return z, set(z.files)
+    except Exception as exc:
+        raise UserError(f"cannot read {path} as .npz: {exc}") from None

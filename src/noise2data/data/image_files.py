@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import UserError, require
+from .arrays import open_npz
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MEMORY_LIMIT = 4 * 2**30  # bytes of uint8 pixels kept in memory before streaming
@@ -157,14 +158,7 @@ def load_image_folder(root: str | Path, *, size: int | None = None, pad: int = 0
 def load_image_npz(path: str | Path, *, size: int | None = None, pad: int = 0) -> tuple[Tensor, Tensor | None]:
     """``images`` (and optional ``labels``) of an .npz: uint8 (0..255) or floats in [0, 1];
     ``(N, H, W)``, ``(N, H, W, C)`` or ``(N, C, H, W)`` with C in 1, 3, 4."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"image file not found: {path}")
-    try:
-        z = np.load(path, allow_pickle=False)
-        keys = set(z.files)
-    except Exception as exc:
-        raise UserError(f"cannot read {path} as .npz: {exc}") from None
+    z, keys = open_npz(path, "image file")
     if "images" not in keys:
         raise UserError(f"{path} has no 'images' array (it has: {', '.join(sorted(keys))}); save it with "
                         "np.savez(path, images=..., labels=...)")

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ..data.arrays import open_npz
 from ..errors import UserError
 from .chemistry import ELEMENTS
 
@@ -88,14 +89,7 @@ class MoleculeSet:
 
     @classmethod
     def load(cls, path: str | Path) -> MoleculeSet:
-        path = Path(path)
-        if not path.is_file():
-            raise UserError(f"molecule file not found: {path} (build one with 'noise2data data qm9 ...')")
-        try:
-            z = np.load(path, allow_pickle=False)
-            keys = set(z.files)
-        except Exception as exc:
-            raise UserError(f"cannot read {path} as .npz: {exc}") from None
+        z, keys = open_npz(path, "molecule file (build one with 'noise2data data qm9 ...')")
         missing = {"positions", "types", "mask"} - keys
         if missing:
             raise UserError(f"{path} is not a molecule set: missing {', '.join(sorted(missing))} "

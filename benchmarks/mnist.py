@@ -45,26 +45,32 @@ def preset_config(name: str, preset: str, shape: tuple[int, ...], num_classes: i
     return {"name": name, **{k: v for k, v in cfg.to_dict().items() if k != "name"}}
 
 
-def time_steps(model: torch.nn.Module, batch: int, shape: tuple[int, ...], steps: int, warmup: int = 2) -> float:
+def time_steps(model: torch.nn.Module, batch: int, shape: tuple[int, ...], steps: int, warmup: int = 2,
+               device: str = "cpu") -> float:
     """Seconds per training step (flow-matching loss, AdamW) on random data and labels."""
+    model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    g = torch.Generator().manual_seed(0)
-    x1, y = torch.randn(batch, *shape, generator=g), torch.randint(0, 10, (batch,), generator=g)
+    g = torch.Generator(device).manual_seed(0)
+    x1 = torch.randn(batch, *shape, generator=g, device=device)
+    y = torch.randint(0, 10, (batch,), generator=g, device=device)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     times = []
     for i in range(warmup + steps):
+        sync()
         t0 = time.perf_counter()
-        t, x0 = torch.rand(batch, generator=g), torch.randn(x1.shape, generator=g)
+        t, x0 = torch.rand(batch, generator=g, device=device), torch.randn(x1.shape, generator=g, device=device)
         tt = t.view(-1, 1, 1, 1)
         loss = (model((1 - tt) * x0 + tt * x1, t, y) - (x1 - x0)).pow(2).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sync()
         if i >= warmup:
             times.append(time.perf_counter() - t0)
     return sorted(times)[len(times) // 2]
 
 
-def one_speed(spec: str, batch: int, steps: int) -> dict:
+def one_speed(spec: str, batch: int, steps: int, device: str = "cpu") -> dict:
     """Time one model in this process; ``spec`` is ``name:preset`` or ``torchcfm``."""
     torch.manual_seed(0)
     shape = (1, 28, 28)
@@ -76,44 +82,50 @@ def one_speed(spec: str, batch: int, steps: int) -> dict:
     else:
         name, preset = spec.split(":")
         model = build_model(preset_config(name, preset, shape, 10))
-    secs = time_steps(model, batch, shape, steps)
+    secs = time_steps(model, batch, shape, steps, device=device)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"model": spec, "params": sum(p.numel() for p in model.parameters()), "s_per_step": secs,
-            "images_per_s": batch / secs, "peak_rss_mb": rss / 1024, "rss_growth_mb": (rss - rss0) / 1024}
+    out = {"model": spec, "params": sum(p.numel() for p in model.parameters()), "s_per_step": secs,
+           "images_per_s": batch / secs, "peak_rss_mb": rss / 1024, "rss_growth_mb": (rss - rss0) / 1024}
+    if device.startswith("cuda"):  # the GPU's own peak, which is what limits batch size there
+        out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return out
 
 
-def speed_table(batch: int, steps: int, threads: int, peers_python: str | None) -> list[dict]:
+def speed_table(batch: int, steps: int, threads: int, peers_python: str | None, device: str = "cpu") -> list[dict]:
     rows = []
     jobs = [(sys.executable, f"{n}:{p}") for n, p in SPEED_MODELS]
     if peers_python and Path(peers_python).exists():
         jobs.append((peers_python, "torchcfm"))
     for python, spec in jobs:
         cmd = [python, __file__, "--_one", spec, "--batch", str(batch), "--timed-steps", str(steps),
-               "--threads", str(threads)]
+               "--threads", str(threads), "--device", device]
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode:
             print(f"{spec}: failed: {out.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
             continue
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"\none training step, batch {batch}, 1x28x28, class-conditional, {threads} threads (median of {steps})")
-    print(f"{'model':<14} {'params':>11} {'s/step':>8} {'images/s':>9} {'peak RSS MB':>12} {'vs torchcfm':>12}")
+    where = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU, {threads} threads"
+    print(f"\none training step, batch {batch}, 1x28x28, class-conditional, {where} (median of {steps})")
+    mem = "peak GPU MB" if device.startswith("cuda") else "peak RSS MB"
+    print(f"{'model':<14} {'params':>11} {'s/step':>8} {'images/s':>9} {mem:>12} {'vs torchcfm':>12}")
     ref = next((r["s_per_step"] for r in rows if r["model"] == "torchcfm"), None)
     for r in rows:
         ratio = f"{ref / r['s_per_step']:.1f}x" if ref else "-"
-        print(f"{r['model']:<14} {r['params']:11,d} {r['s_per_step']:8.3f} {r['images_per_s']:9.1f} "
-              f"{r['peak_rss_mb']:12.0f} {ratio:>12}")
+        print(f"{r['model']:<14} {r['params']:11,d} {r['s_per_step']:8.4f} {r['images_per_s']:9.1f} "
+              f"{r.get('peak_gpu_mb', r['peak_rss_mb']):12.0f} {ratio:>12}")
     return rows
 
 
 def train_model(args: argparse.Namespace, run: Path) -> dict:
     shape = (1, 28, 28)
     model = build_model(preset_config("unet", args.preset, shape, 10))
-    step_s = time_steps(model, args.batch_size, shape, 5)
+    step_s = time_steps(model, args.batch_size, shape, 5, device=args.device)
     steps = max(100, int(args.minutes * 60 / step_s))
     print(f"U-Net {args.preset}: {step_s:.3f} s/step at batch {args.batch_size} -> {steps} steps for "
           f"{args.minutes:g} min", file=sys.stderr)
     t0 = time.perf_counter()
     code = cli(["train", "--data", f"mnist:{args.mnist}", "--model", "unet", "--preset", args.preset,
+                "--device", args.device,
                 "--cond", "label", "--steps", str(steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
                 "--warmup-steps", "200", "--checkpoint-every", "500", "--out", str(run), "--no-progress"])
     if code:
@@ -136,7 +148,7 @@ def extractor(args: argparse.Namespace, train, test):  # noqa: ANN001, ANN201
 
 
 def evaluate(args: argparse.Namespace, run_dir: Path, ext, train, test) -> list[dict]:  # noqa: ANN001
-    run = load_run(run_dir)
+    run = load_run(run_dir, device=args.device)
     g = torch.Generator().manual_seed(0)
     floor = train.images[torch.randperm(len(train.images), generator=g)[: 10 * args.per_class]]
     labels = torch.arange(10).repeat_interleave(args.per_class)
@@ -157,7 +169,7 @@ def evaluate(args: argparse.Namespace, run_dir: Path, ext, train, test) -> list[
             print(f"NFE {nfe} w {w:g}: FID {q['fid']:.3f} (floor {q['fid_floor']:.3f}), "
                   f"accuracy {q['class_accuracy']:.4f}, {secs:.0f} s", file=sys.stderr)
     cli(["sample", str(run_dir), "--grid-per-class", "10", "--guidance", "2", "--solver", "midpoint",
-         "--steps", "10", "--out", str(Path(args.out) / "mnist_grid.png")])
+         "--steps", "10", "--device", args.device, "--out", str(Path(args.out) / "mnist_grid.png")])
     return rows
 
 
@@ -176,16 +188,17 @@ def main() -> None:
     p.add_argument("--timed-steps", type=int, default=5)
     p.add_argument("--peers-python", default="benchmarks/.peers-venv/bin/python",
                    help="a Python with torchcfm, for its U-Net's step time (see setup_peers.sh)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--_one", help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     if args._one:
-        print(json.dumps(one_speed(args._one, args.batch, args.timed_steps)))
+        print(json.dumps(one_speed(args._one, args.batch, args.timed_steps, args.device)))
         return
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.speed:
-        rows = speed_table(args.batch, args.timed_steps, args.threads, args.peers_python)
+        rows = speed_table(args.batch, args.timed_steps, args.threads, args.peers_python, args.device)
         (out / "speed.json").write_text(json.dumps(rows, indent=2))
         return
     if not args.mnist:

@@ -31,6 +31,7 @@ import torch
 
 from noise2data.cli import main as cli
 from noise2data.data.images import load_mnist
+from noise2data.errors import UserError
 from noise2data.metrics.features import load_extractor, save_extractor, train_feature_net
 from noise2data.metrics.fid import image_quality
 from noise2data.models import MODELS, build_model
@@ -81,11 +82,16 @@ def one_speed(spec: str, batch: int, steps: int, device: str = "cpu") -> dict:
         model = UNetModel(dim=shape, num_channels=32, num_res_blocks=1, num_classes=10, class_cond=True)
     else:
         name, preset = spec.split(":")
-        model = build_model(preset_config(name, preset, shape, 10))
+        try:
+            model = build_model(preset_config(name, preset, shape, 10))
+        except UserError:  # e.g. 4 U-Net levels need sides divisible by 8: MNIST padded to 32x32
+            shape = (1, 32, 32)
+            model = build_model(preset_config(name, preset, shape, 10))
     secs = time_steps(model, batch, shape, steps, device=device)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    out = {"model": spec, "params": sum(p.numel() for p in model.parameters()), "s_per_step": secs,
-           "images_per_s": batch / secs, "peak_rss_mb": rss / 1024, "rss_growth_mb": (rss - rss0) / 1024}
+    out = {"model": spec, "shape": list(shape), "params": sum(p.numel() for p in model.parameters()),
+           "s_per_step": secs, "images_per_s": batch / secs, "peak_rss_mb": rss / 1024,
+           "rss_growth_mb": (rss - rss0) / 1024}
     if device.startswith("cuda"):  # the GPU's own peak, which is what limits batch size there
         out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return out
@@ -105,13 +111,14 @@ def speed_table(batch: int, steps: int, threads: int, peers_python: str | None, 
             continue
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     where = torch.cuda.get_device_name() if device.startswith("cuda") else f"CPU, {threads} threads"
-    print(f"\none training step, batch {batch}, 1x28x28, class-conditional, {where} (median of {steps})")
+    print(f"\none training step, batch {batch}, class-conditional, {where} (median of {steps})")
     mem = "peak GPU MB" if device.startswith("cuda") else "peak RSS MB"
-    print(f"{'model':<14} {'params':>11} {'s/step':>8} {'images/s':>9} {mem:>12} {'vs torchcfm':>12}")
+    print(f"{'model':<14} {'image':>8} {'params':>11} {'s/step':>8} {'images/s':>9} {mem:>12} {'vs torchcfm':>12}")
     ref = next((r["s_per_step"] for r in rows if r["model"] == "torchcfm"), None)
     for r in rows:
         ratio = f"{ref / r['s_per_step']:.1f}x" if ref else "-"
-        print(f"{r['model']:<14} {r['params']:11,d} {r['s_per_step']:8.4f} {r['images_per_s']:9.1f} "
+        size = "x".join(map(str, r["shape"]))
+        print(f"{r['model']:<14} {size:>8} {r['params']:11,d} {r['s_per_step']:8.4f} {r['images_per_s']:9.1f} "
               f"{r.get('peak_gpu_mb', r['peak_rss_mb']):12.0f} {ratio:>12}")
     return rows
 

@@ -208,3 +208,20 @@ def test_sdf_and_xyz_round_trip_into_a_training_set(tmp_path):
         read_sdf(tmp_path / "bad.sdf")
     with pytest.raises(UserError, match=".npz, .xyz or .sdf"):
         MoleculeSet.read(tmp_path / "m.pdb")
+
+
+def test_generic_sampling_and_likelihood_refuse_molecule_runs(tmp_path):
+    from noise2data.run import load_run
+
+    smi = tmp_path / "m.txt"
+    smi.write_text("CCO\nCN\n")
+    npz, run = tmp_path / "m.npz", tmp_path / "run"
+    assert main(["data", "qm9", "--smiles", str(smi), "--workers", "1", "--out", str(npz)]) == 0
+    assert main(["train", "--data", f"molecules:{npz}", "--model", "egnn", "--steps", "2", "--batch-size", "2",
+                 "--no-progress", "--device", "cpu", "--out", str(run)]) == 0
+    r = load_run(run)
+    with pytest.raises(UserError, match="molecule run"):
+        r.sample(4)
+    with pytest.raises(UserError, match="molecule run"):
+        r.log_likelihood(torch.zeros(2, *r.data_shape))
+    assert main(["nll", str(run), "--n", "2"]) == 2

@@ -105,6 +105,7 @@ class Run:
         """
         if not isinstance(n, int) or n < 1:
             raise UserError(f"the number of samples must be a positive integer, got {n!r}")
+        self._not_molecules("sample (use noise2data.molecules.sampling.sample_molecules)")
         if not sde and solver not in ODE_SOLVERS:
             raise UserError(f"unknown solver '{solver}': expected one of {', '.join(ODE_SOLVERS)}")
         lo, hi = self.path.sampling_interval(self.prediction)
@@ -137,6 +138,11 @@ class Run:
         return SamplerOutput(x=x, nfe=outs[0].nfe, trajectory=traj,
                              times=outs[0].times.cpu() if trajectory else None)
 
+    def _not_molecules(self, what: str) -> None:
+        """Molecule runs start from a masked zero-centre-of-mass prior that these methods do not know."""
+        if self.config.get("model", {}).get("name") == "egnn":
+            raise UserError(f"{self.run_dir} is a molecule run: Run.{what}")
+
     def _condition(self, label: int | Sequence[float] | torch.Tensor, m: int) -> torch.Tensor:
         """``m`` copies of one condition: labels ``(m,)`` or vectors ``(m, k)``."""
         cond_dim = int(self.config["model"].get("cond_dim", 0) or 0)
@@ -168,6 +174,7 @@ class Run:
         The model works in standard units z = (x - mean) / std, so log p(x) = log p(z) - sum log std.
         ``divergence='auto'`` is exact for up to 16 dimensions and Hutchinson's estimate above.
         """
+        self._not_molecules("log_likelihood (the zero-centre-of-mass density is not implemented)")
         x = torch.as_tensor(x)
         if tuple(x.shape[1:]) != self.data_shape:
             raise UserError(f"points of shape {tuple(x.shape[1:])} do not match the run's data shape {self.data_shape}")

@@ -79,7 +79,17 @@ def one_speed(spec: str, batch: int, steps: int, device: str = "cpu") -> dict:
     if spec == "torchcfm":  # its conditional-MNIST recipe's network
         from torchcfm.models.unet import UNetModel
 
-        model = UNetModel(dim=shape, num_channels=32, num_res_blocks=1, num_classes=10, class_cond=True)
+        net = UNetModel(dim=shape, num_channels=32, num_res_blocks=1, num_classes=10, class_cond=True)
+
+        class TimeFirst(torch.nn.Module):  # torchcfm's networks take (t, x, y)
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = net
+
+            def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+                return self.net(t, x, y=y)
+
+        model = TimeFirst()
     else:
         name, preset = spec.split(":")
         try:

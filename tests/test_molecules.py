@@ -225,3 +225,12 @@ def test_generic_sampling_and_likelihood_refuse_molecule_runs(tmp_path):
     with pytest.raises(UserError, match="molecule run"):
         r.log_likelihood(torch.zeros(2, *r.data_shape))
     assert main(["nll", str(run), "--n", "2"]) == 2
+
+
+def test_a_pool_of_workers_builds_the_same_conformers_as_one_process():
+    from noise2data.molecules.build import build_conformers
+
+    one, _ = build_conformers(SIMPLE * 2, workers=1, progress=False)
+    two, _ = build_conformers(SIMPLE * 2, workers=2, progress=False)  # seeds go with the molecules, not workers
+    assert one.smiles == two.smiles and torch.equal(one.types, two.types)
+    assert torch.allclose(one.positions, two.positions, atol=1e-5)

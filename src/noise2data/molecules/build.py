@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from multiprocessing import get_context
+from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import torch
@@ -99,7 +99,10 @@ def build_conformers(smiles: Sequence[str], *, seed: int = 0, workers: int | Non
             bar = tqdm(total=len(items), desc="conformers", unit="mol", file=sys.stderr)
         except ImportError:
             pass
-    with get_context("spawn").Pool(workers) if workers > 1 else _Serial() as pool:
+    # fork where the platform has it: the workers only run RDKit, and a forked pool works from scripts without a
+    # __main__ guard and from notebooks and stdin, where spawn would re-run or cannot find the caller's code
+    method = "fork" if "fork" in get_all_start_methods() else "spawn"
+    with get_context(method).Pool(workers) if workers > 1 else _Serial() as pool:
         for r in pool.imap(conformer, items, chunksize=16):
             results.append(r)
             if bar is not None:

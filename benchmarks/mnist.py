@@ -167,7 +167,9 @@ def extractor(args: argparse.Namespace, train, test):  # noqa: ANN001, ANN201
 def evaluate(args: argparse.Namespace, run_dir: Path, ext, train, test) -> list[dict]:  # noqa: ANN001
     run = load_run(run_dir, device=args.device)
     g = torch.Generator().manual_seed(0)
-    floor = train.images[torch.randperm(len(train.images), generator=g)[: 10 * args.per_class]]
+    pick = torch.randperm(len(train.images), generator=g)[: 10 * args.per_class]
+    floor = train.images[pick]
+    floor_acc = float((ext.predict(floor) == train.labels[pick]).double().mean())  # real digits, same extractor
     labels = torch.arange(10).repeat_interleave(args.per_class)
     rows = []
     for nfe in (10, 20):
@@ -178,8 +180,6 @@ def evaluate(args: argparse.Namespace, run_dir: Path, ext, train, test) -> list[
             secs = time.perf_counter() - t0
             x = ((x.clamp(-1, 1) + 1) / 2 * 255)  # the extractor's units (0..255)
             q = image_quality(ext, x, test.images, floor, sample_labels=labels)
-            floor_acc = float((ext.predict(floor) == train.labels[torch.randperm(len(train.images),
-                              generator=torch.Generator().manual_seed(0))[: len(floor)]]).double().mean())
             rows.append({"nfe": nfe, "guidance": w, "fid": q["fid"], "fid_floor": q["fid_floor"],
                          "kid": q["kid"], "kid_floor": q["kid_floor"], "class_accuracy": q["class_accuracy"],
                          "real_accuracy": floor_acc, "n": len(x), "sample_seconds": secs})

@@ -115,15 +115,16 @@ def sample_molecule_run(args: argparse.Namespace, run) -> int:  # noqa: ANN001
     return 0
 
 
-def training_smiles(run) -> set[str]:  # noqa: ANN001
-    """SMILES of the run's training conformers, perceived the way samples are (cached in the run)."""
+def training_smiles(run, data=None) -> set[str]:  # noqa: ANN001
+    """SMILES of the run's training conformers (``data``, read from the run's file when None), perceived the
+    way samples are (cached in the run)."""
     from .molecules.data import MoleculeSet
     from .molecules.metrics import dataset_metrics
 
     cache = Path(run.run_dir) / TRAIN_SMILES
     if cache.is_file():
         return set(json.loads(cache.read_text()))
-    data = MoleculeSet.read(run.config["data"]["spec"][len("molecules:"):])
+    data = data if data is not None else MoleculeSet.read(run.config["data"]["spec"][len("molecules:"):])
     smiles = dataset_metrics(data)["smiles"]
     cache.write_text(json.dumps(smiles))
     return set(smiles)
@@ -137,9 +138,8 @@ def eval_molecule_run(args: argparse.Namespace, run) -> int:  # noqa: ANN001
     t0 = time.perf_counter()
     mols = sample_molecules(run, args.n, solver=args.solver, steps=args.steps, seed=args.seed)
     secs = time.perf_counter() - t0
-    ref = training_smiles(run)
-    res = molecule_metrics(mols, ref)
     data = MoleculeSet.read(run.config["data"]["spec"][len("molecules:"):])
+    res = molecule_metrics(mols, training_smiles(run, data))
     idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(args.seed))[:args.n]
     real = dataset_metrics(data.subset(idx))
     rows = {"data (training conformers)": real, f"model, step {run.step}": res}

@@ -26,6 +26,15 @@ def condition_kind(model: nn.Module) -> tuple[int, int]:
     return int(getattr(cfg, "num_classes", 0) or 0), int(getattr(cfg, "cond_dim", 0) or 0)
 
 
+def check_condition_sizes(num_classes: int, cond_dim: int) -> None:
+    """A model takes class labels (``num_classes > 0``) or vectors (``cond_dim > 0``), or neither."""
+    if num_classes < 0 or cond_dim < 0:
+        raise UserError(f"num_classes and cond_dim must be >= 0, got {num_classes} and {cond_dim}")
+    if num_classes and cond_dim:
+        raise UserError("a model takes either class labels or vector conditions, not both "
+                        f"(got num_classes={num_classes}, cond_dim={cond_dim})")
+
+
 def check_condition(cond: Tensor, n: int, num_classes: int, cond_dim: int, *, allow_null: bool,
                     what: str = "condition") -> Tensor:
     """Validate ``cond`` for ``n`` samples against a model's kind; returns it unchanged.
@@ -85,10 +94,7 @@ class Conditioning(nn.Module):
 
     def __init__(self, time_embedding: str, time_dim: int, dim: int, num_classes: int = 0, cond_dim: int = 0) -> None:
         super().__init__()
-        if num_classes and cond_dim:
-            raise UserError("a model takes either class labels or vector conditions, not both")
-        if num_classes < 0 or cond_dim < 0:
-            raise UserError(f"num_classes and cond_dim must be >= 0, got {num_classes} and {cond_dim}")
+        check_condition_sizes(num_classes, cond_dim)
         self.num_classes, self.cond_dim = num_classes, cond_dim
         self.time_embed = make_time_embedding(time_embedding, time_dim)
         self.embed_mlp = nn.Sequential(nn.Linear(time_dim, dim), nn.SiLU(), nn.Linear(dim, dim))

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .conditioning import Conditioning
+from .conditioning import Conditioning, check_condition_sizes
 from .embeddings import TIME_EMBEDDINGS
 
 PRESETS = {  # tiny for a 2-core CPU; small and base are DiT-S and DiT-B (hidden, depth, heads)
@@ -72,6 +72,7 @@ class DiTConfig:
             raise UserError(f"unknown DiT positions '{self.positions}': expected one of {', '.join(POSITIONS)}")
         if self.time_embedding not in TIME_EMBEDDINGS:
             raise UserError(f"unknown time embedding '{self.time_embedding}'")
+        check_condition_sizes(self.num_classes, self.cond_dim)
         if self.hidden % 4 and self.positions == "sincos":
             raise UserError(f"sine-cosine positions need hidden divisible by 4, got {self.hidden}")
 

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .conditioning import Conditioning
+from .conditioning import Conditioning, check_condition_sizes
 from .embeddings import TIME_EMBEDDINGS
 
 
@@ -45,9 +45,7 @@ class MLPConfig:
         if self.time_embedding not in TIME_EMBEDDINGS:
             raise UserError(f"unknown time embedding '{self.time_embedding}': expected one of "
                             f"{', '.join(TIME_EMBEDDINGS)}")
-        if self.num_classes < 0 or self.cond_dim < 0 or (self.num_classes and self.cond_dim):
-            raise UserError(f"num_classes and cond_dim must be >= 0 and not both set, got {self.num_classes} "
-                            f"and {self.cond_dim}")
+        check_condition_sizes(self.num_classes, self.cond_dim)
 
     def to_dict(self) -> dict:
         d = asdict(self)

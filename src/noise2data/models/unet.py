@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
-from .conditioning import Conditioning
+from .conditioning import Conditioning, check_condition_sizes
 from .embeddings import TIME_EMBEDDINGS
 
 PRESETS = {  # sized for a 2-core CPU (tiny), a laptop GPU (small) and a data-centre GPU (base)
@@ -66,9 +66,7 @@ class UNetConfig:
             raise UserError("the U-Net needs base_channels a multiple of 8 (GroupNorm), blocks >= 1, and levels")
         if self.time_embedding not in TIME_EMBEDDINGS:
             raise UserError(f"unknown time embedding '{self.time_embedding}'")
-        if self.num_classes < 0 or self.cond_dim < 0 or (self.num_classes and self.cond_dim):
-            raise UserError(f"num_classes and cond_dim must be >= 0 and not both set, got {self.num_classes} "
-                            f"and {self.cond_dim}")
+        check_condition_sizes(self.num_classes, self.cond_dim)
 
     @classmethod
     def preset(cls, name: str, data_shape: tuple[int, ...], **overrides) -> UNetConfig:

@@ -113,12 +113,8 @@ def build_conformers(smiles: Sequence[str], *, seed: int = 0, workers: int | Non
     ok = [r for r in results if r[3] == "ok"]
     if not ok:
         raise UserError(f"no molecule could be built from {len(items)} SMILES ({failed})")
-    n_max = max(len(r[2]) for r in ok)
-    pos, types = torch.zeros(len(ok), n_max, 3), torch.zeros(len(ok), n_max, dtype=torch.long)
-    mask = torch.zeros(len(ok), n_max, dtype=torch.bool)
-    for i, (_, p, t, _) in enumerate(ok):
-        pos[i, :len(t)], types[i, :len(t)], mask[i, :len(t)] = torch.tensor(p), torch.tensor(t), True
-    return MoleculeSet(pos, types, mask, [r[0] for r in ok]), BuildReport(len(items), len(ok), failed)
+    mols = [(torch.tensor(p), torch.tensor(t)) for _, p, t, _ in ok]
+    return MoleculeSet.from_molecules(mols, [r[0] for r in ok]), BuildReport(len(items), len(ok), failed)
 
 
 class _Serial:

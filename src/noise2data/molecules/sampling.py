@@ -24,7 +24,7 @@ def sample_molecules(run: Run, n: int, *, sizes: Tensor | None = None, solver: s
     unless ``sizes: (n,)`` is given."""
     if not is_molecule_run(run):
         raise UserError(f"{run.run_dir} is not a molecule run (model '{run.config['model'].get('name')}')")
-    if solver not in ODE_SOLVERS or solver == "dopri5" and steps < 1:
+    if solver not in ODE_SOLVERS:
         raise UserError(f"unknown solver '{solver}': expected one of {', '.join(ODE_SOLVERS)}")
     gen = torch.Generator().manual_seed(seed)
     max_atoms = int(run.config["model"]["max_atoms"])

@@ -17,7 +17,7 @@ from .cli_eval import EVALUATION_COMMANDS, add_evaluation_commands
 from .cli_molecules import add_molecule_commands, build_data
 from .cli_sample import sample_command
 from .errors import MissingExtraError, UserError, require
-from .training.distributed import init_distributed, shutdown_distributed
+from .training.distributed import init_distributed, leave_worker, shutdown_distributed
 
 TRAIN_DEFAULTS = {
     "steps": 5000, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
@@ -212,9 +212,12 @@ def _train(args: argparse.Namespace) -> int:
                 raise UserError("molecule training runs in one process for now: start it without torchrun")
             return train_molecules(opts, out, args.resume, not args.no_progress, device,
                                    cfg if args.resume else None)
-        return _train_run(args, opts, out, ctx, device, cfg if args.resume else None)
+        code = _train_run(args, opts, out, ctx, device, cfg if args.resume else None)
     finally:
         shutdown_distributed()
+    if ctx.active:
+        leave_worker(code)
+    return code
 
 
 def _train_run(args: argparse.Namespace, opts: dict, out: Path, ctx, device: str, cfg: dict | None) -> int:  # noqa: ANN001

@@ -9,11 +9,14 @@
    each class and reports FID against the test set beside the floor (the same number of real
    training images against the test set) and the classifier's accuracy on the asked-for labels.
 4. Writes a grid (one row per class, w = 2, NFE 20) as PNG.
-5. ``--speed``: one training step (batch 64, 28x28, class-conditional) of every U-Net and DiT
+5. ``--peer``: the same for TorchCFM's conditional-MNIST recipe trained for the same wall clock in the
+   peers' environment (``mnist_peer.py``), sampled with the same solver and scored by the same
+   extractor; its recipe has no null label, so only w = 1.
+6. ``--speed``: one training step (batch 64, 28x28, class-conditional) of every U-Net and DiT
    preset, and of TorchCFM's conditional-MNIST U-Net when torchcfm is importable; each in its
    own process so that its peak resident memory is its own.
 
-    python benchmarks/mnist.py --mnist ../shared/data/mnist --minutes 30
+    python benchmarks/mnist.py --mnist ../shared/data/mnist --minutes 30 [--peer]
     python benchmarks/mnist.py --speed
 """
 
@@ -21,12 +24,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from noise2data.cli import main as cli
@@ -164,12 +169,24 @@ def extractor(args: argparse.Namespace, train, test):  # noqa: ANN001, ANN201
     return ext
 
 
-def evaluate(args: argparse.Namespace, run_dir: Path, ext, train, test) -> list[dict]:  # noqa: ANN001
-    run = load_run(run_dir, device=args.device)
+def score(ext, x: torch.Tensor, labels: torch.Tensor, test, train, per_class: int, **extra) -> dict:  # noqa: ANN001
+    """FID/KID and class accuracy of ``x: (n, 1, 28, 28)`` in [-1, 1] drawn for ``labels``, beside the floor
+    (``10 * per_class`` real training images, a fixed draw) and the extractor's accuracy on those."""
     g = torch.Generator().manual_seed(0)
-    pick = torch.randperm(len(train.images), generator=g)[: 10 * args.per_class]
+    pick = torch.randperm(len(train.images), generator=g)[: 10 * per_class]
     floor = train.images[pick]
     floor_acc = float((ext.predict(floor) == train.labels[pick]).double().mean())  # real digits, same extractor
+    x = ((x.clamp(-1, 1) + 1) / 2 * 255)  # the extractor's units (0..255)
+    q = image_quality(ext, x, test.images, floor, sample_labels=labels)
+    row = {**extra, "fid": q["fid"], "fid_floor": q["fid_floor"], "kid": q["kid"], "kid_floor": q["kid_floor"],
+           "class_accuracy": q["class_accuracy"], "real_accuracy": floor_acc, "n": len(x)}
+    print(f"{extra}: FID {q['fid']:.3f} (floor {q['fid_floor']:.3f}), accuracy {q['class_accuracy']:.4f}",
+          file=sys.stderr)
+    return row
+
+
+def evaluate(args: argparse.Namespace, run_dir: Path, ext, train, test) -> list[dict]:  # noqa: ANN001
+    run = load_run(run_dir, device=args.device)
     labels = torch.arange(10).repeat_interleave(args.per_class)
     rows = []
     for nfe in (10, 20):
@@ -178,16 +195,41 @@ def evaluate(args: argparse.Namespace, run_dir: Path, ext, train, test) -> list[
             x = torch.cat([run.sample(args.per_class, solver="midpoint", steps=nfe // 2, label=k, guidance=w,
                                       seed=k).x for k in range(10)])
             secs = time.perf_counter() - t0
-            x = ((x.clamp(-1, 1) + 1) / 2 * 255)  # the extractor's units (0..255)
-            q = image_quality(ext, x, test.images, floor, sample_labels=labels)
-            rows.append({"nfe": nfe, "guidance": w, "fid": q["fid"], "fid_floor": q["fid_floor"],
-                         "kid": q["kid"], "kid_floor": q["kid_floor"], "class_accuracy": q["class_accuracy"],
-                         "real_accuracy": floor_acc, "n": len(x), "sample_seconds": secs})
-            print(f"NFE {nfe} w {w:g}: FID {q['fid']:.3f} (floor {q['fid_floor']:.3f}), "
-                  f"accuracy {q['class_accuracy']:.4f}, {secs:.0f} s", file=sys.stderr)
+            rows.append(score(ext, x, labels, test, train, args.per_class, nfe=nfe, guidance=w,
+                              sample_seconds=secs))
     cli(["sample", str(run_dir), "--grid-per-class", "10", "--guidance", "2", "--solver", "midpoint",
          "--steps", "10", "--device", args.device, "--out", str(Path(args.out) / "mnist_grid.png")])
     return rows
+
+
+def peer(args: argparse.Namespace, seconds: float, ext, train, test) -> tuple[dict, list[dict]]:  # noqa: ANN001
+    """TorchCFM's recipe trained for ``seconds`` (``mnist_peer.py`` in the peers' Python), scored like ours."""
+    out = Path(args.out) / "torchcfm"
+    if not (out / "train.json").exists():
+        if not Path(args.peers_python).exists():
+            raise SystemExit(f"--peer needs TorchCFM: {args.peers_python} not found (run benchmarks/setup_peers.sh)")
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+        cmd = [args.peers_python, str(Path(__file__).with_name("mnist_peer.py")), "--mnist", args.mnist,
+               "--seconds", str(seconds), "--batch-size", str(args.batch_size),
+               "--per-class", str(args.per_class), "--threads", str(args.threads), "--out", str(out)]
+        if subprocess.run(cmd, env=env).returncode:
+            raise SystemExit("the TorchCFM run failed (its output is above)")
+    info = json.loads((out / "train.json").read_text())
+    rows = []
+    for nfe in (10, 20):
+        d = np.load(out / f"samples_nfe{nfe}.npz")
+        rows.append(score(ext, torch.from_numpy(d["images"]), torch.from_numpy(d["labels"]), test, train,
+                          args.per_class, nfe=nfe, guidance=1.0, sample_seconds=info[f"sample_seconds_nfe{nfe}"]))
+    return info, rows
+
+
+def print_rows(title: str, rows: list[dict]) -> None:
+    print(title)
+    print(f"{'NFE':>4} {'w':>4} {'FID':>8} {'floor':>8} {'KID':>9} {'floor':>9} {'class acc':>10} "
+          f"{'real acc':>9} {'sample s':>9}")
+    for r in rows:
+        print(f"{r['nfe']:4d} {r['guidance']:4g} {r['fid']:8.3f} {r['fid_floor']:8.3f} {r['kid']:9.5f} "
+              f"{r['kid_floor']:9.5f} {r['class_accuracy']:10.4f} {r['real_accuracy']:9.4f} {r['sample_seconds']:9.1f}")
 
 
 def main() -> None:
@@ -206,6 +248,7 @@ def main() -> None:
     p.add_argument("--peers-python", default="benchmarks/.peers-venv/bin/python",
                    help="a Python with torchcfm, for its U-Net's step time (see setup_peers.sh)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--peer", action="store_true", help="also train and score TorchCFM's recipe on the same budget")
     p.add_argument("--_one", help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -222,19 +265,28 @@ def main() -> None:
         p.error("--mnist DIR is needed (or --speed)")
     train, test = load_mnist(args.mnist, "train"), load_mnist(args.mnist, "test")
     run_dir = out / "run"
-    info = train_model(args, run_dir) if not (run_dir / "config.json").exists() else {"steps": "reused"}
+    info_path = out / "train.json"  # what training measured, kept for a rerun that reuses the run
+    if not (run_dir / "config.json").exists():
+        info_path.write_text(json.dumps(train_model(args, run_dir)))
+        (out / "scores.json").unlink(missing_ok=True)  # scores of an earlier run
+    info = json.loads(info_path.read_text()) if info_path.exists() else {"steps": "reused"}
     ext = extractor(args, train, test)
-    rows = evaluate(args, run_dir, ext, train, test)
-    print(f"\nclass-conditional U-Net ({args.preset}) on MNIST: {info}")
-    print(f"extractor validation accuracy {ext.val_accuracy:.4f}; FID/KID vs the 10k test images; floor = "
+    scores = out / "scores.json"  # ours, kept so that a rerun with --peer does not sample them again
+    if scores.exists() and json.loads(scores.read_text())["per_class"] == args.per_class:
+        rows = json.loads(scores.read_text())["rows"]
+    else:
+        rows = evaluate(args, run_dir, ext, train, test)
+        scores.write_text(json.dumps({"per_class": args.per_class, "rows": rows}))
+    seconds = info.get("train_seconds", args.minutes * 60)  # the peer gets the wall clock our run took
+    peer_info, peer_rows = peer(args, seconds, ext, train, test) if args.peer else (None, [])
+    print(f"\nextractor validation accuracy {ext.val_accuracy:.4f}; FID/KID vs the 10k test images; floor = "
           f"{10 * args.per_class} real training images vs the test images")
-    print(f"{'NFE':>4} {'w':>4} {'FID':>8} {'floor':>8} {'KID':>9} {'floor':>9} {'class acc':>10} "
-          f"{'real acc':>9} {'sample s':>9}")
-    for r in rows:
-        print(f"{r['nfe']:4d} {r['guidance']:4g} {r['fid']:8.3f} {r['fid_floor']:8.3f} {r['kid']:9.5f} "
-              f"{r['kid_floor']:9.5f} {r['class_accuracy']:10.4f} {r['real_accuracy']:9.4f} {r['sample_seconds']:9.1f}")
+    print_rows(f"\nnoise2data class-conditional U-Net ({args.preset}) on MNIST: {info}", rows)
+    if peer_info:
+        print_rows(f"\nTorchCFM's conditional-MNIST recipe on the same budget: {peer_info}", peer_rows)
     (out / "mnist.json").write_text(json.dumps({"train": info, "preset": args.preset,
-                                                "extractor_val_accuracy": ext.val_accuracy, "rows": rows},
+                                                "extractor_val_accuracy": ext.val_accuracy, "rows": rows,
+                                                "torchcfm": {"train": peer_info, "rows": peer_rows}},
                                                indent=2))
     print(f"\nwrote {out / 'mnist.json'} and {out / 'mnist_grid.png'}")
 

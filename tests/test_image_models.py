@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from noise2data.models import DiT, DiTConfig, UNet, UNetConfig, build_model
+from noise2data.models.attention import self_attention
 from noise2data.models.dit import PRESETS as DIT_PRESETS
 from noise2data.models.unet import PRESETS as UNET_PRESETS
 
@@ -56,3 +57,17 @@ def test_it_learns_a_denoising_target(name):
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-10:]) / 10 < 0.2 * sum(losses[:3]) / 3
+
+
+@pytest.mark.parametrize("heads", [1, 4])
+def test_attention_is_multihead_attention_written_out(heads):
+    """Both models' attention computes what the ``nn.MultiheadAttention`` holding its weights computes."""
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(32, heads, batch_first=True)
+    seq = torch.randn(3, 35, 32, requires_grad=True)
+    ref, _ = mha(seq, seq, seq, need_weights=False)
+    out = self_attention(mha, seq)
+    assert torch.allclose(out, ref, atol=1e-5)
+    g_ref, = torch.autograd.grad(ref.square().sum(), seq)
+    g_out, = torch.autograd.grad(out.square().sum(), seq)
+    assert torch.allclose(g_out, g_ref, atol=1e-4)

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
+from .attention import self_attention
 from .conditioning import Conditioning, check_condition_sizes
 from .embeddings import TIME_EMBEDDINGS
 
@@ -128,7 +129,7 @@ class DiTBlock(nn.Module):
     def forward(self, x: Tensor, e: Tensor) -> Tensor:
         shift1, scale1, gate1, shift2, scale2, gate2 = self.ada(e).chunk(6, dim=1)  # (B, H) each
         h = modulate(self.norm1(x), shift1, scale1)
-        x = x + gate1[:, None] * self.attn(h, h, h, need_weights=False)[0]
+        x = x + gate1[:, None] * self_attention(self.attn, h)
         return x + gate2[:, None] * self.mlp(modulate(self.norm2(x), shift2, scale2))
 
 

@@ -1,9 +1,12 @@
 """A U-Net for images ``(B, C, H, W)``: residual blocks with GroupNorm, self-attention at low
 resolution, and the time (+ label) embedding injected into every block as a scale and shift.
 
-Levels halve the resolution ``len(channel_mults) - 1`` times, so H and W must be divisible by
-``2 ** (len(channel_mults) - 1)``; the config says so when they are not (pad 28 -> 32 or use
-fewer levels). The output convolution starts at zero, so an untrained model predicts 0.
+An optional space-to-depth stem (``patch`` p) folds each p x p block of pixels into channels, so the
+network runs on ``(C * p * p, H / p, W / p)`` and unfolds its output the same way: no information is
+lost, and every convolution sees p^2 times fewer positions. Levels then halve the resolution
+``len(channel_mults) - 1`` times, so H and W must be divisible by ``patch * 2 ** (len(channel_mults) - 1)``;
+the config says so when they are not (pad 28 -> 32 or use fewer levels). The output convolution starts
+at zero, so an untrained model predicts 0.
 """
 
 from __future__ import annotations
@@ -14,12 +17,13 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
+from .attention import self_attention
 from .conditioning import Conditioning, check_condition_sizes
 from .embeddings import TIME_EMBEDDINGS
 
 PRESETS = {  # sized for a 2-core CPU (tiny), a laptop GPU (small) and a data-centre GPU (base)
-    # tiny: full-resolution convolutions dominate a CPU step, so the first level is thin (16 channels)
-    "tiny": {"base_channels": 16, "channel_mults": (1, 2, 2), "blocks": 1, "attention_resolution": 7},
+    # tiny: full-resolution convolutions dominate a CPU step, so the stem folds 2x2 pixels into channels
+    "tiny": {"patch": 2, "base_channels": 32, "channel_mults": (1, 2), "blocks": 1, "attention_resolution": 7},
     "small": {"base_channels": 64, "channel_mults": (1, 2, 2), "blocks": 2, "attention_resolution": 8},
     "base": {"base_channels": 128, "channel_mults": (1, 2, 2, 2), "blocks": 2, "attention_resolution": 16},
 }
@@ -31,6 +35,7 @@ class UNetConfig:
 
     Attributes:
         data_shape: ``(C, H, W)`` of one image.
+        patch: space-to-depth factor of the stem (1: none); the levels start at ``(H / patch, W / patch)``.
         base_channels: channels at full resolution; level i has ``base_channels * channel_mults[i]``.
         channel_mults: one entry per resolution level.
         blocks: residual blocks per level (down path; the up path has one more).
@@ -40,6 +45,7 @@ class UNetConfig:
     """
 
     data_shape: tuple[int, ...]
+    patch: int = 1
     base_channels: int = 32
     channel_mults: tuple[int, ...] = (1, 2)
     blocks: int = 1
@@ -58,10 +64,13 @@ class UNetConfig:
             raise UserError(f"the U-Net takes images (C, H, W), got samples of shape {self.data_shape}: "
                             "use the mlp model for vectors")
         c, h, w = self.data_shape
-        factor = 2 ** (len(self.channel_mults) - 1)
+        if self.patch < 1:
+            raise UserError(f"the U-Net's patch must be >= 1, got {self.patch}")
+        factor = self.patch * 2 ** (len(self.channel_mults) - 1)
         if h % factor or w % factor:
-            raise UserError(f"a U-Net with {len(self.channel_mults)} levels needs H and W divisible by {factor}, "
-                            f"got {h}x{w}: pad or resize the images (--pad, --resize) or use fewer levels")
+            stem = f" after a {self.patch}x{self.patch} stem" if self.patch > 1 else ""
+            raise UserError(f"a U-Net with {len(self.channel_mults)} levels{stem} needs H and W divisible by "
+                            f"{factor}, got {h}x{w}: pad or resize the images (--pad, --resize) or use fewer levels")
         if self.base_channels < 8 or self.base_channels % 8 or self.blocks < 1 or not self.channel_mults:
             raise UserError("the U-Net needs base_channels a multiple of 8 (GroupNorm), blocks >= 1, and levels")
         if self.time_embedding not in TIME_EMBEDDINGS:
@@ -110,8 +119,7 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         b, c, h, w = x.shape
-        seq = self.norm(x).flatten(2).transpose(1, 2)  # (B, HW, C)
-        out, _ = self.attn(seq, seq, seq, need_weights=False)
+        out = self_attention(self.attn, self.norm(x).flatten(2).transpose(1, 2))  # (B, HW, C)
         return x + out.transpose(1, 2).reshape(b, c, h, w)
 
 
@@ -123,10 +131,12 @@ class UNet(nn.Module):
         super().__init__()
         self.config = config
         c, h, _ = config.data_shape
+        p = config.patch
         chans = [config.base_channels * m for m in config.channel_mults]
         emb = 4 * config.base_channels
         self.cond = Conditioning(config.time_embedding, config.time_dim, emb, config.num_classes, config.cond_dim)
-        self.conv_in = nn.Conv2d(c, chans[0], 3, padding=1)
+        self.conv_in = nn.Conv2d(c * p * p, chans[0], 3, padding=1)
+        h //= p
         self.down, self.up = nn.ModuleList(), nn.ModuleList()
         skips, cur, res = [chans[0]], chans[0], h
         for i, ch in enumerate(chans):
@@ -148,7 +158,7 @@ class UNet(nn.Module):
                                              nn.Conv2d(cur, cur, 3, padding=1)))
                 res *= 2
         self.norm_out = nn.GroupNorm(8, cur)
-        self.conv_out = nn.Conv2d(cur, c, 3, padding=1)
+        self.conv_out = nn.Conv2d(cur, c * p * p, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
@@ -169,7 +179,8 @@ class UNet(nn.Module):
         if tuple(x.shape[1:]) != self.config.data_shape:
             raise UserError(f"model expects images of shape {self.config.data_shape}, got {tuple(x.shape[1:])}")
         e = nn.functional.silu(self.cond(t, cond))  # (B, E)
-        h = self.conv_in(x)
+        p = self.config.patch
+        h = self.conv_in(nn.functional.pixel_unshuffle(x, p) if p > 1 else x)  # (B, C0, H/p, W/p)
         hs = [h]
         for level in self.down:
             h = self._run(level, h, e)
@@ -178,7 +189,8 @@ class UNet(nn.Module):
         for level in self.up:  # blocks take the matching skip; upsamplers do not
             skip = isinstance(level, nn.ModuleList)
             h = self._run(level, torch.cat([h, hs.pop()], dim=1) if skip else h, e)
-        return self.conv_out(nn.functional.silu(self.norm_out(h)))
+        out = self.conv_out(nn.functional.silu(self.norm_out(h)))  # (B, C*p*p, H/p, W/p)
+        return nn.functional.pixel_shuffle(out, p) if p > 1 else out
 
 
 def parameter_count(model: nn.Module) -> int:
@@ -188,8 +200,11 @@ def parameter_count(model: nn.Module) -> int:
 def describe(config: UNetConfig) -> str:
     """One line: the levels' channels and resolutions."""
     c, h, w = config.data_shape
-    levels = [f"{config.base_channels * m}ch@{h // 2 ** i}x{w // 2 ** i}" for i, m in enumerate(config.channel_mults)]
-    return (f"U-Net {' -> '.join(levels)}, {config.blocks} block(s)/level, "
+    p = config.patch
+    levels = [f"{config.base_channels * m}ch@{h // p // 2 ** i}x{w // p // 2 ** i}"
+              for i, m in enumerate(config.channel_mults)]
+    stem = f"{p}x{p} space-to-depth stem, " if p > 1 else ""
+    return (f"U-Net {stem}{' -> '.join(levels)}, {config.blocks} block(s)/level, "
             f"attention at <= {config.attention_resolution}px")
 
 

@@ -169,23 +169,28 @@ def extractor(args: argparse.Namespace, train, test):  # noqa: ANN001, ANN201
     return ext
 
 
-def score(ext, x: torch.Tensor, labels: torch.Tensor, test, train, per_class: int, **extra) -> dict:  # noqa: ANN001
-    """FID/KID and class accuracy of ``x: (n, 1, 28, 28)`` in [-1, 1] drawn for ``labels``, beside the floor
-    (``10 * per_class`` real training images, a fixed draw) and the extractor's accuracy on those."""
+def real_floor(ext, train, per_class: int) -> tuple[torch.Tensor, float]:  # noqa: ANN001
+    """The floor's reference: ``10 * per_class`` real training images (a fixed draw), and the extractor's
+    accuracy on them."""
     g = torch.Generator().manual_seed(0)
     pick = torch.randperm(len(train.images), generator=g)[: 10 * per_class]
     floor = train.images[pick]
-    floor_acc = float((ext.predict(floor) == train.labels[pick]).double().mean())  # real digits, same extractor
+    return floor, float((ext.predict(floor) == train.labels[pick]).double().mean())
+
+
+def score(ext, x: torch.Tensor, labels: torch.Tensor, test, floor: tuple[torch.Tensor, float], **extra) -> dict:  # noqa: ANN001
+    """FID/KID and class accuracy of ``x: (n, 1, 28, 28)`` in [-1, 1] drawn for ``labels``, beside the floor
+    (``real_floor``: real images and the extractor's accuracy on them)."""
     x = ((x.clamp(-1, 1) + 1) / 2 * 255)  # the extractor's units (0..255)
-    q = image_quality(ext, x, test.images, floor, sample_labels=labels)
+    q = image_quality(ext, x, test.images, floor[0], sample_labels=labels)
     row = {**extra, "fid": q["fid"], "fid_floor": q["fid_floor"], "kid": q["kid"], "kid_floor": q["kid_floor"],
-           "class_accuracy": q["class_accuracy"], "real_accuracy": floor_acc, "n": len(x)}
+           "class_accuracy": q["class_accuracy"], "real_accuracy": floor[1], "n": len(x)}
     print(f"{extra}: FID {q['fid']:.3f} (floor {q['fid_floor']:.3f}), accuracy {q['class_accuracy']:.4f}",
           file=sys.stderr)
     return row
 
 
-def evaluate(args: argparse.Namespace, run_dir: Path, ext, train, test) -> list[dict]:  # noqa: ANN001
+def evaluate(args: argparse.Namespace, run_dir: Path, ext, test, floor) -> list[dict]:  # noqa: ANN001
     run = load_run(run_dir, device=args.device)
     labels = torch.arange(10).repeat_interleave(args.per_class)
     rows = []
@@ -195,14 +200,13 @@ def evaluate(args: argparse.Namespace, run_dir: Path, ext, train, test) -> list[
             x = torch.cat([run.sample(args.per_class, solver="midpoint", steps=nfe // 2, label=k, guidance=w,
                                       seed=k).x for k in range(10)])
             secs = time.perf_counter() - t0
-            rows.append(score(ext, x, labels, test, train, args.per_class, nfe=nfe, guidance=w,
-                              sample_seconds=secs))
+            rows.append(score(ext, x, labels, test, floor, nfe=nfe, guidance=w, sample_seconds=secs))
     cli(["sample", str(run_dir), "--grid-per-class", "10", "--guidance", "2", "--solver", "midpoint",
          "--steps", "10", "--device", args.device, "--out", str(Path(args.out) / "mnist_grid.png")])
     return rows
 
 
-def peer(args: argparse.Namespace, seconds: float, ext, train, test) -> tuple[dict, list[dict]]:  # noqa: ANN001
+def peer(args: argparse.Namespace, seconds: float, ext, test, floor) -> tuple[dict, list[dict]]:  # noqa: ANN001
     """TorchCFM's recipe trained for ``seconds`` (``mnist_peer.py`` in the peers' Python), scored like ours."""
     out = Path(args.out) / "torchcfm"
     if not (out / "train.json").exists():
@@ -218,8 +222,8 @@ def peer(args: argparse.Namespace, seconds: float, ext, train, test) -> tuple[di
     rows = []
     for nfe in (10, 20):
         d = np.load(out / f"samples_nfe{nfe}.npz")
-        rows.append(score(ext, torch.from_numpy(d["images"]), torch.from_numpy(d["labels"]), test, train,
-                          args.per_class, nfe=nfe, guidance=1.0, sample_seconds=info[f"sample_seconds_nfe{nfe}"]))
+        rows.append(score(ext, torch.from_numpy(d["images"]), torch.from_numpy(d["labels"]), test, floor,
+                          nfe=nfe, guidance=1.0, sample_seconds=info[f"sample_seconds_nfe{nfe}"]))
     return info, rows
 
 
@@ -271,14 +275,16 @@ def main() -> None:
         (out / "scores.json").unlink(missing_ok=True)  # scores of an earlier run
     info = json.loads(info_path.read_text()) if info_path.exists() else {"steps": "reused"}
     ext = extractor(args, train, test)
+    floor = real_floor(ext, train, args.per_class)
     scores = out / "scores.json"  # ours, kept so that a rerun with --peer does not sample them again
-    if scores.exists() and json.loads(scores.read_text())["per_class"] == args.per_class:
-        rows = json.loads(scores.read_text())["rows"]
+    cached = json.loads(scores.read_text()) if scores.exists() else {}
+    if cached.get("per_class") == args.per_class:
+        rows = cached["rows"]
     else:
-        rows = evaluate(args, run_dir, ext, train, test)
+        rows = evaluate(args, run_dir, ext, test, floor)
         scores.write_text(json.dumps({"per_class": args.per_class, "rows": rows}))
     seconds = info.get("train_seconds", args.minutes * 60)  # the peer gets the wall clock our run took
-    peer_info, peer_rows = peer(args, seconds, ext, train, test) if args.peer else (None, [])
+    peer_info, peer_rows = peer(args, seconds, ext, test, floor) if args.peer else (None, [])
     print(f"\nextractor validation accuracy {ext.val_accuracy:.4f}; FID/KID vs the 10k test images; floor = "
           f"{10 * args.per_class} real training images vs the test images")
     print_rows(f"\nnoise2data class-conditional U-Net ({args.preset}) on MNIST: {info}", rows)

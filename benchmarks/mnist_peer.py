@@ -5,10 +5,9 @@ Runs in the peers' virtual environment (``setup_peers.sh``; ``mnist.py --peer`` 
 TorchCFM's conditional-MNIST example: its guided-diffusion ``UNetModel`` (32 channels, 1 residual block,
 class-conditional), ``ConditionalFlowMatcher(sigma=0)``, Adam at its default learning rate, batch 128,
 no EMA, no label dropout (so no guidance). It trains for ``--seconds`` of wall clock (``mnist.py`` passes
-the time its own run took). Sampling uses noise2data's midpoint
-solver at NFE 10 and 20 with ``per_class`` samples per class, so the two models are integrated and scored
-the same way; the samples are written to ``OUT/samples_nfe{N}.npz`` (images in [-1, 1], labels) and
-scored by ``mnist.py`` with its extractor.
+the time its own run took). Sampling uses noise2data's midpoint solver at NFE 10 and 20 with ``per_class``
+samples per class, so the two models are integrated and scored the same way; the samples are written to
+``OUT/samples_nfe{N}.npz`` (images in [-1, 1], labels) and scored by ``mnist.py`` with its extractor.
 
     PYTHONPATH=src benchmarks/.peers-venv/bin/python benchmarks/mnist_peer.py --mnist ../shared/data/mnist \\
         --seconds 1800 --out benchmarks/results/mnist/torchcfm

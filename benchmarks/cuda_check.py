@@ -90,7 +90,7 @@ def part_resume(a: argparse.Namespace, tmp: Path) -> dict:
 
 def part_nccl(a: argparse.Namespace, tmp: Path) -> dict:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "-m", "noise2data.cli", "train",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "1", "-m", "noise2data", "train",
            "--data", "checkerboard", "--steps", "300", "--device", "cuda", "--no-progress", "--out", str(tmp / "ddp")]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=180, env=env)
     print(out.stderr[-1500:])

@@ -22,10 +22,10 @@ from pathlib import Path
 import torch
 
 from noise2data.cli import main as cli
-from noise2data.cli_molecules import EGNN_PRESETS, TYPE_SCALE, training_smiles
 from noise2data.molecules.data import MoleculeSet
 from noise2data.molecules.egnn import EGNN, EGNNConfig
 from noise2data.molecules.metrics import dataset_metrics, format_metrics, molecule_metrics
+from noise2data.molecules.modality import EGNN_PRESETS, TYPE_SCALE, training_smiles
 from noise2data.molecules.sampling import sample_molecules
 from noise2data.molecules.space import encode, sample_prior
 from noise2data.run import load_run

@@ -95,7 +95,7 @@ BAD = [
     (["sample", "{tmp}", "--out", "{tmp}/s.npy"], "is not a noise2data run"),
     (["sample", "{tmp}/none", "--out", "{tmp}/s.npy"], "run folder not found"),
     (["sample", "{run}", "--out", "{tmp}/s.npy", "--solver", "rk5"], "unknown solver 'rk5'"),
-    (["sample", "{run}", "--out", "{tmp}/s.txt"], "must name a .npy"),
+    (["sample", "{run}", "--out", "{tmp}/s.txt"], "writes .npy, .npz"),
     (["train", "--data", "moons", "--out", "{run}"], "already holds a run"),
     (["frobnicate"], "invalid choice"),
 ]

@@ -56,7 +56,15 @@ def test_grids_per_class_and_for_one_label(digits_run, tmp_path):
     threes = tmp_path / "threes.npy"
     assert main(["sample", str(digits_run), "--label", "3", "--guidance", "3", "--n", "5", "--steps", "2",
                  "--out", str(threes), "--device", "cpu"]) == 0
-    assert np.load(threes).shape == (5, 1, 8, 8)
+    threes_x = np.load(threes)  # in the digits' own units: floats 0..16, (N, H, W)
+    assert threes_x.shape == (5, 8, 8) and threes_x.dtype == np.float32
+    assert threes_x.min() >= 0 and threes_x.max() <= 16 and threes_x.max() > 1
+    raw = tmp_path / "raw.npy"
+    assert main(["sample", str(digits_run), "--label", "3", "--guidance", "3", "--n", "5", "--steps", "2",
+                 "--out", str(raw), "--raw", "--device", "cpu"]) == 0
+    raw_x = np.load(raw)  # the model's tensor: channels first, [-1, 1]
+    assert raw_x.shape == (5, 1, 8, 8)
+    np.testing.assert_allclose((np.clip(raw_x[:, 0], -1, 1) + 1) * 8, threes_x, atol=1e-5)
 
 
 def test_image_misuse_is_one_line(digits_run, tmp_path, capsys):
@@ -75,7 +83,7 @@ def test_dit_run_with_trajectory_strip_and_gif(tmp_path):
 
     out = tmp_path / "dit"
     assert main(["train", "--data", "digits", "--model", "dit", "--cond", "label", "--steps", "3", "--batch-size",
-                 "8", "--no-progress", "--device", "cpu", "--out", str(out)]) == 0
+                 "8", "--warmup-steps", "0", "--no-progress", "--device", "cpu", "--out", str(out)]) == 0
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"]["name"] == "dit" and cfg["model"]["patch"] == 4 and cfg["model"]["num_classes"] == 10
     strip, gif = tmp_path / "strip.png", tmp_path / "denoise.gif"

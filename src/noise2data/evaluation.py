@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .data import Standardizer, image_dataset, is_generated, is_image_dataset, load_data, true_log_prob
+from .data import Standardizer, true_log_prob
 from .errors import UserError
 from .metrics import SAMPLE_METRICS, MetricResult, check_metric_names, combine, compare, format_results
 from .run import Run
@@ -38,20 +38,16 @@ def real_samples(run: Run, n: int, data: str | None = None, *, seed: int = 0) ->
     ``data`` overrides the run's own data specification (e.g. a held-out test file). The floor's
     sample is None when a file holds fewer than 2n points.
     """
-    cli = run.config.get("cli", {})
     spec = spec_of(run, data)
     if spec is None:
         raise UserError(f"{run.run_dir} does not record its data: pass --data with real samples to compare with")
-    if is_generated(spec):
+    modality = run.modality
+    if modality.fresh(spec):
         base = HELD_OUT_SEED + 2 * seed
-        ref = load_data(spec, n=n, seed=base)
-        return ref, load_data(spec, n=n, seed=base + 1), f"fresh draws of {spec} (not the training draw)"
-    if is_image_dataset(spec):  # with the run's resizing and padding
-        own = data is None
-        pts = image_dataset(spec, resize=cli.get("resize") if own else None, pad=(cli.get("pad") or 0) if own else 0,
-                            stream=bool(cli.get("stream")))[0]
-    else:
-        pts = load_data(spec, key=cli.get("key") if data is None else None)
+        ref = modality.reference_points(run, spec, n=n, seed=base, own=data is None)
+        floor = modality.reference_points(run, spec, n=n, seed=base + 1, own=data is None)
+        return ref, floor, f"fresh draws of {spec} (not the training draw)"
+    pts = modality.reference_points(run, spec, n=n, seed=seed, own=data is None)
     if tuple(pts.shape[1:]) != run.data_shape:
         raise UserError(f"{spec} holds points of shape {tuple(pts.shape[1:])}, the run's are {run.data_shape}")
     perm = torch.randperm(len(pts), generator=torch.Generator().manual_seed(HELD_OUT_SEED + seed))
@@ -144,7 +140,7 @@ def evaluate_run(
             raise UserError(f"sampling produced NaN/Inf ({solver}, {steps} steps): try more --steps or another solver")
         if sample_names:
             reps = [compare(out.x, ref, floor_ref, metrics=sample_names)]
-            if is_generated(spec_of(run, data)):
+            if run.modality.fresh(spec_of(run, data)):
                 # fresh real data is free: repeat with new samples, reference and floor sample, since a
                 # single pair moves by tens of percent from draw to draw (through the reference too)
                 for i in range(1, repeats):

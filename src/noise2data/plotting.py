@@ -64,7 +64,7 @@ def plot_samples(samples: Tensor, data: Tensor | None, out: Target, title: str =
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     return out
 
@@ -90,7 +90,7 @@ def plot_trajectories(trajectory: Tensor, times: Tensor, out: Target, n_show: in
         ax.set(xlabel="t", ylabel="coordinate 0")
     ax.set_title(f"trajectories ({traj.shape[0] - 1} steps)")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    fig.savefig(out, dpi=110, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     return out
 
@@ -191,6 +191,31 @@ def plot_image_grid(images: Tensor, out: Target, nrow: int, value_range: tuple[f
     grid = grid.repeat_interleave(scale, 0).repeat_interleave(scale, 1)
     arr = grid[..., 0].numpy() if grid.shape[2] == 1 else grid.numpy()
     plt.imsave(out, arr, cmap="gray" if arr.ndim == 2 else None, vmin=0.0, vmax=1.0)
+    return out
+
+
+def plot_image_panels(panels: Sequence[tuple[str, Tensor]], out: Target, nrow: int,
+                      value_range: tuple[float, float] = (-1.0, 1.0), scale: int = 3) -> Target:
+    """Image grids side by side, each titled: ``panels`` of ``(title, images (N, C, H, W))``, ``nrow`` per row.
+
+    The figure is sized to the grids' pixels, so it carries no empty margins.
+    """
+    plt = _plt()
+    grids = []
+    for _, images in panels:
+        g = image_grid(images, nrow, value_range).repeat_interleave(scale, 0).repeat_interleave(scale, 1)
+        grids.append(g[..., 0].numpy() if g.shape[2] == 1 else g.numpy())
+    h = max(g.shape[0] for g in grids)
+    w = sum(g.shape[1] for g in grids)
+    fig, axes = plt.subplots(1, len(grids), figsize=(w / 100 + 0.3 * len(grids), h / 100 + 0.45), dpi=100,
+                             squeeze=False, gridspec_kw={"width_ratios": [g.shape[1] for g in grids]})
+    for ax, (title, _), arr in zip(axes[0], panels, grids, strict=True):
+        ax.imshow(arr, cmap="gray" if arr.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_axis_off()
+    fig.tight_layout(pad=0.3)
+    fig.savefig(out, bbox_inches="tight", pad_inches=0.05)
+    plt.close(fig)
     return out
 
 

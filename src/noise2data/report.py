@@ -1,5 +1,7 @@
-"""One self-contained HTML report of a run: config, training curves, samples beside data,
-trajectories, quality against NFE, and the metrics table with noise floors.
+"""One self-contained HTML report of a run: the page (title, training curves, configuration) is
+shared; what it shows of the samples comes from the run's modality (:meth:`Modality.report`).
+For vectors that is :func:`vector_report`: the metrics table with noise floors, samples beside
+data, trajectories and quality against NFE, all with one floor estimate per metric.
 
 Images are PNGs embedded as base64 data URIs, so the file can be mailed or archived alone. A
 tiny script records on ``<body>`` how many images decoded (``data-images-loaded`` of
@@ -22,6 +24,7 @@ from torch import Tensor
 from .errors import UserError
 from .evaluation import EVAL_FILE, evaluate_run, real_samples
 from .metrics import check_metric_names, evaluate_pair
+from .modalities.base import ReportRequest, Section
 from .plotting import plot_quality_vs_nfe, plot_samples, plot_training_curves, plot_trajectories
 from .run import Run, load_run
 from .samplers import TABLEAUX, steps_for_nfe
@@ -55,11 +58,13 @@ def png_data_uri(draw: Callable[[io.BytesIO], object]) -> str:
 
 
 def quality_vs_nfe(run: Run, *, n: int, metric: str, solvers: Sequence[str], nfes: Sequence[int],
-                   seed: int = 0, real: tuple[Tensor, Tensor | None] | None = None,
+                   seed: int = 0, real: tuple[Tensor, Tensor | None] | None = None, floor: float | None = None,
                    ) -> tuple[dict[str, list[tuple[int, float]]], float | None]:
     """``metric`` of samples against real data for each fixed-step solver at each NFE budget it can meet.
 
-    ``real``: the (reference, floor sample) pair to use, if the caller has already loaded it.
+    ``real``: the (reference, floor sample) pair to use, if the caller has already loaded it;
+    ``floor``: the floor to return, when the caller already has an estimate (the metrics table's),
+    so that one report quotes one floor per metric.
     """
     check_metric_names([metric])
     ref, floor_ref = real if real is not None else real_samples(run, n, seed=seed)[:2]
@@ -73,7 +78,8 @@ def quality_vs_nfe(run: Run, *, n: int, metric: str, solvers: Sequence[str], nfe
             if steps is not None:
                 x = run.sample(n, solver=solver, steps=steps, seed=seed).x
                 curves[solver].append((nfe, evaluate_pair(x, ref, [metric])[metric]))
-    floor = evaluate_pair(floor_ref, ref, [metric])[metric] if floor_ref is not None else None
+    if floor is None and floor_ref is not None:
+        floor = evaluate_pair(floor_ref, ref, [metric])[metric]
     return curves, floor
 
 
@@ -103,25 +109,13 @@ def _metrics_table(result: dict) -> str:
     return out
 
 
-def build_report(
-    run_dir: str | Path,
-    *,
-    n: int = 2000,
-    metric: str = "w2",
-    solvers: Sequence[str] = ("euler", "midpoint", "heun"),
-    nfes: Sequence[int] = DEFAULT_NFES,
-    seed: int = 0,
-    out: str | Path | None = None,
-    device: str = "cpu",
-) -> Path:
-    """Write ``RUN/report.html`` (or ``out``) and return its path.
+def vector_report(run: Run, request: ReportRequest) -> list[Section]:
+    """Metrics table, samples beside data, trajectories and quality against NFE of a dense-tensor run.
 
-    The metrics table is the run's ``eval.json`` when there is one for the current step (from
-    ``noise2data eval``), else a fresh evaluation with ``n`` samples (heun, 8 steps), with the NLL
-    when the data has at most 16 dimensions.
+    The table is the run's ``eval.json`` when it is of the current step (from ``noise2data eval``),
+    else a fresh evaluation with ``request.n`` samples (heun, 8 steps; NLL up to 16 dimensions). The
+    quality-vs-NFE curves use the table's sample size and, for a metric of the table, its floor.
     """
-    start = time.perf_counter()
-    run = load_run(run_dir, device=device)
     d = math.prod(run.data_shape)
     eval_file = run.run_dir / EVAL_FILE
     stored = json.loads(eval_file.read_text()) if eval_file.is_file() else None
@@ -129,39 +123,56 @@ def build_report(
         result, source = stored, f"from {EVAL_FILE}"
     else:  # none, or one made at another step: it would not describe these weights
         metrics = ["w2", "mmd", "energy", "precision", "recall"] + (["nll"] if d <= 16 else [])
-        result = evaluate_run(run, n=n, metrics=metrics, seed=seed, nll_n=min(n, 1000))
+        result = evaluate_run(run, n=request.n, metrics=metrics, seed=request.seed, nll_n=min(request.n, 1000))
         source = "computed for this report"
-    ref, floor_ref, _ = real_samples(run, n, seed=seed)
-    sample = run.sample(n, solver=result["sampler"]["solver"], steps=result["sampler"]["steps"], seed=seed)
-    traj = run.sample(min(n, 300), solver="heun", steps=32, seed=seed + 1, trajectory=True)
-    curves, floor = quality_vs_nfe(run, n=n, metric=metric, solvers=solvers, nfes=nfes, seed=seed,
-                                   real=(ref, floor_ref))
-    loss_rows, eval_rows = read_log(run.run_dir)
-
-    figures = []
-    if loss_rows:
-        figures.append(("Training curves", png_data_uri(lambda f: plot_training_curves(loss_rows, eval_rows, f))))
+    n = int(result["n"])
+    ref, floor_ref, _ = real_samples(run, n, seed=request.seed)
+    sample = run.sample(n, solver=result["sampler"]["solver"], steps=result["sampler"]["steps"], seed=request.seed)
+    traj = run.sample(min(n, 300), solver="heun", steps=32, seed=request.seed + 1, trajectory=True)
+    table_floor = result["metrics"].get(request.metric, {}).get("floor")
+    curves, floor = quality_vs_nfe(run, n=n, metric=request.metric, solvers=request.solvers, nfes=request.nfes,
+                                   seed=request.seed, real=(ref, floor_ref), floor=table_floor)
     title = f"{result['sampler']['solver']}, {sample.nfe} NFE"
-    figures.append(("Samples beside data", png_data_uri(lambda f: plot_samples(sample.x, ref, f, title=title))))
-    figures.append(("Trajectories from noise to data",
-                    png_data_uri(lambda f: plot_trajectories(traj.trajectory, traj.times, f))))
-    figures.append((f"Quality against NFE ({metric}, {n} samples)",
-                    png_data_uri(lambda f: plot_quality_vs_nfe(curves, floor, metric, f))))
 
     def cell(pts: list[tuple[int, float]], k: int) -> str:
         return f"<td class=num>{dict(pts)[k]:.4f}</td>" if k in dict(pts) else "<td class=num>-</td>"
 
+    nfes = request.nfes
     nfe_rows = "".join(f"<tr><td>{s}</td>" + "".join(cell(pts, k) for k in nfes) + "</tr>" for s, pts in curves.items())
     nfe_table = ("<table><tr><th>solver</th>" + "".join(f"<th>NFE {k}</th>" for k in nfes) + "</tr>" + nfe_rows
                  + "</table>" + (f"<p class=note>noise floor {floor:.4f}</p>" if floor is not None else ""))
+    return [
+        Section(f"Metrics ({source})", _metrics_table(result)),
+        Section("Samples beside data", _img("Samples beside data",
+                                            lambda f: plot_samples(sample.x, ref, f, title=title))),
+        Section("Trajectories from noise to data",
+                _img("Trajectories from noise to data", lambda f: plot_trajectories(traj.trajectory, traj.times, f))),
+        Section(f"Quality against NFE ({request.metric}, {n} samples)",
+                _img("Quality against NFE", lambda f: plot_quality_vs_nfe(curves, floor, request.metric, f))
+                + nfe_table),
+    ]
+
+
+def _img(alt: str, draw: Callable[[io.BytesIO], object]) -> str:
+    return f"<img alt=\"{html.escape(alt)}\" src=\"{png_data_uri(draw)}\">"
+
+
+def build_report(run_dir: str | Path, request: ReportRequest | None = None, *, out: str | Path | None = None,
+                 device: str = "cpu") -> Path:
+    """Write ``RUN/report.html`` (or ``out``) and return its path: the modality's sections between the
+    training curves and the configuration."""
+    start = time.perf_counter()
+    request = request or ReportRequest()
+    run = load_run(run_dir, device=device)
+    sections = run.modality.report(run, request)
+    loss_rows, eval_rows = read_log(run.run_dir)
+    if loss_rows:
+        sections.insert(1, Section("Training curves", _img("Training curves",
+                                                          lambda f: plot_training_curves(loss_rows, eval_rows, f))))
     body = [f"<h1>noise2data run {html.escape(str(run.run_dir))}</h1>",
-            f"<p class=note>step {run.step}, data shape {run.data_shape}, report written "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S')} in {{seconds}} s</p>",
-            f"<h2>Metrics ({source})</h2>", _metrics_table(result)]
-    for caption, uri in figures:
-        body.append(f"<h2>{html.escape(caption)}</h2><img alt=\"{html.escape(caption)}\" src=\"{uri}\">")
-        if caption.startswith("Quality"):
-            body.append(nfe_table)
+            f"<p class=note>{html.escape(run.modality.name)}, step {run.step}, data shape {run.data_shape}, report "
+            f"written {time.strftime('%Y-%m-%d %H:%M:%S')} in {{seconds}} s</p>"]
+    body += [f"<h2>{html.escape(s.title)}</h2>{s.html}" for s in sections]
     body.append("<h2>Configuration</h2><pre>" + html.escape(json.dumps(run.config, indent=2)) + "</pre>")
     text = "\n".join(body).replace("{seconds}", f"{time.perf_counter() - start:.1f}")
     page = (f"<!doctype html><html><head><meta charset=utf-8><title>noise2data report: "

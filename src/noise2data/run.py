@@ -18,6 +18,7 @@ from .errors import UserError
 from .fields import model_field
 from .guidance import guided_model_field
 from .likelihood import LikelihoodOutput, log_likelihood
+from .modalities import Modality, modality_of
 from .paths import GaussianPath, make_path
 from .samplers import ODE_SOLVERS, SamplerOutput, constant_diffusion, euler_maruyama, make_grid, sde_drift
 from .training.checkpoint import (
@@ -71,6 +72,11 @@ class Run:
     device: torch.device
 
     @property
+    def modality(self) -> Modality:
+        """The kind of data this run models (from config.json; recognised for older runs)."""
+        return modality_of(self.config)
+
+    @property
     def data_shape(self) -> tuple[int, ...]:
         return tuple(self.config["model"].get("data_shape") or self.config["data"]["shape"])
 
@@ -105,7 +111,6 @@ class Run:
         """
         if not isinstance(n, int) or n < 1:
             raise UserError(f"the number of samples must be a positive integer, got {n!r}")
-        self._not_molecules("sample (use noise2data.molecules.sampling.sample_molecules)")
         if not sde and solver not in ODE_SOLVERS:
             raise UserError(f"unknown solver '{solver}': expected one of {', '.join(ODE_SOLVERS)}")
         lo, hi = self.path.sampling_interval(self.prediction)
@@ -121,7 +126,7 @@ class Run:
                 labels = self._condition(label, m)
                 field = guided_model_field(self.model, self.path, self.prediction, labels, guidance,
                                            interval=guidance_interval)
-            x = self.path.sample_prior((m, *self.data_shape), generator=gen, device=self.device)
+            x = self.modality.prior(self, m, gen)  # (m, *D)
             if sde:
                 g = constant_diffusion(diffusion)
                 out = euler_maruyama(sde_drift(field, g, path=self.path), x, ts, diffusion=g,
@@ -137,11 +142,6 @@ class Run:
             traj = self.standardizer.inverse(torch.cat([o.trajectory for o in outs], dim=1)).cpu()
         return SamplerOutput(x=x, nfe=outs[0].nfe, trajectory=traj,
                              times=outs[0].times.cpu() if trajectory else None)
-
-    def _not_molecules(self, what: str) -> None:
-        """Molecule runs start from a masked zero-centre-of-mass prior that these methods do not know."""
-        if self.config.get("model", {}).get("name") == "egnn":
-            raise UserError(f"{self.run_dir} is a molecule run: Run.{what}")
 
     def _condition(self, label: int | Sequence[float] | torch.Tensor, m: int) -> torch.Tensor:
         """``m`` copies of one condition: labels ``(m,)`` or vectors ``(m, k)``."""
@@ -174,7 +174,7 @@ class Run:
         The model works in standard units z = (x - mean) / std, so log p(x) = log p(z) - sum log std.
         ``divergence='auto'`` is exact for up to 16 dimensions and Hutchinson's estimate above.
         """
-        self._not_molecules("log_likelihood (the zero-centre-of-mass density is not implemented)")
+        self.modality.check_likelihood(self)
         x = torch.as_tensor(x)
         if tuple(x.shape[1:]) != self.data_shape:
             raise UserError(f"points of shape {tuple(x.shape[1:])} do not match the run's data shape {self.data_shape}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from ..errors import UserError
 from .dit import DiT, DiTConfig
 from .embeddings import FourierEmbedding, SinusoidalEmbedding
@@ -11,17 +13,28 @@ from .unet import UNet, UNetConfig
 MODELS = {"mlp": (MLP, MLPConfig), "unet": (UNet, UNetConfig), "dit": (DiT, DiTConfig)}
 
 
-def build_model(config_dict: dict) -> MLP | UNet | DiT:
+def model_classes(name: str) -> tuple[type, type]:
+    """``(module class, config class)`` of a model: the shared ones here, or one a modality brings."""
+    if name in MODELS:
+        return MODELS[name]
+    from ..modalities.registry import all_models  # modalities build on the shared models
+
+    found = all_models()
+    if name not in found:
+        raise UserError(f"unknown model '{name}': expected one of {', '.join([*MODELS, *found])}")
+    return found[name]
+
+
+def model_config_class(name: str) -> type:
+    """The config dataclass of model ``name``."""
+    return model_classes(name)[1]
+
+
+def build_model(config_dict: dict) -> nn.Module:
     """Rebuild a model from ``{"name": ..., **config}`` (as stored in config.json)."""
     params = dict(config_dict)
     name = params.pop("name", "mlp")
-    if name == "egnn":  # molecules: imported here, since the molecules package builds on this one
-        from ..molecules.egnn import EGNN, EGNNConfig
-
-        return EGNN(EGNNConfig(**params))
-    if name not in MODELS:
-        raise UserError(f"unknown model '{name}': expected one of {', '.join(MODELS)}")
-    cls, cfg_cls = MODELS[name]
+    cls, cfg_cls = model_classes(name)
     try:
         return cls(cfg_cls(**params))
     except TypeError as exc:
@@ -30,5 +43,5 @@ def build_model(config_dict: dict) -> MLP | UNet | DiT:
 
 __all__ = [
     "MLP", "MODELS", "DiT", "DiTConfig", "FourierEmbedding", "MLPConfig", "SinusoidalEmbedding", "UNet", "UNetConfig",
-    "build_model",
+    "build_model", "model_classes", "model_config_class",
 ]

@@ -83,6 +83,12 @@ class EGNN(nn.Module):
         self.layers = nn.ModuleList(EGNNLayer(hid) for _ in range(config.layers))
         self.out = nn.Sequential(nn.Linear(hid + config.time_dim, hid), nn.SiLU(), nn.Linear(hid, config.num_types))
 
+    def check_training_condition(self, cond: Tensor, data: Tensor) -> None:
+        """The training condition is the atom mask of ``data: (M, N, 3 + T)``: bool ``(M, N)``."""
+        if cond.shape != data.shape[:2] or cond.dtype != torch.bool:
+            raise UserError(f"the EGNN is conditioned on atom masks, bool {tuple(data.shape[:2])}; got {cond.dtype} "
+                            f"{tuple(cond.shape)}")
+
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
         b, n, f = x.shape if x.ndim == 3 else (None, None, None)
         if (n, f) != self.config.data_shape:

@@ -17,6 +17,7 @@ from ..couplings import get_coupling
 from ..data import Standardizer
 from ..errors import UserError
 from ..losses import prediction_loss
+from ..modalities.base import NoiseFn
 from ..models.conditioning import check_condition, condition_kind, drop_condition
 from ..paths import GaussianPath
 from .checkpoint import (
@@ -33,8 +34,6 @@ from .distributed import current_context
 from .ema import ema_update_, make_ema
 from .engine import MAX_SKIPS, check_compatible, precision_context, wrap_network
 from .logger import LOG_FILE, MetricsLogger, trim_log
-
-NoiseFn = Callable[[Tensor, Tensor | None, torch.Generator], Tensor]  # (x1, cond, generator) -> x0 like x1
 
 
 @dataclass
@@ -66,7 +65,7 @@ def training_step_loss(
     The random numbers and the coupling are drawn for the whole batch; with ``part = (start,
     stop)`` the network sees only those rows (one process's share of a global batch), and the
     loss is ``(stop - start,)``; otherwise ``(B,)``. ``noise(x1, cond, generator)`` draws x0 when
-    p_init is not N(0, I) on the whole tensor (molecules: zero centre of mass, masked atoms).
+    p_init is not N(0, I) on the whole tensor (a modality's own prior, see ``modalities.base.TrainingSet``).
     """
     t = config.time_dist.sample(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
     if noise is None:
@@ -85,10 +84,9 @@ def check_labels(model: nn.Module, labels: Tensor, data: Tensor) -> int:
 
     Returns the model's number of classes (0 for vector conditions).
     """
-    if getattr(getattr(model, "config", None), "name", None) == "egnn":  # the condition is the atom mask
-        if labels.shape != data.shape[:2] or labels.dtype != torch.bool:
-            raise UserError(f"the EGNN is conditioned on atom masks, bool {tuple(data.shape[:2])}; got {labels.dtype} "
-                            f"{tuple(labels.shape)}")
+    own_check = getattr(model, "check_training_condition", None)
+    if own_check is not None:  # a model whose condition is not a label or a vector (e.g. an atom mask)
+        own_check(labels, data)
         return 0
     num_classes, cond_dim = condition_kind(model)
     check_condition(labels, len(data), num_classes, cond_dim, allow_null=False, what="training condition")

@@ -5,96 +5,87 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from .errors import UserError
+from ..errors import UserError
+from .common import add_guidance, add_output_format, add_run_options, add_seed, add_solver_options, positive_int
 
 
-def add_evaluation_commands(sub: argparse._SubParsersAction, positive_int: Callable[[str], int]) -> None:
-    """Register the evaluation sub-commands on the CLI's sub-parsers."""
-    _positive_int = positive_int
+def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``eval``, ``nll``, ``report`` and ``features``."""
     e = sub.add_parser("eval", help="sample a run and compare with real data, each metric beside its floor")
-    e.add_argument("run", help="run folder")
-    e.add_argument("--n", type=_positive_int, default=4000, help="samples and real points (default 4000)")
-    e.add_argument("--metrics", default="w2,mmd,energy,precision,recall",
-                   help="comma-separated: w2, sw2, mmd, energy, precision, recall, nll, fid, kid")
-    e.add_argument("--solver", default="heun", help="euler, midpoint, heun, rk4, dopri5 (default heun)")
-    e.add_argument("--steps", type=_positive_int, default=8, help="solver steps (default 8)")
-    e.add_argument("--grid", default="uniform", choices=["uniform", "edm"])
+    add_run_options(e)
+    e.add_argument("--n", type=positive_int, default=4000, help="samples and real points (default 4000)")
+    e.add_argument("--metrics", help="comma-separated: w2, sw2, mmd, energy, precision, recall, nll, fid, kid "
+                   "(default: the run's modality's: w2,mmd,energy,precision,recall for vectors, fid,kid for images, "
+                   "stability to novelty for molecules)")
+    add_solver_options(e)
     e.add_argument("--data", help="real data to compare with (default: the run's own; name a held-out file)")
-    e.add_argument("--nll-n", type=_positive_int, default=1000, help="held-out points for nll (default 1000)")
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--step", type=int, help="evaluate the checkpoint of this step (default: the newest)")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--nll-n", type=positive_int, default=1000, help="held-out points for nll (default 1000)")
+    add_seed(e)
     e.add_argument("--features", help="feature extractor for fid/kid (from 'noise2data features')")
-    e.add_argument("--guidance", type=float, default=1.0, help="class-conditional image runs: fid/kid from n/classes "
-                   "samples per class at this guidance scale, with class accuracy (default 1)")
-    e.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
-    e.add_argument("--out", help="where to write the JSON (default RUN/eval.json)")
+    add_guidance(e, what="; class-conditional image runs: fid/kid from n/classes samples per class at this scale, "
+                 "with class accuracy")
+    add_output_format(e, "where to write the JSON (default RUN/eval.json)")
     nl = sub.add_parser("nll", help="exact log-likelihood of held-out points (probability-flow ODE)")
-    nl.add_argument("run", help="run folder")
+    add_run_options(nl, step=False)
     nl.add_argument("--data", help="points to score: a toy name, gmm:FILE.json or an array file "
                     "(default: fresh draws of the run's data)")
-    nl.add_argument("--n", type=_positive_int, default=2000, help="points (default 2000)")
+    nl.add_argument("--n", type=positive_int, default=2000, help="points (default 2000)")
     nl.add_argument("--solver", default="rk4", help="ODE solver (default rk4)")
-    nl.add_argument("--steps", type=_positive_int, default=64, help="solver steps (default 64)")
+    nl.add_argument("--steps", type=positive_int, default=64, help="solver steps (default 64)")
     nl.add_argument("--divergence", default="auto", choices=["auto", "exact", "hutchinson"],
                     help="exact trace (auto for <= 16 dims) or Hutchinson's estimate")
     nl.add_argument("--dequantize", type=float,
                     help="grid spacing of discrete data in data units (e.g. 1 for integer pixels): adds "
                          "uniform noise and reports dequantised bits/dim (default: as the run was trained)")
-    nl.add_argument("--seed", type=int, default=0)
-    nl.add_argument("--device", default="auto")
+    add_seed(nl)
     nl.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-    rp = sub.add_parser("report", help="write RUN/report.html: curves, samples, trajectories, metrics")
-    rp.add_argument("run", help="run folder")
-    rp.add_argument("--n", type=_positive_int, default=2000, help="samples per measurement (default 2000)")
-    rp.add_argument("--metric", default="w2", help="metric of the quality-vs-NFE plot (default w2)")
-    rp.add_argument("--solvers", default="euler,midpoint,heun", help="solvers of the quality-vs-NFE plot")
-    rp.add_argument("--seed", type=int, default=0)
-    rp.add_argument("--device", default="auto")
+    rp = sub.add_parser("report", help="write RUN/report.html: what to look at for the run's kind of data")
+    add_run_options(rp, step=False)
+    rp.add_argument("--n", type=positive_int, default=2000, help="samples per measurement (default 2000; vectors: "
+                    "the size of RUN/eval.json when it is current)")
+    rp.add_argument("--metric", default="w2", help="vectors: metric of the quality-vs-NFE plot (default w2)")
+    rp.add_argument("--solvers", default="euler,midpoint,heun", help="vectors: solvers of the quality-vs-NFE plot")
+    rp.add_argument("--features", help="images: feature extractor for the FID/KID/class-accuracy table")
+    add_guidance(rp, default=2.0, what="; images: the guided row of the class grids and the FID table")
+    add_seed(rp)
     rp.add_argument("--out", help="output HTML file (default RUN/report.html)")
     ft = sub.add_parser("features", help="train the in-domain feature extractor that FID/KID use")
     ft.add_argument("--data", required=True, help="digits, or mnist:FOLDER (IDX files; trains on train, "
                     "validates on test)")
-    ft.add_argument("--epochs", type=_positive_int, help="passes over the training images (default 3 for "
+    ft.add_argument("--epochs", type=positive_int, help="passes over the training images (default 3 for "
                     "mnist, 30 for the 1,437 digits)")
-    ft.add_argument("--seed", type=int, default=0)
+    add_seed(ft)
     ft.add_argument("--out", required=True, help="output .safetensors (its metadata goes beside it as .json)")
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .evaluation import evaluate_run, format_eval, write_eval
-    from .molecules.sampling import is_molecule_run
-    from .run import load_run
+    from ..evaluation import write_eval
+    from ..modalities import EvalRequest
+    from ..run import load_run
 
     run = load_run(args.run, device=args.device, step=args.step)
-    if is_molecule_run(run):  # stability, validity, uniqueness, novelty
-        from .cli_molecules import eval_molecule_run
-
-        return eval_molecule_run(args, run)
-    names = [m.strip() for m in args.metrics.split(",")]
-    res = evaluate_run(run, n=args.n, metrics=names, solver=args.solver, steps=args.steps, grid=args.grid,
-                       data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features,
-                       guidance=args.guidance)
+    metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
+    request = EvalRequest(n=args.n, metrics=metrics, solver=args.solver, steps=args.steps, grid=args.grid,
+                          data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features,
+                          guidance=args.guidance)
+    res = run.modality.evaluate(run, request)
     out = write_eval(Path(args.out).parent, res, Path(args.out).name) if args.out else write_eval(args.run, res)
-    if args.json:
-        print(json.dumps(res))
-    else:
-        print(format_eval(res))
+    print(json.dumps(res) if args.json else run.modality.format_eval(res))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
 def _nll(args: argparse.Namespace) -> int:
-    from .data import load_data
-    from .evaluation import HELD_OUT_SEED, format_nll, nll_summary, real_samples
-    from .run import load_run
+    from ..data import load_data
+    from ..evaluation import HELD_OUT_SEED, format_nll, nll_summary, real_samples
+    from ..run import load_run
 
     run = load_run(args.run, device=args.device)
+    run.modality.check_likelihood(run)
     dequantize = args.dequantize if args.dequantize is not None else float(run.config["train"].get("dequantize", 0))
     if dequantize < 0:
         raise UserError(f"--dequantize must be >= 0, got {dequantize}")
@@ -114,17 +105,19 @@ def _nll(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from .report import build_report
+    from ..modalities import ReportRequest
+    from ..report import build_report
 
-    out = build_report(args.run, n=args.n, metric=args.metric, solvers=args.solvers.split(","), seed=args.seed,
-                       out=args.out, device=args.device)
+    request = ReportRequest(n=args.n, metric=args.metric, solvers=tuple(args.solvers.split(",")), seed=args.seed,
+                            features=args.features, guidance=args.guidance)
+    out = build_report(args.run, request, out=args.out, device=args.device)
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
 def _features(args: argparse.Namespace) -> int:
-    from .data.images import LabelledImages, load_labelled_images
-    from .metrics.features import save_extractor, train_feature_net
+    from ..data.images import LabelledImages, load_labelled_images
+    from ..metrics.features import save_extractor, train_feature_net
 
     if not args.out.endswith(".safetensors"):
         raise UserError(f"--out must name a .safetensors file, got {args.out}")

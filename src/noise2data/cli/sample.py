@@ -1,0 +1,65 @@
+"""The ``sample`` command: the options every modality shares, handed to the run's modality."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import UserError
+from .common import add_guidance, add_run_options, add_seed, add_solver_options, positive_int
+
+
+def add_sample_command(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("sample", help="sample a trained run", description="Sample a run and write the samples "
+                       "in the data's own units: .npy/.npz arrays, .png grids (images), .sdf/.xyz/.npz (molecules).")
+    add_run_options(s)
+    s.add_argument("--n", type=positive_int, default=1000, help="number of samples (default 1000)")
+    add_solver_options(s, sde=True)
+    add_seed(s)
+    s.add_argument("--batch-size", type=positive_int, help="samples per batch (default: all at once)")
+    s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
+    s.add_argument("--label", type=int, help="class to draw (a model trained with --labels)")
+    s.add_argument("--condition", help="vector condition to draw for, K numbers as y1,y2,... (a model trained "
+                   "with --cond-file)")
+    add_guidance(s)
+    s.add_argument("--guidance-interval", default="0,1", help="apply guidance only for t in LO,HI (default 0,1)")
+    s.add_argument("--grid-per-class", type=positive_int,
+                   help="images: a PNG grid with one row of this many samples per class (guided by --guidance)")
+    s.add_argument("--out", required=True, help="output file: .npy or .npz (samples in the data's units and layout), "
+                   ".png (a grid of images), .sdf/.xyz/.npz (molecules)")
+    s.add_argument("--raw", action="store_true", help="images: write the model's tensor (channels first, [-1, 1]) "
+                   "instead of the training data's units")
+    s.add_argument("--plot", help="also write a PNG of the samples beside the training data")
+    s.add_argument("--trajectory-plot", help="also write a PNG of trajectories from noise to data (images: a strip "
+                   "of frames per sample)")
+    s.add_argument("--trajectory-gif", help="images: also write an animated GIF of the samples from noise to data")
+
+
+def _pair(text: str, flag: str, example: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise UserError(f"{flag} takes LO,HI, e.g. {example}; got {text!r}") from None
+    return lo, hi
+
+
+def sample_command(args: argparse.Namespace) -> int:
+    from ..modalities import SampleRequest
+    from ..run import load_run
+
+    condition = None
+    if args.condition is not None:
+        try:
+            condition = tuple(float(v) for v in args.condition.split(","))
+        except ValueError:
+            raise UserError(f"--condition takes numbers y1,y2,...; got {args.condition!r}") from None
+    request = SampleRequest(
+        n=args.n, out=Path(args.out), solver=args.solver, steps=args.steps, grid=args.grid, sde=args.sde,
+        diffusion=args.diffusion, seed=args.seed, batch_size=args.batch_size, label=args.label, condition=condition,
+        guidance=args.guidance, guidance_interval=_pair(args.guidance_interval, "--guidance-interval", "0.2,0.8"),
+        grid_per_class=args.grid_per_class, raw=args.raw, plot=args.plot, trajectory_plot=args.trajectory_plot,
+        trajectory_gif=args.trajectory_gif)
+    run = load_run(args.run, ema=not args.no_ema, device=args.device, step=args.step)
+    print(run.modality.sample(run, request), file=sys.stderr)
+    return 0

@@ -1,0 +1,308 @@
+"""The ``train`` command (with ``--config FILE``) and ``plot-path``.
+
+Training options come, in rising precedence, from the generic defaults below, the defaults of
+the kind of data (``Modality.defaults``), a ``--config`` file, and the command line. Everything
+about the data (loading, condition, prior, model) is asked of the modality that owns ``--data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from ..errors import UserError, require
+from ..modalities.registry import all_modalities, model_names
+from ..training.distributed import init_distributed, leave_worker, shutdown_distributed
+from .common import positive_int
+
+TRAIN_DEFAULTS = {
+    "steps": 5000, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
+    "time_dist": "uniform", "hidden": 256, "depth": 4, "time_embedding": "sinusoidal", "seed": 0,
+    "device": "auto", "n_data": 100_000, "standardize": "feature", "ema_decay": 0.999, "grad_clip": 1.0,
+    "checkpoint_every": 1000, "keep": 3, "key": None, "coupling": "independent",
+    "lr_schedule": "cosine", "warmup_steps": 100, "eval_every": 0, "eval_metrics": "w2,mmd", "eval_n": 1000,
+    "tensorboard": False, "dequantize": 0.0, "precision": "fp32", "compile": False, "skip_nonfinite": False,
+    "labels": None, "label_key": None, "label_dropout": 0.1, "model": "mlp", "preset": "tiny", "cond": "none",
+    "cond_file": None, "cond_key": None, "resize": None, "pad": 0, "hflip": False, "stream": False,
+}
+# Settings that define the model and its training problem: a resumed run must not change them.
+FIXED_ON_RESUME = (
+    "data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth", "time_embedding",
+    "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
+    "dequantize", "labels", "label_key", "label_dropout", "model", "preset", "cond", "cond_file", "cond_key",
+    "resize", "pad", "hflip",
+)
+OPTION_NAMES = ("data", *TRAIN_DEFAULTS)
+
+
+def _default(key: str) -> str:
+    """``(default X; for KIND Y, ...)``: the generic default and the kinds of data that set their own."""
+    own = [f"{m.name} {m.defaults[key]}" for m in all_modalities() if key in m.defaults]
+    return f"(default {TRAIN_DEFAULTS[key]}" + (f"; {', '.join(own)})" if own else ")")
+
+
+def data_help() -> str:
+    return "; ".join(m.data_help for m in all_modalities())
+
+
+def add_train_command(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="train a model on a dataset", description="Train a model; writes "
+                       "config.json, checkpoints/ and metrics.jsonl into --out.")
+    t.add_argument("--data", help="what to train on; the kind of data follows from it: " + data_help())
+    t.add_argument("--config", help="a TOML or JSON file of training options keyed by the flags' names (flags on the "
+                   "command line win); a run's own config.json repeats that run")
+    t.add_argument("--out", required=True, help="run folder")
+    t.add_argument("--key", help="array name inside a .npz/.pt file holding several")
+    t.add_argument("--n-data", type=positive_int, help="samples drawn for toy/mixture data (default 100000)")
+    t.add_argument("--standardize", choices=["feature", "global", "none"], help="data scaling "
+                   + _default("standardize"))
+    t.add_argument("--steps", type=positive_int, help="optimiser steps in all " + _default("steps"))
+    t.add_argument("--batch-size", type=positive_int, help=_default("batch_size"))
+    t.add_argument("--lr", type=float, help="AdamW learning rate " + _default("lr"))
+    t.add_argument("--lr-schedule", choices=["cosine", "constant"], help="decay of the lr (default cosine)")
+    t.add_argument("--warmup-steps", type=int, help="linear lr warm-up steps (default 100)")
+    t.add_argument("--path", help="schedule: condot, cosine, polynomial, vp, ve, with parameters as "
+                   "name:key=value, e.g. ve:sigma_max=10 (default condot)")
+    t.add_argument("--objective", choices=["velocity", "noise", "data", "score"],
+                   help="what the model predicts; velocity = flow matching (default)")
+    t.add_argument("--time-dist", help="uniform or logit_normal[:mean,std] (default uniform)")
+    t.add_argument("--coupling", choices=["independent", "ot"],
+                   help="noise-data pairing in a batch; ot = minibatch optimal transport (default independent)")
+    t.add_argument("--hidden", type=positive_int, help="MLP width (default 256)")
+    t.add_argument("--depth", type=positive_int, help="MLP residual blocks (default 4)")
+    t.add_argument("--time-embedding", choices=["sinusoidal", "fourier"], help="default sinusoidal")
+    t.add_argument("--ema-decay", type=float, help="default 0.999")
+    t.add_argument("--grad-clip", type=float, help="max gradient norm, 0 = off (default 1.0)")
+    t.add_argument("--checkpoint-every", type=positive_int, help="default 1000")
+    t.add_argument("--keep", type=positive_int, help="checkpoints to keep (default 3)")
+    t.add_argument("--seed", type=int, help="default 0")
+    t.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    t.add_argument("--model", choices=model_names(), help="network (default: the kind of data's own: "
+                   + ", ".join(f"{m.models[0]} for {m.name}" for m in all_modalities()) + ")")
+    t.add_argument("--preset", choices=["tiny", "small", "base"], help="U-Net/DiT/EGNN size: tiny for a CPU "
+                   "(default), small and base for GPUs")
+    t.add_argument("--cond", choices=["none", "label"], help="label: condition on the class labels of an image "
+                   "dataset (digits, mnist:DIR, class subfolders, an npz's labels; other data: --labels FILE)")
+    t.add_argument("--cond-file", help="vector conditions, one row of k numbers per sample (.csv with k columns, "
+                   ".npy/.npz/.pt of shape (N, k)): a model of p(x | y) for y in R^k, with guidance")
+    t.add_argument("--cond-key", help="array name of the conditions inside a .npz/.pt holding several")
+    t.add_argument("--resize", type=positive_int, help="images: resize to N x N (antialiased)")
+    t.add_argument("--pad", type=int, help="images: pad every side by this many background pixels, e.g. 2 for "
+                   "MNIST 28 -> 32")
+    t.add_argument("--hflip", action="store_true", default=None, help="images: random left-right mirroring")
+    t.add_argument("--stream", action="store_true", default=None, help="images:FOLDER: decode images per batch "
+                   "instead of holding them in memory (automatic above 4 GiB of pixels)")
+    t.add_argument("--labels", help="class labels, one integer per sample (.npy/.npz/.pt/.csv): trains a "
+                   "class-conditional model for guided sampling")
+    t.add_argument("--label-key", help="array name of the labels inside a .npz/.pt holding several")
+    t.add_argument("--label-dropout", type=float, help="probability of dropping a label to the null class, for "
+                   "classifier-free guidance (default 0.1)")
+    t.add_argument("--dequantize", type=float, help="discrete data on a grid of this spacing (e.g. 1 for integer "
+                   "pixels): train on uniformly dequantised batches (default 0: off)")
+    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
+    t.add_argument("--compile", action="store_true", default=None, help="torch.compile the network")
+    t.add_argument("--skip-nonfinite", action="store_true", default=None,
+                   help="skip (and count) steps with a non-finite loss or gradient instead of stopping")
+    t.add_argument("--eval-every", type=int, help="steps between evaluations of the EMA model, logged to "
+                   "metrics.jsonl (default 0: none)")
+    t.add_argument("--eval-metrics", help="metrics for --eval-every (default w2,mmd)")
+    t.add_argument("--eval-n", type=positive_int, help="samples per periodic evaluation (default 1000)")
+    t.add_argument("--tensorboard", action="store_true", default=None,
+                   help="also log to RUN/tensorboard (needs the tensorboard package)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out from its newest checkpoint")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+    pp = sub.add_parser("plot-path", help="plot the marginals p_t of a path on a dataset")
+    pp.add_argument("--data", required=True, help="as for train")
+    pp.add_argument("--path", default="condot", help="schedule spec (default condot)")
+    pp.add_argument("--key")
+    pp.add_argument("--n", type=positive_int, default=20000)
+    pp.add_argument("--out", required=True, help="output PNG")
+
+
+def _time_dist(spec: str) -> dict:
+    name, _, rest = spec.partition(":")
+    if not rest:
+        return {"name": name}
+    try:
+        mean, std = (float(v) for v in rest.split(","))
+    except ValueError:
+        raise UserError(f"bad --time-dist {spec!r}: write logit_normal:MEAN,STD, e.g. logit_normal:0,1") from None
+    return {"name": name, "mean": mean, "std": std}
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Training options from a TOML or JSON file whose keys are the flags' names (``batch-size`` or
+    ``batch_size``); a run's config.json gives the options that run was trained with."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"config file not found: {path}")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".toml":
+            try:
+                import tomllib
+            except ImportError:  # Python 3.10
+                tomllib = require("tomli", "toml", "reading TOML config files")
+            opts = tomllib.loads(text)
+        else:
+            opts = json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"{path} is not valid {'TOML' if path.suffix.lower() == '.toml' else 'JSON'}: {exc}") from None
+    if not isinstance(opts, dict):
+        raise UserError(f"{path}: expected a table of options, e.g. steps = 2000")
+    if isinstance(opts.get("cli"), dict):  # a run's own config.json
+        opts = opts["cli"]
+    opts = {k.replace("-", "_"): v for k, v in opts.items()}
+    unknown = sorted(set(opts) - set(OPTION_NAMES))
+    if unknown:
+        raise UserError(f"{path}: unknown training option(s) {', '.join(unknown)}; the options are the flags of "
+                        "'noise2data train --help' (e.g. batch-size = 128)")
+    return opts
+
+
+def config_argv(opts: dict) -> list[str]:
+    """Options as command-line tokens, so the parser checks a file's values exactly as it checks flags."""
+    argv = []
+    for k, v in opts.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            argv += [flag] if v else []
+        elif v is not None:
+            argv.append(f"{flag}={v}")
+    return argv
+
+
+def expand_config(argv: Sequence[str]) -> list[str]:
+    """``train ... --config FILE ...`` -> the file's options placed before the command line's (which win)."""
+    argv = list(argv)
+    if not argv or argv[0] != "train":
+        return argv
+    for i, tok in enumerate(argv):
+        if tok == "--config" or tok.startswith("--config="):
+            if tok == "--config" and i + 1 >= len(argv):
+                return argv  # argparse reports the missing value
+            value = tok.partition("=")[2] if "=" in tok else argv[i + 1]
+            rest = argv[:i] + argv[i + (1 if "=" in tok else 2):]
+            return [rest[0], *config_argv(read_config_file(value)), *rest[1:]]
+    return argv
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from ..modalities import modality_for_spec
+    from ..run import read_run_config
+    from ..training import list_checkpoints
+
+    out = Path(args.out)
+    given = {k: v for k, v in vars(args).items() if v is not None and k in OPTION_NAMES}
+    cfg = None
+    if args.resume:
+        cfg = read_run_config(out)
+        stored = cfg.get("cli")
+        if not isinstance(stored, dict):
+            raise UserError(f"{out} was not created by 'noise2data train': resume it from Python with "
+                            "train(..., run_dir=..., resume=True)")
+        for k in FIXED_ON_RESUME:
+            if k in given and given[k] != stored.get(k):
+                raise UserError(f"--{k.replace('_', '-')} {given[k]} differs from the run's {stored.get(k)}: "
+                                "a resumed run keeps its data, model and optimiser settings")
+        modality = modality_for_spec(stored["data"])
+        # settings added since the run began take defaults
+        opts = {**TRAIN_DEFAULTS, **modality.defaults, **stored, **given}
+    else:
+        if not args.data:
+            raise UserError("train needs --data (a toy name, gmm:FILE.json, an array file, images or molecules)")
+        if list_checkpoints(out):  # a config.json alone (a run that never checkpointed) is replaced
+            raise UserError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+        modality = modality_for_spec(args.data)
+        opts = {**TRAIN_DEFAULTS, **modality.defaults, **given}
+
+    ctx, device = init_distributed(opts["device"])  # a no-op unless started by torchrun
+    try:
+        code = _train_run(modality, args, opts, out, ctx, device, cfg)
+    finally:
+        shutdown_distributed()
+    if ctx.active:
+        leave_worker(code)
+    return code
+
+
+def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, device: str,  # noqa: ANN001
+               cfg: dict | None) -> int:
+    from ..evaluation import periodic_evaluator
+    from ..models import build_model
+    from ..paths import make_path
+    from ..run import write_run_config
+    from ..training import TrainConfig, resolve_device, train
+
+    if ctx.active and not modality.distributed:
+        raise UserError(f"{modality.name} training runs in one process for now: start it without torchrun")
+    ts = modality.load(opts, cfg)
+    shape = tuple(ts.data.shape[1:])
+    if cfg is not None and list(shape) != list(cfg["data"]["shape"]):
+        raise UserError(f"the data {opts['data']} now has points of shape {shape}, but the run was "
+                        f"trained on {tuple(cfg['data']['shape'])}: resume with the same data, or train a new run")
+    path = make_path(opts["path"])
+    tcfg = TrainConfig(steps=opts["steps"], batch_size=opts["batch_size"], lr=opts["lr"],
+                       objective=opts["objective"], time_dist=_time_dist(opts["time_dist"]),
+                       coupling=opts["coupling"], lr_schedule=opts["lr_schedule"],
+                       warmup_steps=opts["warmup_steps"],
+                       seed=opts["seed"], ema_decay=opts["ema_decay"], grad_clip=opts["grad_clip"],
+                       checkpoint_every=opts["checkpoint_every"], keep=opts["keep"], device=device,
+                       eval_every=opts["eval_every"], dequantize=opts["dequantize"], precision=opts["precision"],
+                       compile=bool(opts["compile"]), skip_nonfinite=bool(opts["skip_nonfinite"]),
+                       label_dropout=opts["label_dropout"] if ts.guidable else 0.0,
+                       hflip=bool(opts["hflip"]))
+    resolve_device(tcfg.device)  # fail before anything is written
+    if opts["tensorboard"]:
+        require("tensorboard", "tensorboard", "--tensorboard")
+    if ctx.active:
+        ctx.part(tcfg.batch_size)  # the global batch must split evenly over the processes
+    torch.manual_seed(opts["seed"])
+    model = build_model(ts.model_config)
+    if ctx.is_main and not args.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        write_run_config(out, {
+            "modality": modality.name,
+            "data": {"spec": opts["data"], "shape": list(shape), "n": len(ts.data), "standardize": opts["standardize"],
+                     **ts.data_config},
+            "path": path.spec(), "model": ts.model_config, "train": tcfg.to_dict(), "cli": opts, **ts.extra_config,
+        })
+    elif ctx.is_main and opts["steps"] != cfg["train"]["steps"]:
+        write_run_config(out, {**{k: v for k, v in cfg.items() if k != "noise2data_version"},
+                               "train": tcfg.to_dict(), "cli": opts})
+    ctx.barrier()  # config.json is written before anyone reads it
+    n_params = sum(p.numel() for p in model.parameters())
+    if ctx.is_main:
+        procs = f", {ctx.world_size} processes of {tcfg.batch_size // ctx.world_size}" if ctx.active else ""
+        print(f"training {n_params:,}-parameter {opts['model'].upper()} on {modality.name} {opts['data']} "
+              f"{(len(ts.data), *shape)} ({tcfg.objective} objective, {opts['path']} path{procs}) -> {out}",
+              file=sys.stderr)
+    evaluator = periodic_evaluator(out, opts, ts.standardizer) if opts["eval_every"] and ctx.is_main else None
+    streaming = not isinstance(ts.data, torch.Tensor)
+    result = train(model, path, ts.data if streaming else ts.standardizer.forward(ts.data), tcfg, run_dir=out,
+                   standardizer=ts.standardizer, resume=args.resume, progress=not args.no_progress,
+                   evaluator=evaluator, tensorboard=bool(opts["tensorboard"]), labels=ts.cond, noise=ts.noise)
+    final = result.log[-1][1] if result.log else float("nan")
+    if ctx.is_main:
+        skips = f", {result.skipped} non-finite steps skipped" if result.skipped else ""
+        print(f"done: step {result.step}, final loss {final:.4f}, {result.steps_per_sec:.1f} steps/s{skips}",
+              file=sys.stderr)
+    return 0
+
+
+def plot_path_command(args: argparse.Namespace) -> int:
+    from ..data import load_data
+    from ..paths import make_path
+    from ..plotting import plot_path_marginals
+
+    data = load_data(args.data, n=args.n, key=args.key)
+    plot_path_marginals(make_path(args.path), data[: args.n], args.out)
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0

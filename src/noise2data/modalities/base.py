@@ -1,0 +1,201 @@
+"""What a kind of data (a modality) declares, so that shared code never asks which one it has.
+
+A modality says how its data is loaded from a ``--data`` spec (and in which units and layout it
+came), its prior p_init and its condition, its default model and training settings, how
+samples are drawn, written, read back and plotted, which metrics ``eval`` computes and what the
+report shows. Training, :class:`~noise2data.run.Run`, the CLI, evaluation and the report call
+these methods on the run's modality (``run.modality``); a new kind of data is one subclass in its
+own package plus one line in :mod:`noise2data.modalities.registry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+
+if TYPE_CHECKING:  # only for annotations: run.py imports this module
+    from ..data import Standardizer
+    from ..run import Run
+
+NoiseFn = Callable[[Tensor, Tensor | None, torch.Generator], Tensor]  # (x1, cond, generator) -> x0 like x1
+
+
+@dataclass
+class TrainingSet:
+    """What training needs from a modality, built from the CLI's training options.
+
+    Attributes:
+        data: ``(N, *D)`` samples in the units the network sees before standardisation (or an
+            object with ``__len__``, ``shape`` and ``__getitem__(indices)``, e.g. a streamed image source).
+        standardizer: the map from data units to the model's units (identity where data is scaled).
+        cond: the training condition: labels ``(N,)``, vectors ``(N, k)``, an atom mask ``(N, N_max)``, or None.
+        guidable: True when ``cond`` is a condition that guidance can drop (labels, vectors).
+        model_config: ``{"name": ..., **config}`` from which ``models.build_model`` builds the network.
+        noise: draws x0 when p_init is not N(0, I) (see ``training.loop.training_step_loss``).
+        data_config: entries added to config.json's ``data`` section (units, classes, ...).
+        extra_config: further top-level sections of config.json this modality reads back when sampling.
+    """
+
+    data: Any
+    standardizer: Standardizer
+    model_config: dict
+    cond: Tensor | None = None
+    guidable: bool = False
+    noise: NoiseFn | None = None
+    data_config: dict = field(default_factory=dict)
+    extra_config: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """What ``noise2data sample`` asked for; the modality draws, writes and plots accordingly."""
+
+    n: int
+    out: Path
+    solver: str = "heun"
+    steps: int = 8
+    grid: str = "uniform"
+    sde: bool = False
+    diffusion: float = 0.5
+    seed: int = 0
+    batch_size: int | None = None
+    label: int | None = None
+    condition: tuple[float, ...] | None = None
+    guidance: float = 1.0
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
+    grid_per_class: int | None = None
+    raw: bool = False
+    plot: str | None = None
+    trajectory_plot: str | None = None
+    trajectory_gif: str | None = None
+
+
+@dataclass(frozen=True)
+class EvalRequest:
+    """What ``noise2data eval`` asked for (``metrics=None``: the modality's default metrics)."""
+
+    n: int = 4000
+    metrics: tuple[str, ...] | None = None
+    solver: str = "heun"
+    steps: int = 8
+    grid: str = "uniform"
+    data: str | None = None
+    seed: int = 0
+    nll_n: int = 1000
+    features: str | None = None
+    guidance: float = 1.0
+
+
+@dataclass(frozen=True)
+class ReportRequest:
+    """What ``noise2data report`` asked for."""
+
+    n: int = 2000
+    metric: str = "w2"
+    solvers: tuple[str, ...] = ("euler", "midpoint", "heun")
+    nfes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    seed: int = 0
+    features: str | None = None
+    guidance: float = 2.0
+
+
+@dataclass
+class Section:
+    """One part of a report: a heading and its HTML (figures are embedded as data URIs)."""
+
+    title: str
+    html: str
+
+
+class Modality:
+    """The interface every kind of data implements (see the module docstring).
+
+    Class attributes:
+        name: the registry name, stored in config.json as ``modality``.
+        data_help: the ``--data`` specifications it reads, for ``train --help``.
+        distributed: whether its training runs under torchrun.
+        models: the model names that fit this data; the first is the default.
+        defaults: training options that differ from the CLI's generic defaults (taken from what the
+            modality's benchmark uses).
+        sample_suffixes: the files ``sample --out`` can write.
+        default_metrics: the metrics ``eval`` computes when ``--metrics`` is not given.
+    """
+
+    name: str = ""
+    data_help: str = ""
+    distributed: bool = True
+    models: tuple[str, ...] = ()
+    defaults: dict = {}
+    sample_suffixes: tuple[str, ...] = (".npy", ".npz")
+    default_metrics: tuple[str, ...] = ()
+
+    # ---- what the data is -------------------------------------------------------------------------
+    def matches(self, spec: str) -> bool:
+        """True when the ``--data`` specification names this kind of data."""
+        raise NotImplementedError
+
+    def owns(self, config: dict) -> bool:
+        """True when a run's config.json (one without a ``modality`` entry: older runs) is of this kind."""
+        spec = config.get("data", {}).get("spec") or config.get("cli", {}).get("data") or ""
+        return self.matches(spec)
+
+    def model_classes(self) -> dict[str, tuple[type, type]]:
+        """Models this modality brings (name -> (module class, config class)) beyond the shared ones."""
+        return {}
+
+    def check_model(self, model: str) -> None:
+        if model not in self.models:
+            raise UserError(f"--model {model} does not fit {self.name} data: use {' or '.join(self.models)}")
+
+    def load(self, opts: dict, resumed: dict | None = None) -> TrainingSet:
+        """The training set for the CLI's training options ``opts`` (``resumed``: the run's stored config)."""
+        raise NotImplementedError
+
+    def fresh(self, spec: str) -> bool:
+        """True when ``spec`` is drawn in code, so that independent real samples are free."""
+        return False
+
+    def reference_points(self, run: Run, spec: str, *, n: int, seed: int, own: bool) -> Tensor:
+        """Real points ``(N, *D)`` of ``spec`` in data units, to compare samples with (``own``: the
+        run's training data; ``n`` and ``seed`` matter only where :meth:`fresh` draws are made)."""
+        raise UserError(f"{self.name} runs are not compared point by point with real data: use 'noise2data eval'")
+
+    # ---- sampling ----------------------------------------------------------------------------------
+    def prior(self, run: Run, n: int, generator: torch.Generator) -> Tensor:
+        """``n`` draws of p_init ``(n, *D)`` for :meth:`Run.sample` (default: the path's N(0, I))."""
+        return run.path.sample_prior((n, *run.data_shape), generator=generator, device=run.device)
+
+    def check_likelihood(self, run: Run) -> None:
+        """Raise a :class:`UserError` when :meth:`Run.log_likelihood` does not apply to this kind of data."""
+
+    def sample(self, run: Run, request: SampleRequest) -> str:
+        """Draw what ``request`` asks for and write it; returns the line the CLI prints."""
+        raise NotImplementedError
+
+    def read_samples(self, path: str | Path) -> Any:
+        """Read back a file that :meth:`sample` wrote (used by the modality contract test)."""
+        raise NotImplementedError
+
+    # ---- evaluation and report --------------------------------------------------------------------
+    def evaluate(self, run: Run, request: EvalRequest) -> dict:
+        """Metrics of the run's samples, each beside its floor (or the data's own row); JSON-ready."""
+        raise NotImplementedError
+
+    def format_eval(self, result: dict) -> str:
+        """The plain-text table ``eval`` prints for :meth:`evaluate`'s result."""
+        raise NotImplementedError
+
+    def report(self, run: Run, request: ReportRequest) -> list[Section]:
+        """The sections of this run's HTML report (the shared page adds the title, curves and config)."""
+        raise NotImplementedError
+
+    def example(self, folder: Path) -> tuple[str, list[str]]:
+        """A small dataset for the contract test: ``(--data spec, extra training flags)``, made in ``folder``."""
+        raise NotImplementedError

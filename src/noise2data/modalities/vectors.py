@@ -1,0 +1,83 @@
+"""Vectors: toy distributions, Gaussian mixtures and any ``(N, *D)`` array file.
+
+Loader: :func:`noise2data.data.load_data` (toy names, ``gmm:FILE.json``, .npy/.npz/.pt/.csv),
+standardised per feature. Prior: N(0, I). Condition: class labels (``--labels``) or vectors
+(``--cond-file``). Model: the residual MLP. Samples: .npy/.npz in data units; plots are
+scatters (2-D) or histograms. Metrics: W2, MMD, energy, precision, recall (and NLL) beside
+their floors. Report: samples beside data, trajectories, quality against NFE.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+from .base import ReportRequest, SampleRequest, Section, TrainingSet
+from .tensors import TensorModality
+
+IMAGE_ONLY = ("resize", "pad", "hflip", "stream")
+
+
+class Vectors(TensorModality):
+    name = "vectors"
+    data_help = ("a toy name (checkerboard, moons, circles, 8gaussians, spirals), gmm:FILE.json, or an array file "
+                 "(.npy, .npz, .pt, .csv) of shape (N, *D)")
+    models = ("mlp", "unet", "dit")  # an (N, C, H, W) array file fits the image networks too
+    defaults: dict = {}  # the CLI's generic defaults are the vector ones (benchmarks/toy2d.py)
+
+    def matches(self, spec: str) -> bool:
+        return True  # toy names, gmm: files and array files; anything else gets the loader's error
+
+    def fresh(self, spec: str) -> bool:
+        from ..data import is_generated
+
+        return is_generated(spec)
+
+    def load(self, opts: dict, resumed: dict | None = None) -> TrainingSet:
+        from ..data import Standardizer, load_data
+
+        given = [f"--{k}" for k in IMAGE_ONLY if opts.get(k)]
+        if given:
+            raise UserError(f"{', '.join(given)} apply to image datasets (digits, mnist:DIR, images:...), not to "
+                            f"{opts['data']}")
+        data = load_data(opts["data"], n=opts["n_data"], seed=opts["seed"], key=opts["key"])
+        return self.training_set(opts, data, Standardizer.fit(data, opts["standardize"]), None)
+
+    def plots(self, run, res, x: Tensor, request: SampleRequest, how: str) -> list[str]:  # noqa: ANN001
+        from ..plotting import plot_samples, plot_trajectories
+
+        written = []
+        if request.plot:
+            plot_samples(x, self.plot_reference(run), request.plot, title=f"{how}, {res.nfe} NFE")
+            written.append(request.plot)
+        if request.trajectory_gif:
+            raise UserError("--trajectory-gif animates image samples; this run's samples have shape "
+                            f"{run.data_shape}: use --trajectory-plot")
+        if request.trajectory_plot and res.trajectory is not None:
+            plot_trajectories(res.trajectory, res.times, request.trajectory_plot)
+            written.append(request.trajectory_plot)
+        return written
+
+    def plot_reference(self, run) -> Tensor | None:  # noqa: ANN001
+        """Training data to plot beside samples, when it can still be had."""
+        cli = run.config.get("cli", {})
+        try:
+            data = self.reference_points(run, cli["data"], n=cli.get("n_data", 100_000), seed=cli.get("seed", 0),
+                                         own=True)
+        except (UserError, KeyError):
+            return None
+        return data[torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:4000]]
+
+    def report(self, run, request: ReportRequest) -> list[Section]:  # noqa: ANN001
+        from ..report import vector_report
+
+        return vector_report(run, request)
+
+    def example(self, folder: Path) -> tuple[str, list[str]]:
+        return "moons", ["--n-data", "2000", "--hidden", "32", "--depth", "2"]
+
+
+VECTORS = Vectors()

@@ -1,0 +1,196 @@
+"""Molecules: ``molecules:FILE`` (.npz from ``noise2data data qm9``, .xyz or .sdf).
+
+Loader: :class:`MoleculeSet`, encoded as ``(M, N_max, 3 + T)`` (positions, scaled one-hot types).
+Prior: N(0, I) on the zero-centre-of-mass subspace, padding 0. Condition: the atom mask. Model:
+the EGNN (E(3)-equivariant). Samples: .sdf, .xyz or .npz, plotted in 3-D with their formulas.
+Metrics: atom and molecule stability, validity, uniqueness, novelty, beside the data's own row.
+Report: generated molecules beside real ones and that table.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+from ..modalities.base import EvalRequest, Modality, ReportRequest, SampleRequest, Section, TrainingSet
+
+EGNN_PRESETS = {"tiny": {"hidden": 64, "layers": 4}, "small": {"hidden": 128, "layers": 6},
+                "base": {"hidden": 256, "layers": 9}}
+TYPE_SCALE = 0.25  # one-hot types x 0.25: positions (std ~1.5 A) lead, types follow
+TRAIN_SMILES = "train_smiles.json"
+PREFIX = "molecules:"
+# options that have no meaning for molecules (the mask is the condition; OT would pair across sizes)
+REFUSED = {"labels": "--labels", "cond_file": "--cond-file", "resize": "--resize", "hflip": "--hflip",
+           "stream": "--stream", "dequantize": "--dequantize", "eval_every": "--eval-every"}
+
+
+class Molecules(Modality):
+    name = "molecules"
+    data_help = "molecules:FILE (.npz from 'noise2data data qm9', .xyz or .sdf)"
+    distributed = False
+    models = ("egnn",)
+    # the QM9 benchmark's batch and learning rate (benchmarks/qm9.py); the tiny EGNN for a CPU
+    defaults = {"model": "egnn", "preset": "tiny", "batch_size": 64, "lr": 5e-4, "standardize": "none",
+                "label_dropout": 0.0}
+    sample_suffixes = (".sdf", ".xyz", ".npz")
+    default_metrics = ("stability", "validity", "uniqueness", "novelty")
+
+    def matches(self, spec: str) -> bool:
+        return spec.startswith(PREFIX)
+
+    def owns(self, config: dict) -> bool:
+        return "molecules" in config or config.get("model", {}).get("name") == "egnn"
+
+    def model_classes(self) -> dict[str, tuple[type, type]]:
+        from .egnn import EGNN, EGNNConfig
+
+        return {"egnn": (EGNN, EGNNConfig)}
+
+    def load(self, opts: dict, resumed: dict | None = None) -> TrainingSet:
+        from ..data import Standardizer
+        from .data import MoleculeSet
+        from .space import SizeDistribution, encode, sample_prior
+
+        self.check_model(opts["model"])
+        given = [flag for key, flag in REFUSED.items() if opts.get(key)]
+        if opts.get("cond") not in (None, "none") or opts.get("pad") or opts.get("coupling") == "ot":
+            given.append("--cond/--pad/--coupling ot")
+        if given:
+            raise UserError(f"{', '.join(given)} do not apply to molecules: their condition is the atom mask")
+        if opts["preset"] not in EGNN_PRESETS:
+            raise UserError(f"unknown EGNN preset '{opts['preset']}': expected one of {', '.join(EGNN_PRESETS)}")
+        data = MoleculeSet.read(opts["data"][len(PREFIX):])
+        x1 = encode(data, TYPE_SCALE)  # (M, N, 3 + T)
+        from .egnn import EGNNConfig
+
+        mcfg = EGNNConfig(max_atoms=data.max_atoms, **EGNN_PRESETS[opts["preset"]])
+        return TrainingSet(
+            data=x1, standardizer=Standardizer.identity(tuple(x1.shape[1:])), model_config=mcfg.to_dict(),
+            cond=data.mask, noise=lambda x, mask, g: sample_prior(mask, generator=g, dtype=x.dtype),
+            data_config={"molecules": len(data), "max_atoms": data.max_atoms},
+            extra_config={"molecules": {"type_scale": TYPE_SCALE, "sizes": SizeDistribution.fit(data).to_dict()}})
+
+    # ---- sampling ----------------------------------------------------------------------------------
+    def prior(self, run, n: int, generator: torch.Generator) -> Tensor:  # noqa: ANN001
+        raise UserError(f"{run.run_dir} is a molecule run: Run.sample does not draw atom counts and masks; use "
+                        "noise2data.molecules.sampling.sample_molecules")
+
+    def check_likelihood(self, run) -> None:  # noqa: ANN001
+        raise UserError(f"{run.run_dir} is a molecule run: Run.log_likelihood (the zero-centre-of-mass density is "
+                        "not implemented)")
+
+    def sample(self, run, request: SampleRequest) -> str:  # noqa: ANN001
+        from .output import plot_molecules, write_molecules
+        from .sampling import sample_molecules
+
+        if request.out.suffix not in self.sample_suffixes:
+            raise UserError(f"a molecule run writes {', '.join(self.sample_suffixes)}; got --out {request.out}")
+        if (request.label is not None or request.condition is not None or request.grid_per_class or request.sde
+                or request.trajectory_plot or request.trajectory_gif):
+            raise UserError("molecule runs sample with an ODE solver, without labels, conditions, grids or "
+                            "trajectories")
+        t0 = time.perf_counter()
+        mols = sample_molecules(run, request.n, solver=request.solver, steps=request.steps, seed=request.seed,
+                                batch_size=request.batch_size or 500)
+        write_molecules(mols, request.out)
+        line = (f"wrote {request.out}: {len(mols)} molecules ({request.solver}, {request.steps} steps, "
+                f"step {run.step}, {time.perf_counter() - t0:.1f} s)")
+        if request.plot:
+            plot_molecules(mols, request.plot)
+            line += f"\nwrote {request.plot}"
+        return line
+
+    def read_samples(self, path: str | Path) -> list[tuple[Tensor, Tensor]]:
+        from .data import MoleculeSet
+
+        data = MoleculeSet.read(path)
+        return [data.molecule(i) for i in range(len(data))]
+
+    # ---- evaluation and report --------------------------------------------------------------------
+    def training_data(self, run):  # noqa: ANN001, ANN201 - a MoleculeSet
+        from .data import MoleculeSet
+
+        return MoleculeSet.read(run.config["data"]["spec"][len(PREFIX):])
+
+    def evaluate(self, run, request: EvalRequest) -> dict:  # noqa: ANN001
+        from .metrics import dataset_metrics, molecule_metrics
+        from .sampling import sample_molecules
+
+        if request.metrics and set(request.metrics) - set(self.default_metrics):
+            raise UserError(f"molecule runs report {', '.join(self.default_metrics)} (all at once); got "
+                            f"--metrics {','.join(request.metrics)}")
+        t0 = time.perf_counter()
+        mols = sample_molecules(run, request.n, solver=request.solver, steps=request.steps, seed=request.seed)
+        secs = time.perf_counter() - t0
+        data = self.training_data(run)
+        res = molecule_metrics(mols, training_smiles(run, data))
+        idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(request.seed))[:request.n]
+        rows = {"data (training conformers)": dataset_metrics(data.subset(idx)), f"model, step {run.step}": res}
+        return {"run": str(run.run_dir), "step": run.step, "n": request.n,
+                "sampler": {"solver": request.solver, "steps": request.steps, "seconds": secs},
+                "metrics": {k: {m: v for m, v in r.items() if m != "smiles"} for k, r in rows.items()}}
+
+    def format_eval(self, result: dict) -> str:
+        from .metrics import format_metrics
+
+        return format_metrics(result["metrics"])
+
+    def report(self, run, request: ReportRequest) -> list[Section]:  # noqa: ANN001
+        from ..report import png_data_uri
+        from .output import plot_molecules
+
+        n = min(request.n, 200)
+        result = self.evaluate(run, EvalRequest(n=n, solver="heun", steps=50, seed=request.seed))
+        from .sampling import sample_molecules
+
+        mols = sample_molecules(run, 6, solver="heun", steps=50, seed=request.seed + 1)
+        data = self.training_data(run)
+        real = [data.molecule(i) for i in torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:6]]
+        gen_uri = png_data_uri(lambda f: plot_molecules(mols, f))
+        real_uri = png_data_uri(lambda f: plot_molecules(real, f))
+        cols = ("atom_stability", "molecule_stability", "validity", "uniqueness", "novelty")
+        head = "".join(f"<th>{c.replace('_', ' ')}</th>" for c in cols)
+        body = "".join(
+            f"<tr><td>{html.escape(name)}</td>"
+            + "".join(f"<td class=num>{_percent(r.get(c))}</td>" for c in cols) + "</tr>"
+            for name, r in result["metrics"].items())
+        table = (f"<p>{n} generated molecules (heun, 50 steps) beside {n} of the training conformers scored the same "
+                 f"way (the data's own row is the ceiling).</p><table><tr><th></th>{head}</tr>{body}</table>")
+        return [Section("Chemistry", table),
+                Section("Generated molecules", f"<img alt=\"generated molecules\" src=\"{gen_uri}\">"),
+                Section("Real molecules", f"<img alt=\"real molecules\" src=\"{real_uri}\">")]
+
+    def example(self, folder: Path) -> tuple[str, list[str]]:
+        from .build import build_conformers
+
+        smiles = ["C", "CC", "CO", "C=O", "CN", "CCO", "CC=O", "C#N", "CCN", "OCO", "CF", "NC=O"] * 2
+        data, _ = build_conformers(smiles, seed=0, workers=1)
+        path = data.save(folder / "mols.npz")
+        return f"{PREFIX}{path}", ["--batch-size", "16"]
+
+
+def _percent(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def training_smiles(run, data=None) -> set[str]:  # noqa: ANN001
+    """SMILES of the run's training conformers (``data``, read from the run's file when None), perceived the
+    way samples are (cached in the run)."""
+    from .metrics import dataset_metrics
+
+    cache = Path(run.run_dir) / TRAIN_SMILES
+    if cache.is_file():
+        return set(json.loads(cache.read_text()))
+    data = data if data is not None else MOLECULES.training_data(run)
+    smiles = dataset_metrics(data)["smiles"]
+    cache.write_text(json.dumps(smiles))
+    return set(smiles)
+
+
+MOLECULES = Molecules()

@@ -15,12 +15,14 @@ from .common import add_guidance, add_output_format, add_run_options, add_seed, 
 
 def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``eval``, ``nll``, ``report`` and ``features``."""
+    from ..modalities import all_modalities
+
     e = sub.add_parser("eval", help="sample a run and compare with real data, each metric beside its floor")
     add_run_options(e)
     e.add_argument("--n", type=positive_int, default=4000, help="samples and real points (default 4000)")
+    defaults = "; ".join(f"{m.name}: {','.join(m.default_metrics)}" for m in all_modalities())
     e.add_argument("--metrics", help="comma-separated: w2, sw2, mmd, energy, precision, recall, nll, fid, kid "
-                   "(default: the run's modality's: w2,mmd,energy,precision,recall for vectors, fid,kid for images, "
-                   "stability to novelty for molecules)")
+                   f"(default: the kind of data's own; {defaults})")
     add_solver_options(e)
     e.add_argument("--data", help="real data to compare with (default: the run's own; name a held-out file)")
     e.add_argument("--nll-n", type=positive_int, default=1000, help="held-out points for nll (default 1000)")

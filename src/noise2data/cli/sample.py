@@ -11,8 +11,11 @@ from .common import add_guidance, add_run_options, add_seed, add_solver_options,
 
 
 def add_sample_command(sub: argparse._SubParsersAction) -> None:
+    from ..modalities import all_modalities
+
+    writes = "; ".join(f"{m.name}: {', '.join(m.sample_suffixes)}" for m in all_modalities())
     s = sub.add_parser("sample", help="sample a trained run", description="Sample a run and write the samples "
-                       "in the data's own units: .npy/.npz arrays, .png grids (images), .sdf/.xyz/.npz (molecules).")
+                       f"in the data's own units and layout ({writes}).")
     add_run_options(s)
     s.add_argument("--n", type=positive_int, default=1000, help="number of samples (default 1000)")
     add_solver_options(s, sde=True)
@@ -26,8 +29,8 @@ def add_sample_command(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--guidance-interval", default="0,1", help="apply guidance only for t in LO,HI (default 0,1)")
     s.add_argument("--grid-per-class", type=positive_int,
                    help="images: a PNG grid with one row of this many samples per class (guided by --guidance)")
-    s.add_argument("--out", required=True, help="output file: .npy or .npz (samples in the data's units and layout), "
-                   ".png (a grid of images), .sdf/.xyz/.npz (molecules)")
+    s.add_argument("--out", required=True, help=f"output file, by the run's kind of data: {writes} (.npy/.npz: "
+                   "samples in the data's units and layout; .png: a grid of images)")
     s.add_argument("--raw", action="store_true", help="images: write the model's tensor (channels first, [-1, 1]) "
                    "instead of the training data's units")
     s.add_argument("--plot", help="also write a PNG of the samples beside the training data")

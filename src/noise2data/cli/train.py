@@ -84,7 +84,7 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
     t.add_argument("--model", choices=model_names(), help="network (default: the kind of data's own: "
                    + ", ".join(f"{m.models[0]} for {m.name}" for m in all_modalities()) + ")")
-    t.add_argument("--preset", choices=["tiny", "small", "base"], help="U-Net/DiT/EGNN size: tiny for a CPU "
+    t.add_argument("--preset", choices=["tiny", "small", "base"], help="network size: tiny for a CPU "
                    "(default), small and base for GPUs")
     t.add_argument("--cond", choices=["none", "label"], help="label: condition on the class labels of an image "
                    "dataset (digits, mnist:DIR, class subfolders, an npz's labels; other data: --labels FILE)")
@@ -217,7 +217,7 @@ def train_command(args: argparse.Namespace) -> int:
         opts = {**TRAIN_DEFAULTS, **modality.defaults, **stored, **given}
     else:
         if not args.data:
-            raise UserError("train needs --data (a toy name, gmm:FILE.json, an array file, images or molecules)")
+            raise UserError("train needs --data: " + data_help())
         if list_checkpoints(out):  # a config.json alone (a run that never checkpointed) is replaced
             raise UserError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
         modality = modality_for_spec(args.data)

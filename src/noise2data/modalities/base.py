@@ -196,6 +196,6 @@ class Modality:
         """The sections of this run's HTML report (the shared page adds the title, curves and config)."""
         raise NotImplementedError
 
-    def example(self, folder: Path) -> tuple[str, list[str]]:
-        """A small dataset for the contract test: ``(--data spec, extra training flags)``, made in ``folder``."""
+    def example(self, folder: Path) -> tuple[str, list[str], list[str]]:
+        """A small dataset for the contract test, made in ``folder``: ``(--data spec, training flags, eval flags)``."""
         raise NotImplementedError

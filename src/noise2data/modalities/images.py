@@ -186,8 +186,9 @@ class Images(TensorModality):
                                        "<code>--features FILE</code> to show FID, KID and class accuracy.</p>"))
         return sections
 
-    def example(self, folder: Path) -> tuple[str, list[str]]:
-        return "digits", ["--cond", "label", "--batch-size", "32", "--label-dropout", "0.2"]
+    def example(self, folder: Path) -> tuple[str, list[str], list[str]]:
+        return ("digits", ["--cond", "label", "--batch-size", "32", "--label-dropout", "0.2"],
+                ["--n", "100", "--metrics", "sw2,mmd"])
 
 
 def _image_table(result: dict) -> str:

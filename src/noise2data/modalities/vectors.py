@@ -76,8 +76,8 @@ class Vectors(TensorModality):
 
         return vector_report(run, request)
 
-    def example(self, folder: Path) -> tuple[str, list[str]]:
-        return "moons", ["--n-data", "2000", "--hidden", "32", "--depth", "2"]
+    def example(self, folder: Path) -> tuple[str, list[str], list[str]]:
+        return "moons", ["--n-data", "2000", "--hidden", "32", "--depth", "2"], ["--n", "200", "--metrics", "w2,mmd"]
 
 
 VECTORS = Vectors()

@@ -166,13 +166,13 @@ class Molecules(Modality):
                 Section("Generated molecules", f"<img alt=\"generated molecules\" src=\"{gen_uri}\">"),
                 Section("Real molecules", f"<img alt=\"real molecules\" src=\"{real_uri}\">")]
 
-    def example(self, folder: Path) -> tuple[str, list[str]]:
+    def example(self, folder: Path) -> tuple[str, list[str], list[str]]:
         from .build import build_conformers
 
         smiles = ["C", "CC", "CO", "C=O", "CN", "CCO", "CC=O", "C#N", "CCN", "OCO", "CF", "NC=O"] * 2
         data, _ = build_conformers(smiles, seed=0, workers=1)
         path = data.save(folder / "mols.npz")
-        return f"{PREFIX}{path}", ["--batch-size", "16"]
+        return f"{PREFIX}{path}", ["--batch-size", "16"], ["--n", "12", "--steps", "4"]
 
 
 def _percent(v: float | None) -> str:

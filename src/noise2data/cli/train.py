@@ -148,8 +148,8 @@ def read_config_file(path: str | Path) -> dict:
         if path.suffix.lower() == ".toml":
             try:
                 import tomllib
-            except ImportError:  # Python 3.10
-                tomllib = require("tomli", "toml", "reading TOML config files")
+            except ImportError:  # Python 3.10: the same parser, a core dependency there
+                import tomli as tomllib
             opts = tomllib.loads(text)
         else:
             opts = json.loads(text)

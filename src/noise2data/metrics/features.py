@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from .. import __version__
 from ..data.images import LabelledImages
-from ..errors import UserError, require
+from ..errors import UserError
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,7 @@ def train_feature_net(train: LabelledImages, val: LabelledImages, *, epochs: int
 
 def save_extractor(ext: FeatureExtractor, path: str | Path) -> Path:
     """``path`` (.safetensors) holds the weights; ``path`` + ``.json`` the config, accuracy and data hash."""
-    st = require("safetensors.torch", "io", "saving a feature extractor")
+    import safetensors.torch as st
     if not isinstance(ext.net, FeatureNet):
         raise UserError("only extractors trained by noise2data can be saved")
     path = Path(path)
@@ -179,7 +179,7 @@ def load_extractor(path: str | Path) -> FeatureExtractor:
         raise UserError(f"feature extractor not found: {path} (train one with 'noise2data features')")
     meta_file = Path(str(path) + ".json")
     if meta_file.is_file():
-        st = require("safetensors.torch", "io", "loading a feature extractor")
+        import safetensors.torch as st
         meta = json.loads(meta_file.read_text())
         c = meta["config"]
         cfg = FeatureNetConfig(tuple(c["image_shape"]), c["num_classes"], tuple(c["value_range"]),

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import UserError
+from ..errors import UserError, require
 from .base import EvalRequest, Modality, SampleRequest, TrainingSet
 
 
@@ -81,6 +81,10 @@ class TensorModality(Modality):
             raise UserError(f"a {self.name} run writes {', '.join(self.sample_suffixes)}; got --out {request.out}")
         if request.sde and request.diffusion < 0:
             raise UserError(f"--diffusion must be >= 0, got {request.diffusion}")
+        if request.plot or request.trajectory_plot or request.out.suffix == ".png":
+            require("matplotlib", "plot", "plotting")  # before sampling, not after
+        if request.trajectory_gif:
+            require("PIL.Image", "plot", "GIF export")
 
     def sample(self, run, request: SampleRequest) -> str:  # noqa: ANN001
         self.check_request(run, request)

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..errors import UserError, require
+from ..errors import UserError
 
 CKPT_DIR = "checkpoints"
 PREFIX = "step_"
@@ -82,7 +82,7 @@ def save_checkpoint(
     run_dir: str | Path, step: int, groups: dict[str, dict[str, Tensor]], meta: dict, keep: int = 3
 ) -> Path:
     """Write ``groups`` (name -> tensors) and ``meta`` as checkpoint ``step``; keep the newest ``keep``."""
-    st = require("safetensors.torch", "io", "writing checkpoints")
+    import safetensors.torch as st
     root = Path(run_dir) / CKPT_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{PREFIX}{step:08d}"
@@ -145,7 +145,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 def load_checkpoint(ckpt: str | Path, groups: tuple[str, ...] | None = None) -> tuple[dict, dict]:
     """Load a verified checkpoint: ``({group: {name: tensor}}, meta)``."""
-    st = require("safetensors.torch", "io", "reading checkpoints")
+    import safetensors.torch as st
     ckpt = Path(ckpt)
     problem = verify_checkpoint(ckpt)
     if problem:

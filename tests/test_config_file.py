@@ -17,7 +17,8 @@ FAST = ["--steps", "30", "--batch-size", "64", "--hidden", "32", "--depth", "2",
 
 def weights(run) -> dict[str, torch.Tensor]:  # noqa: ANN001
     ckpt = sorted((run / "checkpoints").iterdir())[-1]
-    return load_file(ckpt / "model.safetensors") | {f"ema.{k}": v for k, v in load_file(ckpt / "ema.safetensors").items()}
+    ema = {f"ema.{k}": v for k, v in load_file(ckpt / "ema.safetensors").items()}
+    return load_file(ckpt / "model.safetensors") | ema
 
 
 def test_a_runs_config_json_repeats_the_run_bit_for_bit(tmp_path):

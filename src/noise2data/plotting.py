@@ -243,7 +243,7 @@ def plot_image_trajectory(trajectory: Tensor, times: Tensor, out: Target, *, n_s
                   fontsize=7)
     ax.set_yticks([])
     fig.tight_layout()
-    fig.savefig(out)
+    fig.savefig(out, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
     return out
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 from torch import Tensor
 
@@ -36,7 +37,8 @@ def write_molecules(molecules: list[tuple[Tensor, Tensor]], path: str | Path) ->
     return path
 
 
-def plot_molecules(molecules: list[tuple[Tensor, Tensor]], out: str | Path, n_show: int = 6) -> Path:
+def plot_molecules(molecules: list[tuple[Tensor, Tensor]], out: str | Path | BinaryIO, n_show: int = 6,
+                   ) -> str | Path | BinaryIO:
     """A 3-D scatter of up to ``n_show`` molecules: atoms coloured by element, bonds as lines."""
     mpl = require("matplotlib", "plot", "plotting")
     mpl.use("Agg")
@@ -57,6 +59,6 @@ def plot_molecules(molecules: list[tuple[Tensor, Tensor]], out: str | Path, n_sh
         ax.set_title(formula, fontsize=8)
         ax.set_axis_off()
     fig.tight_layout()
-    fig.savefig(out, dpi=100)
+    fig.savefig(out, dpi=100, bbox_inches="tight", pad_inches=0.05)
     plt.close(fig)
-    return Path(out)
+    return out

@@ -76,3 +76,34 @@ def test_a_batch_that_does_not_split_stops_every_process_with_one_line(tmp_path)
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("noise2data: error:")]
     assert lines and "does not split over 2 processes" in lines[0]
     assert not (tmp_path / "odd" / "checkpoints").exists()
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_compute_what_one_process_does(single, tmp_path):
+    """Two torchrun nodes on this machine (one process each, c10d rendezvous on 127.0.0.1), as a
+    two-machine run would start, end where one process does."""
+    out = tmp_path / "nodes"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for attempt in range(2):  # the rendezvous port can be taken between choosing and binding it: once more
+        port = free_port()
+        procs = [subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1",
+             f"--node_rank={rank}", "--rdzv_backend=c10d", f"--rdzv_endpoint=127.0.0.1:{port}",
+             "--rdzv_id=n2d-test", f"--rdzv_conf=is_host={int(rank == 0)}", "-m", "noise2data", "train", *FAST,
+             "--steps", "30", "--out", str(out)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for rank in (0, 1)]
+        results = [p.communicate(timeout=300) for p in procs]
+        codes = [p.returncode for p in procs]
+        if not any(codes) or not any(m in err for _, err in results for m in LAUNCH_FAILURES) or attempt:
+            break
+    assert codes == [0, 0], "\n".join(err[-2000:] for _, err in results)
+    assert any("2 processes of 32" in err for _, err in results)
+    for group in ("model", "ema"):
+        assert_close(weights(single, 30, group), weights(out, 30, group), atol=1e-6)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from browser import blank_margins, embedded_images, render
 
+from browser import blank_margins, embedded_images, render
 from noise2data.cli import main
 from noise2data.modalities import get_modality
 

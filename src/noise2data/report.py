@@ -31,7 +31,6 @@ from .samplers import TABLEAUX, steps_for_nfe
 from .training.logger import read_log
 
 REPORT_FILE = "report.html"
-DEFAULT_NFES = (1, 2, 4, 8, 16, 32)
 
 STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1100px; margin: 2em auto; color: #222; }

@@ -147,7 +147,7 @@ class Images(TensorModality):
         return self.default_metrics
 
     def report(self, run, request: ReportRequest) -> list[Section]:  # noqa: ANN001
-        from ..plotting import plot_image_panels
+        from ..plotting import plot_image_panels, plot_image_trajectory
         from ..report import png_data_uri
 
         classes = int(run.config["model"].get("num_classes", 0) or 0)
@@ -173,8 +173,6 @@ class Images(TensorModality):
         sections.append(Section("Samples beside real images", f"<p class=note>{caption}</p>"
                                 f"<img alt=\"samples beside real images\" src=\"{uri}\">"))
         traj = run.sample(8, solver="heun", steps=16, seed=request.seed + 1, trajectory=True)
-        from ..plotting import plot_image_trajectory
-
         uri = png_data_uri(lambda f: plot_image_trajectory(traj.trajectory, traj.times, f, value_range=VALUE_RANGE))
         sections.append(Section("From noise to data", f"<img alt=\"trajectories\" src=\"{uri}\">"))
         if request.features:

@@ -46,6 +46,12 @@ class Vectors(TensorModality):
         data = load_data(opts["data"], n=opts["n_data"], seed=opts["seed"], key=opts["key"])
         return self.training_set(opts, data, Standardizer.fit(data, opts["standardize"]), None)
 
+    def check_request(self, run, request: SampleRequest) -> None:  # noqa: ANN001
+        super().check_request(run, request)
+        if request.trajectory_gif or request.grid_per_class:
+            raise UserError("--trajectory-gif and --grid-per-class are for image runs; this run's samples have shape "
+                            f"{run.data_shape}: use --trajectory-plot, or --label for one class")
+
     def plots(self, run, res, x: Tensor, request: SampleRequest, how: str) -> list[str]:  # noqa: ANN001
         from ..plotting import plot_samples, plot_trajectories
 
@@ -53,9 +59,6 @@ class Vectors(TensorModality):
         if request.plot:
             plot_samples(x, self.plot_reference(run), request.plot, title=f"{how}, {res.nfe} NFE")
             written.append(request.plot)
-        if request.trajectory_gif:
-            raise UserError("--trajectory-gif animates image samples; this run's samples have shape "
-                            f"{run.data_shape}: use --trajectory-plot")
         if request.trajectory_plot and res.trajectory is not None:
             plot_trajectories(res.trajectory, res.times, request.trajectory_plot)
             written.append(request.trajectory_plot)

@@ -55,6 +55,7 @@ class Molecules(Modality):
     def load(self, opts: dict, resumed: dict | None = None) -> TrainingSet:
         from ..data import Standardizer
         from .data import MoleculeSet
+        from .egnn import EGNNConfig
         from .space import SizeDistribution, encode, sample_prior
 
         self.check_model(opts["model"])
@@ -67,8 +68,6 @@ class Molecules(Modality):
             raise UserError(f"unknown EGNN preset '{opts['preset']}': expected one of {', '.join(EGNN_PRESETS)}")
         data = MoleculeSet.read(opts["data"][len(PREFIX):])
         x1 = encode(data, TYPE_SCALE)  # (M, N, 3 + T)
-        from .egnn import EGNNConfig
-
         mcfg = EGNNConfig(max_atoms=data.max_atoms, **EGNN_PRESETS[opts["preset"]])
         return TrainingSet(
             data=x1, standardizer=Standardizer.identity(tuple(x1.shape[1:])), model_config=mcfg.to_dict(),
@@ -144,11 +143,10 @@ class Molecules(Modality):
     def report(self, run, request: ReportRequest) -> list[Section]:  # noqa: ANN001
         from ..report import png_data_uri
         from .output import plot_molecules
+        from .sampling import sample_molecules
 
         n = min(request.n, 200)
         result = self.evaluate(run, EvalRequest(n=n, solver="heun", steps=50, seed=request.seed))
-        from .sampling import sample_molecules
-
         mols = sample_molecules(run, 6, solver="heun", steps=50, seed=request.seed + 1)
         data = self.training_data(run)
         real = [data.molecule(i) for i in torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:6]]

@@ -20,27 +20,35 @@ from .errors import UserError
 from .paths import GaussianPath, PathSample, check_prediction
 
 
-def _per_sample_mse(err: Tensor) -> Tensor:
-    """Mean of squares over every dimension but the batch: ``(B, *D) -> (B,)``."""
-    return err.pow(2).flatten(1).mean(1)
+def _per_sample_mse(err: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Mean of squares over every dimension but the batch: ``(B, *D) -> (B,)``.
+
+    With ``weight`` (broadcastable to ``err``, e.g. 0 on entries the loss must not count), the
+    weighted mean ``sum(w err^2) / sum(w)`` per sample (0 for a sample whose weights are all 0).
+    """
+    if weight is None:
+        return err.pow(2).flatten(1).mean(1)
+    w = weight.expand_as(err).to(err.dtype)
+    return (w * err.pow(2)).flatten(1).sum(1) / w.flatten(1).sum(1).clamp(min=1e-12)
 
 
-def flow_matching_loss(pred: Tensor, sample: PathSample, path: GaussianPath) -> Tensor:
+def flow_matching_loss(pred: Tensor, sample: PathSample, path: GaussianPath, weight: Tensor | None = None) -> Tensor:
     """Conditional flow matching: ``|| v_theta(x_t, t) - u_t(x_t | x1) ||^2`` per sample.
 
     Args:
         pred: ``(B, *D)`` the model's velocity at ``(sample.x_t, sample.t)``.
         sample: the path sample the model was evaluated on.
         path: the probability path.
+        weight: optional ``(B, *D)`` (or broadcastable) weights of the entries, e.g. a mask.
 
     Returns:
         ``(B,)`` the squared error averaged over data dimensions.
     """
-    return _per_sample_mse(pred - path.target(sample, "velocity"))
+    return _per_sample_mse(pred - path.target(sample, "velocity"), weight)
 
 
 def denoising_score_matching_loss(
-    pred: Tensor, sample: PathSample, path: GaussianPath, prediction: str = "noise"
+    pred: Tensor, sample: PathSample, path: GaussianPath, prediction: str = "noise", weight: Tensor | None = None
 ) -> Tensor:
     """Denoising score matching, in the parameterisation the model predicts.
 
@@ -54,6 +62,7 @@ def denoising_score_matching_loss(
         sample: the path sample the model was evaluated on.
         path: the probability path.
         prediction: ``"score"``, ``"noise"`` or ``"data"``.
+        weight: optional weights of the entries, as for :func:`flow_matching_loss`.
 
     Returns:
         ``(B,)`` per-sample losses.
@@ -63,17 +72,17 @@ def denoising_score_matching_loss(
         raise UserError("a velocity prediction is trained with flow_matching_loss, not DSM")
     if prediction == "score":
         sigma = append_dims(sample.coeffs.sigma, pred.ndim)
-        return _per_sample_mse(sigma * pred + sample.x0)
-    return _per_sample_mse(pred - path.target(sample, prediction))
+        return _per_sample_mse(sigma * pred + sample.x0, weight)
+    return _per_sample_mse(pred - path.target(sample, prediction), weight)
 
 
 def prediction_loss(
-    pred: Tensor, sample: PathSample, path: GaussianPath, prediction: str
+    pred: Tensor, sample: PathSample, path: GaussianPath, prediction: str, weight: Tensor | None = None
 ) -> Tensor:
     """The loss for a model whose output is of kind ``prediction`` (dispatches to the two above)."""
     if prediction == "velocity":
-        return flow_matching_loss(pred, sample, path)
-    return denoising_score_matching_loss(pred, sample, path, prediction)
+        return flow_matching_loss(pred, sample, path, weight)
+    return denoising_score_matching_loss(pred, sample, path, prediction, weight)
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-import torch
-
 from ..errors import UserError
 from .common import add_guidance, add_output_format, add_run_options, add_seed, add_solver_options, positive_int
+from .extra import add_modality_options, modality_extra
 
 
 def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +18,8 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
 
     e = sub.add_parser("eval", help="sample a run and compare with real data, each metric beside its floor")
     add_run_options(e)
-    e.add_argument("--n", type=positive_int, default=4000, help="samples and real points (default 4000)")
+    e.add_argument("--n", type=positive_int, help="samples and real points (default: the kind of data's, "
+                   + ", ".join(f"{m.name} {m.eval_n}" for m in all_modalities()) + ")")
     defaults = "; ".join(f"{m.name}: {','.join(m.default_metrics)}" for m in all_modalities())
     e.add_argument("--metrics", help="comma-separated: w2, sw2, mmd, energy, precision, recall, nll, fid, kid "
                    f"(default: the kind of data's own; {defaults})")
@@ -31,6 +31,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     add_guidance(e, what="; class-conditional image runs: fid/kid from n/classes samples per class at this scale, "
                  "with class accuracy")
     add_output_format(e, "where to write the JSON (default RUN/eval.json)")
+    add_modality_options(e, "eval")
     nl = sub.add_parser("nll", help="exact log-likelihood of held-out points (probability-flow ODE)")
     add_run_options(nl, step=False)
     nl.add_argument("--data", help="points to score: a toy name, gmm:FILE.json or an array file "
@@ -57,7 +58,8 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--out", help="output HTML file (default RUN/report.html)")
     ft = sub.add_parser("features", help="train the in-domain feature extractor that FID/KID use")
     ft.add_argument("--data", required=True, help="digits, or mnist:FOLDER (IDX files; trains on train, "
-                    "validates on test)")
+                    "validates on test), or clips video:FILE with labels (every fifth clip validates)")
+    ft.add_argument("--video", action="store_true", help="a 3-D CNN on clips (for the video Frechet distance)")
     ft.add_argument("--epochs", type=positive_int, help="passes over the training images (default 3 for "
                     "mnist, 30 for the 1,437 digits)")
     add_seed(ft)
@@ -71,9 +73,10 @@ def _eval(args: argparse.Namespace) -> int:
 
     run = load_run(args.run, device=args.device, step=args.step)
     metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
-    request = EvalRequest(n=args.n, metrics=metrics, solver=args.solver, steps=args.steps, grid=args.grid,
+    request = EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=args.solver, steps=args.steps,
+                          grid=args.grid,
                           data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features,
-                          guidance=args.guidance)
+                          guidance=args.guidance, extra=modality_extra(args, run.modality, "eval"))
     res = run.modality.evaluate(run, request)
     out = write_eval(Path(args.out).parent, res, Path(args.out).name) if args.out else write_eval(args.run, res)
     print(json.dumps(res) if args.json else run.modality.format_eval(res))
@@ -118,23 +121,13 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _features(args: argparse.Namespace) -> int:
-    from ..data.images import LabelledImages, load_labelled_images
-    from ..metrics.features import save_extractor, train_feature_net
+    from ..modalities import modality_for_spec
 
     if not args.out.endswith(".safetensors"):
         raise UserError(f"--out must name a .safetensors file, got {args.out}")
-    if args.data == "digits":  # one set: hold out every fifth image for validation
-        full = load_labelled_images("digits")
-        val_mask = torch.arange(len(full.labels)) % 5 == 0
-        train_set = LabelledImages(full.images[~val_mask], full.labels[~val_mask], full.value_range, "digits-train")
-        val_set = LabelledImages(full.images[val_mask], full.labels[val_mask], full.value_range, "digits-val")
-    else:
-        train_set, val_set = load_labelled_images(args.data, "train"), load_labelled_images(args.data, "test")
-    epochs = args.epochs or (30 if args.data == "digits" else 3)
-    ext = train_feature_net(train_set, val_set, epochs=epochs, seed=args.seed)
-    save_extractor(ext, args.out)
-    print(f"wrote {args.out}: validation accuracy {ext.val_accuracy:.4f} on {len(val_set.labels)} images",
-          file=sys.stderr)
+    line = modality_for_spec(args.data).train_features(args.data, out=args.out, epochs=args.epochs, seed=args.seed,
+                                                        clips=args.video)
+    print(line, file=sys.stderr)
     return 0
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from ..errors import UserError
 from .common import add_guidance, add_run_options, add_seed, add_solver_options, positive_int
+from .extra import add_modality_options, modality_extra
 
 
 def add_sample_command(sub: argparse._SubParsersAction) -> None:
@@ -37,6 +39,7 @@ def add_sample_command(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--trajectory-plot", help="also write a PNG of trajectories from noise to data (images: a strip "
                    "of frames per sample)")
     s.add_argument("--trajectory-gif", help="images: also write an animated GIF of the samples from noise to data")
+    add_modality_options(s, "sample")
 
 
 def _pair(text: str, flag: str, example: str) -> tuple[float, float]:
@@ -64,5 +67,6 @@ def sample_command(args: argparse.Namespace) -> int:
         grid_per_class=args.grid_per_class, raw=args.raw, plot=args.plot, trajectory_plot=args.trajectory_plot,
         trajectory_gif=args.trajectory_gif)
     run = load_run(args.run, ema=not args.no_ema, device=args.device, step=args.step)
+    request = replace(request, extra=modality_extra(args, run.modality, "sample"))
     print(run.modality.sample(run, request), file=sys.stderr)
     return 0

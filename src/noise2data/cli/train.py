@@ -288,7 +288,8 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
     streaming = not isinstance(ts.data, torch.Tensor)
     result = train(model, path, ts.data if streaming else ts.standardizer.forward(ts.data), tcfg, run_dir=out,
                    standardizer=ts.standardizer, resume=args.resume, progress=not args.no_progress,
-                   evaluator=evaluator, tensorboard=bool(opts["tensorboard"]), labels=ts.cond, noise=ts.noise)
+                   evaluator=evaluator, tensorboard=bool(opts["tensorboard"]), labels=ts.cond, noise=ts.noise,
+                   batch_condition=ts.batch_condition, loss_weight=ts.loss_weight)
     final = result.log[-1][1] if result.log else float("nan")
     if ctx.is_main:
         skips = f", {result.skipped} non-finite steps skipped" if result.skipped else ""

@@ -26,13 +26,15 @@ from ..errors import UserError
 
 @dataclass(frozen=True)
 class FeatureNetConfig:
-    """``image_shape = (C, H, W)``; ``value_range``: the units images arrive in (mapped to [-1, 1])."""
+    """``image_shape = (C, H, W)`` (or ``(C, T, H, W)`` for clips, ``dims = 3``); ``value_range``: the units
+    images arrive in (mapped to [-1, 1])."""
 
-    image_shape: tuple[int, int, int]
+    image_shape: tuple[int, ...]
     num_classes: int
     value_range: tuple[float, float]
     width: int = 32
     feature_dim: int = 128
+    dims: int = 2
 
 
 class FeatureNet(nn.Module):
@@ -42,12 +44,14 @@ class FeatureNet(nn.Module):
         super().__init__()
         self.config = config
         c, w = config.image_shape[0], config.width
+        conv, pool, mean = ((nn.Conv2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d) if config.dims == 2 else
+                            (nn.Conv3d, nn.MaxPool3d, nn.AdaptiveAvgPool3d))  # images, or clips (C, T, H, W)
         self.body = nn.Sequential(
-            nn.Conv2d(c, w, 3, padding=1), nn.GroupNorm(8, w), nn.GELU(),
-            nn.Conv2d(w, w, 3, padding=1), nn.GroupNorm(8, w), nn.GELU(), nn.MaxPool2d(2, ceil_mode=True),
-            nn.Conv2d(w, 2 * w, 3, padding=1), nn.GroupNorm(8, 2 * w), nn.GELU(),
-            nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.GroupNorm(8, 2 * w), nn.GELU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            conv(c, w, 3, padding=1), nn.GroupNorm(8, w), nn.GELU(),
+            conv(w, w, 3, padding=1), nn.GroupNorm(8, w), nn.GELU(), pool(2, ceil_mode=True),
+            conv(w, 2 * w, 3, padding=1), nn.GroupNorm(8, 2 * w), nn.GELU(),
+            conv(2 * w, 2 * w, 3, padding=1), nn.GroupNorm(8, 2 * w), nn.GELU(),
+            mean(1), nn.Flatten(),
             nn.Linear(2 * w, config.feature_dim), nn.GELU(),
         )
         self.head = nn.Linear(config.feature_dim, config.num_classes)
@@ -57,7 +61,7 @@ class FeatureNet(nn.Module):
         return (x - lo) / (hi - lo) * 2 - 1
 
     def features(self, x: Tensor) -> Tensor:
-        """``(B, C, H, W)`` images in ``value_range`` units -> ``(B, feature_dim)``."""
+        """``(B, C, H, W)`` images (or ``(B, C, T, H, W)`` clips) in ``value_range`` units -> ``(B, feature_dim)``."""
         if tuple(x.shape[1:]) != tuple(self.config.image_shape):
             raise UserError(f"the feature extractor takes images of shape {tuple(self.config.image_shape)}, "
                             f"got {tuple(x.shape[1:])}")
@@ -131,18 +135,18 @@ def train_feature_net(train: LabelledImages, val: LabelledImages, *, epochs: int
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     cfg = FeatureNetConfig(tuple(train.images.shape[1:]), max(train.num_classes, val.num_classes),
-                           train.value_range, width, feature_dim)
+                           train.value_range, width, feature_dim, dims=train.images.ndim - 2)
     net = FeatureNet(cfg)
     steps = epochs * max(1, len(train.images) // batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps)
-    shift = max(1, cfg.image_shape[1] // 14)  # 1 pixel on 8x8 digits, 2 on 28x28 MNIST
+    shift = max(1, cfg.image_shape[-2] // 14)  # 1 pixel on 8x8 digits, 2 on 28x28 MNIST
     net.train()
     for step in range(steps):
         idx = torch.randint(0, len(train.images), (batch_size,), generator=g)
         x = train.images[idx]
         dx, dy = (int(v) for v in torch.randint(-shift, shift + 1, (2,), generator=g))
-        x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+        x = torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
         loss = F.cross_entropy(net(x), train.labels[idx])
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -183,7 +187,7 @@ def load_extractor(path: str | Path) -> FeatureExtractor:
         meta = json.loads(meta_file.read_text())
         c = meta["config"]
         cfg = FeatureNetConfig(tuple(c["image_shape"]), c["num_classes"], tuple(c["value_range"]),
-                               c["width"], c["feature_dim"])
+                               c["width"], c["feature_dim"], c.get("dims", 2))
         net = FeatureNet(cfg)
         try:
             net.load_state_dict(st.load_file(str(path)))

@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # only for annotations: run.py imports this module
     from ..run import Run
 
 NoiseFn = Callable[[Tensor, Tensor | None, torch.Generator], Tensor]  # (x1, cond, generator) -> x0 like x1
+BatchConditionFn = Callable[[Tensor, Tensor | None, torch.Generator], Tensor]  # (x1, cond, gen) -> batch's cond
+LossWeightFn = Callable[[Tensor], Tensor]  # cond -> weights of the loss's entries, broadcastable to (B, *D)
 
 
 @dataclass
@@ -39,6 +41,8 @@ class TrainingSet:
         guidable: True when ``cond`` is a condition that guidance can drop (labels, vectors).
         model_config: ``{"name": ..., **config}`` from which ``models.build_model`` builds the network.
         noise: draws x0 when p_init is not N(0, I) (see ``training.loop.training_step_loss``).
+        batch_condition: draws each batch's condition from the batch (video: which frames are known).
+        loss_weight: weights of the loss's entries from the condition (video: only the unknown frames).
         data_config: entries added to config.json's ``data`` section (units, classes, ...).
         extra_config: further top-level sections of config.json this modality reads back when sampling.
     """
@@ -49,6 +53,8 @@ class TrainingSet:
     cond: Tensor | None = None
     guidable: bool = False
     noise: NoiseFn | None = None
+    batch_condition: BatchConditionFn | None = None
+    loss_weight: LossWeightFn | None = None
     data_config: dict = field(default_factory=dict)
     extra_config: dict = field(default_factory=dict)
 
@@ -75,6 +81,7 @@ class SampleRequest:
     plot: str | None = None
     trajectory_plot: str | None = None
     trajectory_gif: str | None = None
+    extra: dict = field(default_factory=dict)  # the run's modality's own options (Modality.sample_options)
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ class EvalRequest:
     nll_n: int = 1000
     features: str | None = None
     guidance: float = 1.0
+    extra: dict = field(default_factory=dict)  # the run's modality's own options (Modality.eval_options)
 
 
 @dataclass(frozen=True)
@@ -126,6 +134,9 @@ class Modality:
             modality's benchmark uses).
         sample_suffixes: the files ``sample --out`` can write.
         default_metrics: the metrics ``eval`` computes when ``--metrics`` is not given.
+        eval_n: the samples ``eval`` draws when ``--n`` is not given.
+        sample_options, eval_options: options of ``sample`` and ``eval`` that only this kind of data
+            takes, as ``(flags, argparse keyword arguments)``; they reach it in ``request.extra``.
     """
 
     name: str = ""
@@ -135,6 +146,9 @@ class Modality:
     defaults: dict = {}
     sample_suffixes: tuple[str, ...] = (".npy", ".npz")
     default_metrics: tuple[str, ...] = ()
+    eval_n: int = 4000
+    sample_options: tuple[tuple[tuple[str, ...], dict], ...] = ()
+    eval_options: tuple[tuple[tuple[str, ...], dict], ...] = ()
 
     # ---- what the data is -------------------------------------------------------------------------
     def matches(self, spec: str) -> bool:
@@ -195,6 +209,12 @@ class Modality:
     def report(self, run: Run, request: ReportRequest) -> list[Section]:
         """The sections of this run's HTML report (the shared page adds the title, curves and config)."""
         raise NotImplementedError
+
+    def train_features(self, spec: str, *, out: str, epochs: int | None, seed: int, clips: bool) -> str:
+        """Train the in-domain feature extractor that FID-like metrics use, on ``spec``; returns the line to print.
+
+        ``clips``: the user asked for a video extractor (``features --video``)."""
+        raise UserError(f"there is no feature extractor for {self.name} data")
 
     def example(self, folder: Path) -> tuple[str, list[str], list[str]]:
         """A small dataset for the contract test, made in ``folder``: ``(--data spec, training flags, eval flags)``."""

@@ -40,9 +40,6 @@ class Images(TensorModality):
 
         return is_image_dataset(spec)
 
-    def owns(self, config: dict) -> bool:
-        return super().owns(config) or "units" in config.get("data", {})
-
     def load(self, opts: dict, resumed: dict | None = None) -> TrainingSet:
         from ..data import Standardizer, image_dataset
         from ..data.image_files import ImageSource
@@ -183,6 +180,24 @@ class Images(TensorModality):
             sections.insert(0, Section("Image quality", "<p class=note>No feature extractor given: pass "
                                        "<code>--features FILE</code> to show FID, KID and class accuracy.</p>"))
         return sections
+
+    def train_features(self, spec: str, *, out: str, epochs: int | None, seed: int, clips: bool) -> str:
+        from ..data.images import LabelledImages, load_labelled_images
+        from ..metrics.features import save_extractor, train_feature_net
+
+        if clips:
+            raise UserError(f"--video trains on clips; {spec} holds images: give video:FILE")
+        if spec == "digits":  # one set: hold out every fifth image for validation
+            full = load_labelled_images("digits")
+            val_mask = torch.arange(len(full.labels)) % 5 == 0
+            train_set = LabelledImages(full.images[~val_mask], full.labels[~val_mask], full.value_range,
+                                       "digits-train")
+            val_set = LabelledImages(full.images[val_mask], full.labels[val_mask], full.value_range, "digits-val")
+        else:
+            train_set, val_set = load_labelled_images(spec, "train"), load_labelled_images(spec, "test")
+        ext = train_feature_net(train_set, val_set, epochs=epochs or (30 if spec == "digits" else 3), seed=seed)
+        save_extractor(ext, out)
+        return f"wrote {out}: validation accuracy {ext.val_accuracy:.4f} on {len(val_set.labels)} images"
 
     def example(self, folder: Path) -> tuple[str, list[str], list[str]]:
         return ("digits", ["--cond", "label", "--batch-size", "32", "--label-dropout", "0.2"],

@@ -18,6 +18,7 @@ from .base import Modality
 MODALITIES: dict[str, str] = {
     "images": "noise2data.modalities.images:IMAGES",
     "molecules": "noise2data.molecules.modality:MOLECULES",
+    "video": "noise2data.video.modality:VIDEO",
     "vectors": "noise2data.modalities.vectors:VECTORS",
 }
 

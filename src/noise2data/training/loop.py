@@ -17,7 +17,7 @@ from ..couplings import get_coupling
 from ..data import Standardizer
 from ..errors import UserError
 from ..losses import prediction_loss
-from ..modalities.base import NoiseFn
+from ..modalities.base import BatchConditionFn, LossWeightFn, NoiseFn
 from ..models.conditioning import check_condition, condition_kind, drop_condition
 from ..paths import GaussianPath
 from .checkpoint import (
@@ -59,13 +59,15 @@ class TrainResult:
 def training_step_loss(
     model: nn.Module, path: GaussianPath, x1: Tensor, config: TrainConfig, generator: torch.Generator,
     cond: Tensor | None = None, part: tuple[int, int] | None = None, noise: NoiseFn | None = None,
+    loss_weight: LossWeightFn | None = None,
 ) -> Tensor:
     """Per-sample loss of one batch ``x1: (B, *D)``: draw t and noise, couple, regress.
 
     The random numbers and the coupling are drawn for the whole batch; with ``part = (start,
     stop)`` the network sees only those rows (one process's share of a global batch), and the
     loss is ``(stop - start,)``; otherwise ``(B,)``. ``noise(x1, cond, generator)`` draws x0 when
-    p_init is not N(0, I) on the whole tensor (a modality's own prior, see ``modalities.base.TrainingSet``).
+    p_init is not N(0, I) on the whole tensor (a modality's own prior, see ``modalities.base.TrainingSet``);
+    ``loss_weight(cond)`` weights the entries of the loss (e.g. 0 on frames given as context).
     """
     t = config.time_dist.sample(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
     if noise is None:
@@ -76,7 +78,8 @@ def training_step_loss(
     if part is not None:
         sample = sample.rows(*part)
         cond = cond[part[0]:part[1]] if cond is not None else None
-    return prediction_loss(model(sample.x_t, sample.t, cond), sample, path, config.objective)
+    weight = loss_weight(cond) if loss_weight is not None else None  # e.g. only the frames not given
+    return prediction_loss(model(sample.x_t, sample.t, cond), sample, path, config.objective, weight)
 
 
 def check_labels(model: nn.Module, labels: Tensor, data: Tensor) -> int:
@@ -123,6 +126,8 @@ def train(
     tensorboard: bool = False,
     labels: Tensor | None = None,
     noise: NoiseFn | None = None,
+    batch_condition: BatchConditionFn | None = None,
+    loss_weight: LossWeightFn | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data: (N, *D)`` (already in the units the model sees).
 
@@ -133,7 +138,9 @@ def train(
     checkpoint there. ``labels: (N,)`` integer classes make the model class-conditional, and
     ``labels: (N, k)`` floats condition it on vectors (with ``config.label_dropout`` for
     classifier-free guidance in both cases). ``noise`` replaces N(0, I) as p_init (see
-    :func:`training_step_loss`). Every ``config.eval_every`` steps,
+    :func:`training_step_loss`). ``batch_condition(x1, cond, generator)`` draws a batch's condition from
+    its data (e.g. which video frames are given), from the training stream so that resume stays exact;
+    ``loss_weight`` then weights the loss (see :func:`training_step_loss`). Every ``config.eval_every`` steps,
     ``evaluator(ema, step)`` (which must not touch the training RNG) returns scores that are
     logged beside the loss (and to TensorBoard).
     """
@@ -209,13 +216,16 @@ def train(
                 x1 = random_hflip(x1, gen)
             if deq is not None:
                 x1 = x1 + deq * torch.rand(x1.shape, generator=gen, device=device, dtype=x1.dtype)
-            cond = None
-            if labels is not None:
+            cond = labels[idx] if labels is not None and batch_condition is not None else None
+            if batch_condition is not None:  # a condition drawn from the batch itself
+                cond = batch_condition(x1, cond, gen)
+            elif labels is not None:
                 cond = labels[idx]
                 if config.label_dropout > 0:  # the null condition, so the same network learns u(x | null)
                     cond = drop_condition(cond, config.label_dropout, null_label, gen)
             with autocast():
-                loss = training_step_loss(net, path, x1, config, gen, cond=cond, part=part, noise=noise).float().mean()
+                loss = training_step_loss(net, path, x1, config, gen, cond=cond, part=part, noise=noise,
+                                           loss_weight=loss_weight).float().mean()
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

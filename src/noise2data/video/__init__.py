@@ -1,0 +1,1 @@
+"""Video: clips (T, H, W, C) generated, continued and interpolated by one frame-masked flow model."""

@@ -1,0 +1,148 @@
+"""Evaluating a video run on real clips (a held-out file given with ``--data``, else the training file):
+
+- prediction (the first T // 4 frames known; 4 of 16): PSNR and SSIM of each predicted frame (the
+  mean over ``best_of`` samples, and the best of them per clip), beside copying the last known frame;
+- interpolation (the first and last frames known): the same, beside copying the nearer known frame;
+- digit centres (one-digit clips with stored centres): the error of the predicted digit's centre
+  against the true one at each predicted frame, beside the copy baseline;
+- generation (nothing known): the distribution of frame-to-frame speeds against real clips (W1,
+  pixels/frame), with its floor between two disjoint real sets;
+- identity (``--classifier``, the MNIST extractor): the share of clips whose digit class stays the
+  same in every frame, and (for prediction) equals the true class;
+- a Frechet distance on the features of a 3-D CNN (``--features``, from ``noise2data features --video``),
+  beside its floor.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+from ..modalities.base import EvalRequest
+from . import metrics as M
+from .known import known_mask
+from .sampling import sample_clips
+
+
+def _unit(x: Tensor) -> Tensor:
+    return ((x.clamp(-1, 1) + 1) / 2).float()
+
+
+def _classes(ext, frames01: Tensor, centre: Tensor) -> Tensor:  # noqa: ANN001
+    """Digit class per frame ``(N, T)`` from the image extractor, on crops around the centres."""
+    crops = M.digit_crops(frames01, centre)  # (N T, 1, 28, 28) in [0, 1]
+    lo, hi = ext.value_range
+    return ext.predict(crops * (hi - lo) + lo).view(frames01.shape[:2])
+
+
+def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalRequest, best_of: int,  # noqa: ANN001
+          truth: Tensor | None, true_centres: Tensor | None, ext) -> dict:  # noqa: ANN001
+    """Quality of the unknown frames of ``real: (N, T, C, H, W)`` given ``mask: (N, T)``."""
+    todo = ~mask[0]
+    target = _unit(real)[:, todo]
+    base = _unit(baseline)[:, todo]
+    psnrs, ssims, samples = [], [], []
+    start = time.perf_counter()
+    for k in range(best_of):
+        x = sample_clips(run, len(real), context=real, mask=mask, solver=request.solver, steps=request.steps,
+                         seed=request.seed + 1000 * k).x
+        pred = _unit(x)[:, todo]
+        psnrs.append(M.psnr(pred, target))
+        ssims.append(M.ssim(pred, target))
+        samples.append(pred)
+    secs = (time.perf_counter() - start) / (best_of * len(real))
+    p, s = torch.stack(psnrs), torch.stack(ssims)  # (k, N, T')
+    out = {"frames": [int(i) for i in todo.nonzero()[:, 0]], "seconds_per_clip": secs,
+           "psnr": M.summary(p.mean(0)), "ssim": M.summary(s.mean(0)),
+           "psnr_best": float(p.mean(2).max(0).values.mean()), "ssim_best": float(s.mean(2).max(0).values.mean()),
+           "baseline_psnr": M.summary(M.psnr(base, target)), "baseline_ssim": M.summary(M.ssim(base, target))}
+    if true_centres is not None:
+        tc = true_centres[:, todo]
+        err = (M.centres(samples[0]) - tc).norm(dim=-1)  # (N, T')
+        out["centre_error"] = M.summary(err)
+        out["baseline_centre_error"] = M.summary((M.centres(base) - tc).norm(dim=-1))
+    if ext is not None:
+        out |= M.identity(_classes(ext, samples[0], M.centres(samples[0])), truth)
+    return out
+
+
+def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
+    from ..metrics.features import load_extractor
+    from ..metrics.fid import frechet_distance
+    from .data import load_video
+
+    spec = request.data or run.config["data"]["spec"]
+    data = load_video(spec[len("video:"):] if spec.startswith("video:") else spec)
+    t_model, shape = int(run.data_shape[0]), tuple(run.data_shape[1:])
+    if tuple(data.clips.shape[1:]) != (t_model, *shape):
+        raise UserError(f"{spec} holds clips of shape {tuple(data.clips.shape[1:])}, the run makes "
+                        f"{(t_model, *shape)}: evaluate on clips like its training data")
+    extra = request.extra or {}
+    best_of = extra.get("best_of") or 4
+    n = min(request.n, len(data))
+    real = data.clips[:n]
+    one_digit = data.centers is not None and data.centers.shape[2] == 1
+    centres = data.centers[:n, :, 0] if one_digit else None
+    truth = data.labels[:n, 0] if data.labels is not None and one_digit else None
+    ext = load_extractor(extra["classifier"]) if extra.get("classifier") else None
+    k = max(1, t_model // 4)
+    result: dict = {"run": str(run.run_dir), "step": run.step, "n": n, "reference": spec,
+                    "sampler": {"solver": request.solver, "steps": request.steps, "best_of": best_of},
+                    "classifier": ext.info() if ext is not None else None, "metrics": {}}
+    tasks = result["metrics"]
+    pred_mask = known_mask(n, t_model, context_frames=k)
+    copy_last = real[:, k - 1:k].expand(-1, t_model, -1, -1, -1)
+    tasks["prediction"] = {"known": k, **_task(run, real, pred_mask, copy_last, request, best_of, truth, centres,
+                                                  ext)}
+    ends = known_mask(n, t_model, known=[0, t_model - 1])
+    nearer = torch.where((torch.arange(t_model) < t_model / 2)[None, :, None, None, None],
+                         real[:, :1], real[:, -1:])
+    tasks["interpolation"] = _task(run, real, ends, nearer, request, 1, truth, centres, ext)
+    # generation: speeds and features against two disjoint real sets (the second gives the floor)
+    m = min(n, len(data) // 2)
+    ref, floor_ref = data.clips[:m], data.clips[m:2 * m]
+    gen = sample_clips(run, m, solver=request.solver, steps=request.steps, seed=request.seed + 7).x
+    sp = [M.speeds(M.centres(_unit(v))) for v in (gen, ref, floor_ref)]
+    tasks["generation"] = {"n": m, "speed_w1": M.wasserstein_1d(sp[0], sp[1]),
+                            "speed_w1_floor": M.wasserstein_1d(sp[2], sp[1]),
+                            "speed_mean": float(sp[0].mean()), "real_speed_mean": float(sp[1].mean())}
+    if ext is not None:
+        tasks["generation"] |= M.identity(_classes(ext, _unit(gen), M.centres(_unit(gen))))
+        tasks["generation"]["real_identity_kept"] = M.identity(_classes(ext, _unit(ref), M.centres(_unit(ref))))[
+            "identity_kept"]
+    if request.features:
+        fx = load_extractor(request.features)
+        feats = [fx.features(v.transpose(1, 2)) for v in (gen, ref, floor_ref)]  # (N, C, T, H, W) in [-1, 1]
+        tasks["generation"] |= {"fvd": frechet_distance(feats[0], feats[1]),
+                                 "fvd_floor": frechet_distance(feats[2], feats[1]), "features": fx.info()}
+    return result
+
+
+def format_video_eval(r: dict) -> str:
+    lines = [f"{r['run']} at step {r['step']}: {r['n']} clips of {r['reference']}; {r['sampler']['solver']} "
+             f"{r['sampler']['steps']} steps"]
+    for task in ("prediction", "interpolation"):
+        t = r["metrics"][task]
+        lines.append(f"{task} of frames {t['frames'][0]}..{t['frames'][-1]} ({t['seconds_per_clip']:.2f} s/clip):")
+        k = r["sampler"]["best_of"] if task == "prediction" else 1
+        lines.append(f"  PSNR {t['psnr']['mean']:.2f} dB (best of {k}: {t['psnr_best']:.2f}), baseline "
+                     f"{t['baseline_psnr']['mean']:.2f} dB")
+        lines.append(f"  SSIM {t['ssim']['mean']:.4f} (best {t['ssim_best']:.4f}), baseline "
+                     f"{t['baseline_ssim']['mean']:.4f}")
+        if "centre_error" in t:
+            lines.append(f"  digit centre error {t['centre_error']['mean']:.2f} px, baseline "
+                         f"{t['baseline_centre_error']['mean']:.2f} px")
+        if "identity_kept" in t:
+            true = f", true class kept {t['identity_true']:.3f}" if "identity_true" in t else ""
+            lines.append(f"  identity kept {t['identity_kept']:.3f}{true}")
+    g = r["metrics"]["generation"]
+    lines.append(f"generation ({g['n']} clips): speed W1 {g['speed_w1']:.3f} px/frame (floor "
+                 f"{g['speed_w1_floor']:.3f}); mean speed {g['speed_mean']:.2f} (real {g['real_speed_mean']:.2f})")
+    if "identity_kept" in g:
+        lines.append(f"  identity kept {g['identity_kept']:.3f} (real clips {g['real_identity_kept']:.3f})")
+    if "fvd" in g:
+        lines.append(f"  Frechet distance (3-D CNN features) {g['fvd']:.3f} (floor {g['fvd_floor']:.3f})")
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""``video-unet``: the image U-Net's residual blocks applied to every frame, interleaved with
+temporal mixing (a depthwise temporal convolution at every level, attention across frames at the
+lowest resolutions).
+
+``forward(x, t, cond)``: ``x: (B, T, C, H, W)``, ``t: (B,)``, ``cond: (B, T, C + 1, H, W)`` the
+known frames (zero where unknown) and the mask as one more channel (None: nothing known, the null
+condition). The network sees ``[x_t, known * mask, mask]`` along channels. Every layer is per
+frame or per pixel, so memory grows linearly with T, and the model runs on any number of frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from ..errors import UserError
+from ..models.attention import self_attention
+from ..models.conditioning import Conditioning
+from ..models.embeddings import TIME_EMBEDDINGS
+from ..models.unet import Attention, ResBlock
+
+PRESETS = {  # tiny: a 2-core CPU at 32x32; small and base for GPUs (64x64)
+    "tiny": {"patch": 2, "base_channels": 32, "channel_mults": (1, 2), "blocks": 1, "attention_resolution": 8},
+    "small": {"patch": 1, "base_channels": 64, "channel_mults": (1, 2, 2), "blocks": 2, "attention_resolution": 16},
+    "base": {"patch": 1, "base_channels": 128, "channel_mults": (1, 2, 2, 2), "blocks": 2, "attention_resolution": 16},
+}
+
+
+@dataclass(frozen=True)
+class VideoUNetConfig:
+    """Everything that rebuilds a :class:`VideoUNet`; ``data_shape = (T, C, H, W)`` of one clip (T is the
+    training length; the network itself takes any number of frames)."""
+
+    data_shape: tuple[int, ...]
+    patch: int = 2
+    base_channels: int = 32
+    channel_mults: tuple[int, ...] = (1, 2)
+    blocks: int = 1
+    attention_resolution: int = 8
+    heads: int = 4
+    time_embedding: str = "sinusoidal"
+    time_dim: int = 64
+    name: str = field(default="video-unet", init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data_shape", tuple(int(s) for s in self.data_shape))
+        object.__setattr__(self, "channel_mults", tuple(int(m) for m in self.channel_mults))
+        if len(self.data_shape) != 4:
+            raise UserError(f"the video U-Net takes clips (T, C, H, W), got samples of shape {self.data_shape}")
+        _, _, h, w = self.data_shape
+        factor = self.patch * 2 ** (len(self.channel_mults) - 1)
+        if self.patch < 1 or h % factor or w % factor:
+            raise UserError(f"a video U-Net with {len(self.channel_mults)} levels and a {self.patch}x{self.patch} stem "
+                            f"needs H and W divisible by {factor}, got {h}x{w}: render clips at 32 or 64 pixels")
+        if self.base_channels < 8 or self.base_channels % 8 or self.blocks < 1:
+            raise UserError("the video U-Net needs base_channels a multiple of 8 (GroupNorm) and blocks >= 1")
+        if self.time_embedding not in TIME_EMBEDDINGS:
+            raise UserError(f"unknown time embedding '{self.time_embedding}'")
+
+    @classmethod
+    def preset(cls, name: str, data_shape: tuple[int, ...], **overrides) -> VideoUNetConfig:
+        if name not in PRESETS:
+            raise UserError(f"unknown video U-Net preset '{name}': expected one of {', '.join(PRESETS)}")
+        overrides = {k: v for k, v in overrides.items() if k in cls.__dataclass_fields__}
+        return cls(data_shape=data_shape, **{**PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["data_shape"], d["channel_mults"] = list(self.data_shape), list(self.channel_mults)
+        return d
+
+
+class TemporalConv(nn.Module):
+    """A residual depthwise convolution across frames (kernel 3), the same at every pixel."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(8, channels)
+        self.conv = nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0), groups=channels)
+        nn.init.zeros_(self.conv.weight)
+        nn.init.zeros_(self.conv.bias)
+
+    def forward(self, h: Tensor, frames: int) -> Tensor:
+        bt, c, hh, ww = h.shape
+        z = nn.functional.silu(self.norm(h)).view(bt // frames, frames, c, hh, ww).transpose(1, 2)  # (B, C, T, H, W)
+        return h + self.conv(z).transpose(1, 2).reshape(bt, c, hh, ww)
+
+
+class TemporalAttention(nn.Module):
+    """Residual self-attention across the frames at each pixel."""
+
+    def __init__(self, channels: int, heads: int) -> None:
+        super().__init__()
+        self.norm = nn.GroupNorm(8, channels)
+        self.attn = nn.MultiheadAttention(channels, heads if channels % heads == 0 else 1, batch_first=True)
+
+    def forward(self, h: Tensor, frames: int) -> Tensor:
+        bt, c, hh, ww = h.shape
+        z = self.norm(h).view(bt // frames, frames, c, hh * ww).permute(0, 3, 1, 2).reshape(-1, frames, c)
+        out = self_attention(self.attn, z)  # (B * H * W, T, C)
+        return h + out.view(bt // frames, hh * ww, frames, c).permute(0, 2, 3, 1).reshape(bt, c, hh, ww)
+
+
+class Level(nn.Module):
+    """A residual block per frame, temporal mixing, and (at low resolution) attention in space and time."""
+
+    def __init__(self, c_in: int, c_out: int, emb: int, attend: bool, heads: int) -> None:
+        super().__init__()
+        self.block, self.temporal = ResBlock(c_in, c_out, emb), TemporalConv(c_out)
+        self.space = Attention(c_out, heads) if attend else None
+        self.time = TemporalAttention(c_out, heads) if attend else None
+
+    def forward(self, h: Tensor, e: Tensor, frames: int) -> Tensor:
+        h = self.temporal(self.block(h, e), frames)
+        if self.space is not None:
+            h = self.time(self.space(h), frames)
+        return h
+
+
+class VideoUNet(nn.Module):
+    def __init__(self, config: VideoUNetConfig) -> None:
+        super().__init__()
+        self.config = config
+        _, c, h, _ = config.data_shape
+        p = config.patch
+        chans = [config.base_channels * m for m in config.channel_mults]
+        emb = 4 * config.base_channels
+        self.cond = Conditioning(config.time_embedding, config.time_dim, emb)
+        self.conv_in = nn.Conv2d((2 * c + 1) * p * p, chans[0], 3, padding=1)
+        self.down, self.up = nn.ModuleList(), nn.ModuleList()
+        skips, cur, res = [chans[0]], chans[0], h // p
+        for i, ch in enumerate(chans):
+            for _ in range(config.blocks):
+                self.down.append(Level(cur, ch, emb, res <= config.attention_resolution, config.heads))
+                cur = ch
+                skips.append(cur)
+            if i < len(chans) - 1:
+                self.down.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
+                skips.append(cur)
+                res //= 2
+        self.mid = nn.ModuleList([Level(cur, cur, emb, True, config.heads), Level(cur, cur, emb, False, config.heads)])
+        for i, ch in reversed(list(enumerate(chans))):
+            for _ in range(config.blocks + 1):
+                self.up.append(Level(cur + skips.pop(), ch, emb, res <= config.attention_resolution, config.heads))
+                cur = ch
+            if i > 0:
+                self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
+                                             nn.Conv2d(cur, cur, 3, padding=1)))
+                res *= 2
+        self.norm_out = nn.GroupNorm(8, cur)
+        self.conv_out = nn.Conv2d(cur, c * p * p, 3, padding=1)
+        nn.init.zeros_(self.conv_out.weight)
+        nn.init.zeros_(self.conv_out.bias)
+
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+        _, c, h, w = self.config.data_shape
+        if x.ndim != 5 or tuple(x.shape[2:]) != (c, h, w):
+            raise UserError(f"the video U-Net expects clips (B, T, {c}, {h}, {w}), got {tuple(x.shape)}")
+        b, frames = x.shape[:2]
+        if cond is None:  # nothing known: the null condition
+            cond = x.new_zeros(b, frames, c + 1, h, w)
+        if cond.shape != (b, frames, c + 1, h, w):
+            raise UserError(f"the video condition is the known frames and their mask, (B, T, C + 1, H, W) = "
+                            f"{(b, frames, c + 1, h, w)}; got {tuple(cond.shape)}")
+        p = self.config.patch
+        z = torch.cat([x, cond], dim=2).flatten(0, 1)  # (B * T, 2C + 1, H, W)
+        e = nn.functional.silu(self.cond(t, None)).repeat_interleave(frames, 0)  # (B * T, E)
+        hcur = self.conv_in(nn.functional.pixel_unshuffle(z, p) if p > 1 else z)
+        hs = [hcur]
+        for level in self.down:
+            hcur = level(hcur, e, frames) if isinstance(level, Level) else level(hcur)
+            hs.append(hcur)
+        for level in self.mid:
+            hcur = level(hcur, e, frames)
+        for level in self.up:
+            hcur = level(torch.cat([hcur, hs.pop()], 1), e, frames) if isinstance(level, Level) else level(hcur)
+        out = self.conv_out(nn.functional.silu(self.norm_out(hcur)))
+        out = nn.functional.pixel_shuffle(out, p) if p > 1 else out  # (B * T, C, H, W)
+        return out.view(b, frames, c, h, w)
+
+
+__all__ = ["PRESETS", "VideoUNet", "VideoUNetConfig"]

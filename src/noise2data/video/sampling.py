@@ -1,0 +1,100 @@
+"""Sampling clips from a video run: unconditional, continued from context frames, filled in between
+given frames, and longer than the model's T (block by block)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..errors import UserError
+from ..fields import model_field
+from ..guidance import check_interval, classifier_free_guidance
+from ..samplers import ODE_SOLVERS, SamplerOutput, make_grid
+from .known import make_condition
+
+
+def _field(run, cond: Tensor, mask: Tensor, guidance: float, interval: tuple[float, float]):  # noqa: ANN001, ANN202
+    field = model_field(run.model, run.path, run.prediction, cond=cond)
+    if guidance == 1.0 or not bool(mask.any()):
+        return field
+    null = model_field(run.model, run.path, run.prediction, cond=torch.zeros_like(cond))  # nothing known
+    return classifier_free_guidance(field, null, guidance, check_interval(interval))
+
+
+@torch.inference_mode()
+def sample_block(run, known: Tensor, mask: Tensor, *, solver: str, steps: int, generator: torch.Generator,  # noqa: ANN001
+                 guidance: float = 1.0, interval: tuple[float, float] = (0.0, 1.0),
+                 trajectory: bool = False) -> SamplerOutput:
+    """One block of ``T`` frames in the model's units: ``known: (B, T, C, H, W)`` (used where ``mask: (B, T)``).
+
+    The ODE runs from noise with the known frames as the condition; the known frames are then put
+    back exactly as given.
+    """
+    if solver not in ODE_SOLVERS:
+        raise UserError(f"unknown solver '{solver}': expected one of {', '.join(ODE_SOLVERS)}")
+    lo, hi = run.path.sampling_interval(run.prediction)
+    ts = make_grid("uniform", run.path, steps, lo, hi)
+    cond = make_condition(known, mask)
+    x0 = run.path.sample_prior(known.shape, generator=generator, device=known.device)
+    field = _field(run, cond, mask, guidance, interval)
+    out = ODE_SOLVERS[solver](field, x0, ts, trajectory=trajectory)
+    m = mask[:, :, None, None, None]
+    x = torch.where(m, known, out.x)
+    traj = torch.where(m[None], known[None], out.trajectory) if trajectory else None
+    return SamplerOutput(x=x, nfe=out.nfe, trajectory=traj, times=out.times)
+
+
+@torch.inference_mode()
+def sample_clips(run, n: int, *, context: Tensor | None = None, mask: Tensor | None = None,  # noqa: ANN001
+                 frames: int | None = None, overlap: int | None = None, solver: str = "heun", steps: int = 8,
+                 seed: int = 0, guidance: float = 1.0, interval: tuple[float, float] = (0.0, 1.0),
+                 batch_size: int | None = None, trajectory: bool = False) -> SamplerOutput:
+    """``n`` clips ``(n, frames, C, H, W)`` in [-1, 1] (video runs are not standardised).
+
+    Args:
+        context: ``(n, T, C, H, W)`` given frames in [-1, 1] (read where ``mask`` is True).
+        mask: ``(n, T)`` which frames are given (None: nothing, unconditional generation).
+        frames: clip length (default the model's T); longer clips are made block by block, each
+            block given the last ``overlap`` frames of the one before (default: the given prefix's
+            length, or T // 4).
+    """
+    t_model = int(run.data_shape[0])
+    shape = tuple(run.data_shape[1:])
+    frames = frames or t_model
+    mask = torch.zeros(n, t_model, dtype=torch.bool) if mask is None else mask.bool()
+    if mask.shape != (n, t_model):
+        raise UserError(f"the known-frame mask must be ({n}, {t_model}), got {tuple(mask.shape)}")
+    known = torch.zeros(n, t_model, *shape) if context is None else context.float()
+    if tuple(known.shape) != (n, t_model, *shape):
+        raise UserError(f"context clips must be ({n}, {t_model}, {', '.join(map(str, shape))}), got "
+                        f"{tuple(known.shape)}")
+    if overlap is None:
+        prefix = int(mask[0].long().cumprod(0).sum())
+        overlap = prefix if prefix else max(1, t_model // 4)
+    if frames > t_model and not 1 <= overlap < t_model:
+        raise UserError(f"a clip longer than {t_model} frames is made in blocks that overlap by 1..{t_model - 1} "
+                        "frames")
+    gen = torch.Generator(run.device).manual_seed(seed)
+    bs = batch_size or n
+    outs, nfe, traj, times = [], 0, None, None
+    for start in range(0, n, bs):
+        sl = slice(start, start + bs)
+        z = known[sl].to(run.device)  # video runs are not standardised: clips live in [-1, 1]
+        m = mask[sl].to(run.device)
+        res = sample_block(run, z, m, solver=solver, steps=steps, generator=gen, guidance=guidance,
+                           interval=interval, trajectory=trajectory)
+        clip, nfe = res.x, res.nfe
+        if trajectory and traj is None:
+            traj, times = res.trajectory, res.times
+        while clip.shape[1] < frames:  # the next block is given the last `overlap` frames
+            nxt = torch.zeros_like(z)
+            nxt[:, :overlap] = clip[:, -overlap:]
+            m_next = torch.zeros_like(m)
+            m_next[:, :overlap] = True
+            more = sample_block(run, nxt, m_next, solver=solver, steps=steps, generator=gen, guidance=guidance,
+                                interval=interval).x
+            clip = torch.cat([clip, more[:, overlap:]], 1)
+            nfe += res.nfe
+        outs.append(clip[:, :frames].cpu())
+    traj = traj.cpu() if traj is not None else None
+    return SamplerOutput(x=torch.cat(outs), nfe=nfe, trajectory=traj, times=times.cpu() if times is not None else None)

@@ -84,7 +84,7 @@ CLI_CASES = [
     (["eval", "RUN", "--metrics", "w2,fid2"], "unknown metric"),
     (["eval", "RUN", "--metrics", "kid"], "feature extractor"),
     (["nll", "RUN", "--data", "FILES/pts3.npy"], "shape"),
-    (["features", "--data", "cifar", "--out", "TMP/f.safetensors"], "unknown image dataset"),
+    (["features", "--data", "cifar", "--out", "TMP/f.safetensors"], "no feature extractor is trained on vectors"),
     (["eval", "RUN", "--features", "FILES/missing.safetensors", "--metrics", "fid"], "not found"),
 ]
 

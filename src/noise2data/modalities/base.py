@@ -214,7 +214,8 @@ class Modality:
         """Train the in-domain feature extractor that FID-like metrics use, on ``spec``; returns the line to print.
 
         ``clips``: the user asked for a video extractor (``features --video``)."""
-        raise UserError(f"there is no feature extractor for {self.name} data")
+        raise UserError(f"no feature extractor is trained on {self.name} data ('{spec}'): extractors are for labelled "
+                        "images or clips; see 'noise2data features --help'")
 
     def example(self, folder: Path) -> tuple[str, list[str], list[str]]:
         """A small dataset for the contract test, made in ``folder``: ``(--data spec, training flags, eval flags)``."""

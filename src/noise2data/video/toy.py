@@ -9,7 +9,7 @@ from torch import Tensor
 
 
 def blob_paths(n: int, frames: int, size: int, speed: float, generator: torch.Generator,
-               margin: float = 4.0) -> Tensor:
+               margin: float = 2.0) -> Tensor:
     """Centres ``(n, frames, 2)`` (row, col): constant velocity, reflected inside ``[margin, size - 1 - margin]``."""
     lo, hi = margin, size - 1 - margin
     pos = lo + torch.rand(n, 2, generator=generator, dtype=torch.float64) * (hi - lo)

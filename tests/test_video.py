@@ -1,0 +1,214 @@
+"""Video: the Moving MNIST generator's physics, the video U-Net, known frames, a learned toy video
+continued along its true path, the metrics' perfect values, GIF round trips and bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from noise2data.cli import main
+from noise2data.data import Standardizer
+from noise2data.paths import make_path
+from noise2data.run import Run
+from noise2data.training import TrainConfig, train
+from noise2data.video import metrics as M
+from noise2data.video.data import clips_from_array, load_gif_folder, read_gif
+from noise2data.video.known import draw_masks, make_condition, training_condition, unknown_weight
+from noise2data.video.model import VideoUNet, VideoUNetConfig
+from noise2data.video.moving_mnist import CANVAS, DIGIT, moving_mnist, trajectories
+from noise2data.video.sampling import sample_clips
+from noise2data.video.toy import moving_blobs
+
+
+def fake_digits(n: int = 30) -> tuple[np.ndarray, np.ndarray]:
+    """Bright 28x28 blocks of different sizes as stand-in MNIST digits (tests must not need MNIST files)."""
+    imgs = np.zeros((n, DIGIT, DIGIT), np.uint8)
+    for i in range(n):
+        s = 6 + i % 10
+        imgs[i, 14 - s // 2:14 + s // 2, 10:18] = 255
+    return imgs, np.arange(n) % 10
+
+
+def test_digits_stay_inside_move_straight_and_reflect_at_the_walls():
+    """Reflected constant-velocity motion is a straight line folded into [0, L]: check against that closed form."""
+    n, frames, k, speed = 200, 40, 2, 3.0
+    corners = trajectories(n, frames, k, speed, torch.Generator().manual_seed(0))  # (n, T, K, 2)
+    limit = float(CANVAS - DIGIT)
+    assert corners.min() >= 0 and corners.max() <= limit
+    g = torch.Generator().manual_seed(0)  # the same draws: start and direction
+    start = torch.rand(n, k, 2, generator=g, dtype=torch.float64) * limit
+    angle = torch.rand(n, k, generator=g, dtype=torch.float64) * 2 * torch.pi
+    vel = speed * torch.stack([torch.sin(angle), torch.cos(angle)], -1)
+    line = start[:, None] + vel[:, None] * torch.arange(frames, dtype=torch.float64)[None, :, None, None]
+    folded = limit - ((line % (2 * limit)) - limit).abs()
+    assert torch.allclose(corners, folded, atol=1e-9)
+    step = (corners[:, 1:] - corners[:, :-1]).norm(dim=-1)
+    assert step.max() <= speed + 1e-9 and ((line < 0) | (line > limit)).any()  # walls were hit
+
+
+def test_labels_and_centres_match_the_pixels():
+    imgs, labels = fake_digits()
+    for size in (64, 32):
+        mm = moving_mnist(imgs, labels, 20, frames=10, size=size, seed=3)
+        assert mm.videos.shape == (20, 10, size, size) and mm.videos.dtype == np.uint8
+        frames = torch.from_numpy(mm.videos).float()[:, :, None] / 255
+        measured = M.centres(frames)
+        assert (measured - torch.from_numpy(mm.centers)[:, :, 0]).norm(dim=-1).max() < 0.75
+        # each clip's label is its digit's: the block height (6 + i % 10) encodes the digit index
+        heights = (mm.videos[:, 0] > 0).sum(1).max(1)  # rows lit in the brightest column
+        assert set(mm.labels[:, 0].tolist()) <= set(labels.tolist()) and heights.min() > 0
+    colour = moving_mnist(imgs, labels, 4, frames=3, size=32, color=True, seed=1)
+    assert colour.videos.shape == (4, 3, 32, 32, 3) and colour.videos.max() > 200
+
+
+def test_mask_mixture_and_condition():
+    g = torch.Generator().manual_seed(0)
+    masks = draw_masks(20_000, 16, g)
+    none = ~masks.any(1)
+    ends = masks[:, 0] & masks[:, -1] & (masks.sum(1) == 2)
+    assert abs(float(none.double().mean()) - 0.25) < 0.02  # unconditional share, the null condition
+    assert float(ends.double().mean()) > 0.14 and not masks.all(1).any()  # something is always left to learn
+    x = torch.randn(3, 16, 1, 8, 8)
+    cond = make_condition(x, masks[:3])
+    assert cond.shape == (3, 16, 2, 8, 8)
+    assert torch.equal(cond[:, :, :1] != 0, (masks[:3, :, None, None, None] & (x != 0)))
+    w = unknown_weight(cond)
+    assert torch.equal(w[:, :, 0, 0, 0], (~masks[:3]).float())
+
+
+def test_the_video_unet_runs_on_any_length_and_keeps_frames_apart_where_it_should():
+    cfg = VideoUNetConfig.preset("tiny", (8, 1, 16, 16))
+    net = VideoUNet(cfg)
+    n_params = sum(p.numel() for p in net.parameters())
+    assert n_params == sum(p.numel() for p in VideoUNet(VideoUNetConfig.preset("tiny", (32, 1, 16, 16))).parameters())
+    for frames in (2, 8, 24):
+        assert net(torch.randn(2, frames, 1, 16, 16), torch.rand(2)).shape == (2, frames, 1, 16, 16)
+    with pytest.raises(ValueError, match=r"\(B, T, C \+ 1, H, W\)"):
+        net(torch.randn(2, 8, 1, 16, 16), torch.rand(2), torch.zeros(2, 8, 1, 16, 16))
+    with pytest.raises(ValueError, match="divisible"):
+        VideoUNetConfig.preset("tiny", (8, 1, 20, 20))
+
+
+def _blob_run(tmp_path, steps: int = 400) -> Run:
+    clips, _ = moving_blobs(512, frames=6, size=8, speed=0.5, seed=0)
+    torch.manual_seed(0)
+    cfg = VideoUNetConfig((6, 1, 8, 8), patch=1, base_channels=32, channel_mults=(1, 2), attention_resolution=4)
+    path = make_path("condot")
+    res = train(VideoUNet(cfg), path, clips * 2 - 1, TrainConfig(steps=steps, batch_size=16, lr=3e-3, warmup_steps=20,
+                                                                  device="cpu", ema_decay=0.99), progress=False,
+                batch_condition=training_condition, loss_weight=unknown_weight)
+    return Run(run_dir=tmp_path, config={"model": cfg.to_dict(), "data": {"shape": [6, 1, 8, 8]}, "modality": "video"},
+               model=res.ema.eval(), path=path, prediction="velocity", standardizer=Standardizer.identity((6, 1, 8, 8)),
+               step=steps, device=torch.device("cpu"))
+
+
+@pytest.fixture(scope="module")
+def blob_run(tmp_path_factory):
+    return _blob_run(tmp_path_factory.mktemp("blob"))
+
+
+def test_a_learned_blob_is_continued_along_its_true_path_and_known_frames_come_back_exactly(blob_run):
+    """A blob at constant velocity (0.5 px/frame on 8x8), 3 frames known: the next 3 follow its true path."""
+    clips, centres = moving_blobs(64, frames=6, size=8, speed=0.5, seed=99)  # paths not seen in training
+    context = clips * 2 - 1
+    mask = torch.zeros(64, 6, dtype=torch.bool)
+    mask[:, :3] = True
+    out = sample_clips(blob_run, 64, context=context, mask=mask, solver="midpoint", steps=8, seed=0).x
+    assert torch.equal(out[:, :3], context[:, :3])  # known frames exactly as given
+    err = (M.centres((out[:, 3:] + 1) / 2) - centres[:, 3:]).norm(dim=-1)  # (64, 3)
+    copy_last = (centres[:, 2:3] - centres[:, 3:]).norm(dim=-1)  # standing still at the last known place
+    assert float(err.mean()) < 1.0 and float(err.mean()) < 0.8 * float(copy_last.mean()), (err.mean(0),
+                                                                                         copy_last.mean(0))
+    longer = sample_clips(blob_run, 4, context=context[:4], mask=mask[:4], frames=11, solver="midpoint", steps=4).x
+    assert longer.shape == (4, 11, 1, 8, 8) and torch.isfinite(longer).all()
+
+
+def test_metrics_are_perfect_on_identical_clips_and_grow_with_corruption():
+    clips, centres = moving_blobs(16, frames=6, size=16, seed=1)
+    assert float(M.ssim(clips, clips).min()) > 0.9999 and float(M.psnr(clips, clips).min()) >= 99
+    assert float((M.centres(clips) - centres).norm(dim=-1).max()) < 0.3
+    g = torch.Generator().manual_seed(0)
+    last_p, last_s = 100.0, 1.0
+    for level in (0.02, 0.1, 0.3):
+        noisy = (clips + level * torch.randn(clips.shape, generator=g)).clamp(0, 1)
+        p, s = float(M.psnr(noisy, clips).mean()), float(M.ssim(noisy, clips).mean())
+        assert p < last_p and s < last_s
+        last_p, last_s = p, s
+    a = torch.randn(4000, generator=g)
+    assert M.wasserstein_1d(a, a) == 0 and abs(M.wasserstein_1d(a, a + 0.5) - 0.5) < 1e-6
+    classes = torch.tensor([[1, 1, 1], [1, 2, 1], [3, 3, 3]])
+    assert M.identity(classes, torch.tensor([1, 1, 2])) == {"identity_kept": 2 / 3, "identity_true": 1 / 3}
+
+
+def test_gif_round_trip_and_gif_folders(tmp_path):
+    pytest.importorskip("PIL")
+    clips, _ = moving_blobs(3, frames=5, size=16, seed=2)
+    arr = (clips[:, :, 0] * 255).round().to(torch.uint8).numpy()  # (3, 5, 16, 16)
+    from PIL import Image
+
+    for i, clip in enumerate(arr):
+        frames = [Image.fromarray(f) for f in clip]
+        frames[0].save(tmp_path / f"{i}.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    back = read_gif(tmp_path / "0.gif")
+    assert back.shape == (5, 16, 16, 3) and np.array_equal(back[..., 0], arr[0])
+    folder = load_gif_folder(tmp_path)
+    assert folder.shape == (3, 5, 16, 16) and np.array_equal(folder, arr)
+    t, units = clips_from_array(folder, "gifs")
+    assert t.shape == (3, 5, 1, 16, 16) and units.dtype == "uint8" and units.layout == "NHW"
+
+
+@pytest.fixture(scope="module")
+def video_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("vid")
+    clips, _ = moving_blobs(24, frames=8, size=16, seed=0)
+    np.savez(root / "v.npz", videos=(clips[:, :, 0] * 255).round().to(torch.uint8).numpy())
+    run = root / "run"
+    assert main(["train", "--data", f"video:{root / 'v.npz'}", "--steps", "2", "--batch-size", "4",
+                 "--checkpoint-every", "2", "--no-progress", "--device", "cpu", "--out", str(run)]) == 0
+    return root, run
+
+
+def test_continue_fill_in_and_extend_from_the_cli_in_the_sources_units(video_run, tmp_path):
+    root, run = video_run
+    ctx = str(root / "v.npz")
+    assert main(["sample", str(run), "--context", ctx, "--context-frames", "3", "--n", "5", "--steps", "2",
+                 "--out", str(tmp_path / "p.npy")]) == 0
+    p, given = np.load(tmp_path / "p.npy"), np.load(root / "v.npz")["videos"][:5]
+    assert p.dtype == np.uint8 and p.shape == (5, 8, 16, 16) and np.array_equal(p[:, :3], given[:, :3])
+    assert main(["sample", str(run), "--context", ctx, "--known", "0,7", "--n", "2", "--steps", "2",
+                 "--out", str(tmp_path / "i.gif")]) == 0
+    assert main(["sample", str(run), "--context", ctx, "--context-frames", "2", "--frames", "14", "--n", "2",
+                 "--steps", "2", "--out", str(tmp_path / "long.npz")]) == 0
+    assert np.load(tmp_path / "long.npz")["samples"].shape == (2, 14, 16, 16)
+    assert main(["sample", str(run), "--n", "3", "--steps", "2", "--out", str(tmp_path / "strip.png")]) == 0
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--context", "{other}", "--context-frames", "2"], "frames of shape (1, 8, 8)"),
+    (["--context", "{ctx}", "--context-frames", "8"], "--context-frames must be 1..7"),
+    (["--context", "{ctx}", "--context-frames", "0"], "--context-frames must be 1..7"),
+    (["--context", "{ctx}", "--known", "0,9"], "out of range"),
+    (["--known", "0,2"], "give --context FILE"),
+    (["--label", "1"], "not labels"),
+])
+def test_bad_video_sampling_is_one_line(video_run, tmp_path, capsys, argv, message):
+    root, run = video_run
+    other = tmp_path / "o.npz"
+    np.savez(other, videos=np.zeros((6, 8, 8, 8), np.uint8))
+    argv = [a.format(ctx=root / "v.npz", other=other) for a in argv]
+    code = main(["sample", str(run), "--n", "2", "--steps", "2", "--out", str(tmp_path / "x.npy"), *argv])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+
+
+def test_bad_video_data_is_one_line(tmp_path, capsys):
+    np.save(tmp_path / "flat.npy", np.zeros((5, 8, 8), np.uint8))
+    (tmp_path / "empty").mkdir()
+    cases = [(f"video:{tmp_path / 'flat.npy'}", "a 3-D array is a set of images"),
+             (f"video:{tmp_path / 'empty'}", "holds no GIF clips"),
+             (f"video:{tmp_path / 'missing.npz'}", "video file not found")]
+    for spec, message in cases:
+        assert main(["train", "--data", spec, "--out", str(tmp_path / "r"), "--steps", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err

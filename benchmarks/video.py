@@ -172,7 +172,7 @@ def main() -> None:
         g = r["eval"]["metrics"]["generation"]
         print(f"{name}: generated identity kept {g.get('identity_kept', float('nan')):.3f} (real clips "
               f"{g.get('real_identity_kept', float('nan')):.3f}); mean speed {g['speed_mean']:.2f} px/frame (real "
-              f"{g['real_speed_mean']:.2f}); prediction identity on real clips is what the classifier gets on crops")
+              f"{g['real_speed_mean']:.2f})")
     (out / "video.json").write_text(json.dumps(results, indent=2))
     print(f"\nwrote {out / 'video.json'}")
 

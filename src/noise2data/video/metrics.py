@@ -7,8 +7,6 @@ generator's true centres (``MovingMNIST.centers``) are computed the same way on 
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -108,8 +106,3 @@ def identity(classes: Tensor, truth: Tensor | None = None) -> dict[str, float]:
 def summary(per_frame: Tensor) -> dict[str, float | list[float]]:
     """Mean (and the mean of each frame) of a per-frame metric ``(N, T')``."""
     return {"mean": float(per_frame.double().mean()), "per_frame": [round(float(v), 4) for v in per_frame.mean(0)]}
-
-
-def se(x: Tensor) -> float:
-    """Standard error of the mean of per-clip values ``(N,)``."""
-    return float(x.double().std() / math.sqrt(max(1, len(x))))

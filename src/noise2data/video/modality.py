@@ -30,11 +30,6 @@ REFUSED = {"labels": "--labels", "cond_file": "--cond-file", "resize": "--resize
            "hflip": "--hflip", "stream": "--stream", "dequantize": "--dequantize", "eval_every": "--eval-every"}
 
 
-def _unit(x: Tensor) -> Tensor:
-    """[-1, 1] -> [0, 1]."""
-    return ((x.clamp(-1, 1) + 1) / 2).float()
-
-
 class Video(Modality):
     name = "video"
     data_help = "video:FILE (.npy/.npz clips (N, T, H, W[, C]), e.g. from 'noise2data data moving-mnist') or " \

@@ -20,19 +20,18 @@ def add_modality_options(p: argparse.ArgumentParser, command: str) -> None:
                 group.add_argument(*flags, **kwargs)
 
 
+def _dest(flags: tuple[str, ...], kwargs: dict) -> str:
+    return kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
+
+
 def modality_extra(args: argparse.Namespace, modality, command: str) -> dict:  # noqa: ANN001
     """The values of ``modality``'s own options; an option of another kind of data that was given is an error."""
     from ..modalities import all_modalities
 
-    extra = {}
+    extra = {_dest(f, kw): getattr(args, _dest(f, kw), None) for f, kw in getattr(modality, f"{command}_options")}
     for m in all_modalities():
         for flags, kwargs in getattr(m, f"{command}_options"):
-            dest = kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
-            value = getattr(args, dest, None)
-            if m is modality:
-                extra[dest] = value
-            elif value not in (None, False) and not any(
-                    dest == (kw.get("dest") or f[0].lstrip("-").replace("-", "_"))
-                    for f, kw in getattr(modality, f"{command}_options")):
+            dest = _dest(flags, kwargs)
+            if dest not in extra and getattr(args, dest, None) not in (None, False):
                 raise UserError(f"{flags[0]} applies to {m.name} runs; this is a {modality.name} run")
     return extra

@@ -91,13 +91,18 @@ def _metrics_table(result: dict) -> str:
         value = f"{m['value']:.4f}" + (f" &plusmn; {m['value_sd']:.4f}" if m.get("value_sd") is not None else "")
         ratio = f"{m['ratio']:.2f}x" if m["ratio"] is not None else "-"
         better = "higher" if m["higher_is_better"] else "lower"
+        note = f"[{m['ci_low']:.4f}, {m['ci_high']:.4f}] " if m.get("ci_low") is not None else ""
+        note += "within sampling noise" if m.get("within_noise") else ""
         rows.append(f"<tr><td>{m['name']}</td><td class=num>{value}</td><td class=num>{floor}</td>"
-                    f"<td class=num>{ratio}</td><td>{better}</td></tr>")
+                    f"<td class=num>{ratio}</td><td>{better}</td><td>{note}</td></tr>")
     s = result["sampler"]
     out = (f"<p>{result['n']} samples, {html.escape(s['solver'])} with {s['steps']} steps "
            f"({s.get('nfe', '-')} NFE) at step {result['step']}; reference: {html.escape(result['reference'])}. "
-           "The floor is the same metric between two independent real samples of the same size.</p>"
-           "<table><tr><th>metric</th><th>value</th><th>noise floor</th><th>value / floor</th><th>better</th></tr>"
+           "The floor is the same metric between two independent real samples of the same size; a value at or "
+           "beyond it is within sampling noise, not better than data. Debiased distances (energy_u, mmd2_u) are 0 "
+           "for equal laws and carry a 95% interval.</p>"
+           "<table><tr><th>metric</th><th>value</th><th>noise floor</th><th>value / floor</th><th>better</th>"
+           "<th>95% interval / verdict</th></tr>"
            + "".join(rows) + "</table>")
     if "nll" in result:
         r = result["nll"]

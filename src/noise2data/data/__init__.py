@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from .arrays import load_array, load_conditions, load_labels, validate_samples
+from .mixture import GaussianMixture
 from .sources import image_dataset, is_generated, is_image_dataset, load_data, load_mixture, true_log_prob
 from .standardize import Standardizer
-from .toy import TOY_DATASETS, GaussianMixture, sample_toy
+from .toy import TOY_DATASETS, sample_toy
 
 __all__ = [
     "GaussianMixture", "Standardizer", "TOY_DATASETS", "image_dataset", "is_generated", "is_image_dataset",

@@ -17,7 +17,9 @@ from torch import Tensor
 
 from ..errors import UserError
 from .arrays import ARRAY_SUFFIXES, load_array
-from .toy import TOY_DATASETS, GaussianMixture, sample_toy
+from .mixture import GaussianMixture
+from .suite import SUITE, suite_log_prob
+from .toy import TOY_DATASETS, sample_toy
 
 
 def load_mixture(path: str | Path) -> GaussianMixture:
@@ -104,6 +106,8 @@ def true_log_prob(spec: str, x: Tensor) -> Tensor | None:
     """The exact data log-density of ``x`` where the law is known in closed form, else None."""
     if spec == "checkerboard":
         return checkerboard_log_prob(x)
+    if spec in SUITE:
+        return suite_log_prob(spec, x)
     if spec.startswith("gmm:"):
         return load_mixture(spec[4:]).log_prob(x)
     return None

@@ -13,11 +13,14 @@ from .compare import (
     evaluate_pair,
     format_results,
 )
+from .debiased import DEBIASED, energy_u, mmd2_u, with_interval
 from .distances import energy_distance, mmd, sliced_w2
 from .precision_recall import precision_recall
 from .wasserstein import w2_exact
 
 __all__ = [
-    "DEFAULT_METRICS", "SAMPLE_METRICS", "SPECS", "MetricResult", "check_metric_names", "combine", "compare",
+    "DEBIASED", "DEFAULT_METRICS", "SAMPLE_METRICS", "SPECS", "MetricResult", "check_metric_names", "combine",
+    "compare",
     "energy_distance", "evaluate_pair", "format_results", "mmd", "precision_recall", "sliced_w2", "w2_exact",
+    "energy_u", "mmd2_u", "with_interval",
 ]

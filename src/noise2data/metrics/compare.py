@@ -3,7 +3,10 @@
 A metric between a model's samples and real data means little alone: two independent real
 samples of the same size are not at distance zero. :func:`compare` therefore measures the same
 metric between the reference and a second, independent real sample of the same size (the floor)
-and reports both; ``ratio = value / floor`` near 1 means "as close as real data gets".
+and reports both; ``ratio = value / floor`` near 1 means "as close as real data gets". A value
+at or below its floor is "within sampling noise", never "better than data". The debiased distances
+(``energy_u``, ``mmd2_u``) are 0 in expectation for equal laws, so they rank models where W2
+saturates; they carry a 95 % interval, and an interval that holds 0 is "within sampling noise".
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from torch import Tensor
 
 from ..errors import UserError
+from .debiased import DEBIASED, with_interval
 from .distances import energy_distance, mmd, sliced_w2
 from .precision_recall import precision_recall
 from .samples import as_points
@@ -38,6 +42,8 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in (
     MetricSpec("energy", False, "energy distance 2E|X-Y| - E|X-X'| - E|Y-Y'|"),
     MetricSpec("precision", True, "fraction of samples on the real k-NN manifold (k=3)"),
     MetricSpec("recall", True, "fraction of real points on the samples' k-NN manifold (k=3)"),
+    MetricSpec("energy_u", False, "debiased energy distance (U-statistic, 0 for equal laws), with a 95% interval"),
+    MetricSpec("mmd2_u", False, "debiased MMD^2 (U-statistic, 0 for equal laws), with a 95% interval"),
 )}
 SAMPLE_METRICS = tuple(SPECS)
 DEFAULT_METRICS = ("w2", "mmd", "energy", "precision", "recall")
@@ -49,6 +55,7 @@ class MetricResult:
 
     Combined over R independent repeats (:func:`combine`), ``value`` and ``floor`` are means and
     ``value_sd``/``floor_sd`` their standard deviations: how much each moves from draw to draw.
+    Debiased distances also carry a 95 % interval ``[ci_low, ci_high]`` for ``value``.
     """
 
     name: str
@@ -59,16 +66,35 @@ class MetricResult:
     floor_sd: float | None = None
     value_sd: float | None = None
     repeats: int = 1
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+    @property
+    def debiased(self) -> bool:
+        return self.name in DEBIASED
 
     @property
     def ratio(self) -> float | None:
-        """value / floor for distances (1 is the best reachable); None without a floor."""
-        if self.floor is None or self.higher_is_better or self.floor <= 0:
+        """value / floor for biased distances (1 is the best reachable); None without a floor."""
+        if self.floor is None or self.higher_is_better or self.floor <= 0 or self.debiased:
             return None
         return self.value / self.floor
 
+    @property
+    def within_noise(self) -> bool | None:
+        """True when the value cannot be told from real data at this sample size.
+
+        Debiased distances: the interval holds 0. Others: the value is at or beyond its floor (the
+        same metric between two real samples); None when there is neither interval nor floor.
+        """
+        if self.debiased and self.ci_low is not None:
+            return self.ci_low <= 0.0
+        if self.floor is None:
+            return None
+        return self.value >= self.floor if self.higher_is_better else self.value <= self.floor
+
     def as_dict(self) -> dict:
-        return asdict(self) | {"ratio": self.ratio}
+        return asdict(self) | {"ratio": self.ratio, "within_noise": self.within_noise}
 
 
 def check_metric_names(names: Sequence[str], known: Sequence[str] = SAMPLE_METRICS) -> list[str]:
@@ -87,6 +113,7 @@ def evaluate_pair(x: Tensor | np.ndarray, y: Tensor | np.ndarray, names: Sequenc
     fns: dict[str, Callable[[], float]] = {
         "w2": lambda: w2_exact(x, y), "sw2": lambda: sliced_w2(x, y),
         "mmd": lambda: mmd(x, y), "energy": lambda: energy_distance(x, y),
+        **{name: (lambda fn=fn: fn(x, y)) for name, fn in DEBIASED.items()},
     }
     out: dict[str, float] = {}
     if {"precision", "recall"} & set(names):
@@ -115,7 +142,10 @@ def compare(
     """
     names = check_metric_names(metrics)
     n = len(as_points(samples))
-    values = evaluate_pair(samples, reference, names)
+    plain = [m for m in names if m not in DEBIASED]
+    values = evaluate_pair(samples, reference, plain)
+    intervals = {m: with_interval(samples, reference, m) for m in names if m in DEBIASED}
+    values |= {m: v[0] for m, v in intervals.items()}
     floors: dict[str, float] | None = None
     if floor_reference is not None:
         if len(floor_reference) != n:
@@ -123,7 +153,9 @@ def compare(
                             f"got {len(floor_reference)}")
         floors = evaluate_pair(floor_reference, reference, names)
     return {
-        name: MetricResult(name, values[name], floors[name] if floors else None, n, SPECS[name].higher_is_better)
+        name: MetricResult(name, values[name], floors[name] if floors else None, n, SPECS[name].higher_is_better,
+                           ci_low=intervals[name][1] if name in intervals else None,
+                           ci_high=intervals[name][2] if name in intervals else None)
         for name in names
     }
 
@@ -141,20 +173,38 @@ def combine(repeats: Sequence[dict[str, MetricResult]]) -> dict[str, MetricResul
     for name, first in repeats[0].items():
         vals = [r[name].value for r in repeats]
         floors = [r[name].floor for r in repeats if r[name].floor is not None]
-        out[name] = MetricResult(name, statistics.mean(vals), statistics.mean(floors) if floors else None, first.n,
+        mean = statistics.mean(vals)
+        lo = hi = None
+        if first.ci_low is not None:  # independent repeats: the mean's half-width shrinks by sqrt(R)
+            halves = [(r[name].ci_high - r[name].ci_low) / 2 for r in repeats]
+            half = (sum(h * h for h in halves) / len(halves)) ** 0.5 / len(halves) ** 0.5
+            lo, hi = mean - half, mean + half
+        out[name] = MetricResult(name, mean, statistics.mean(floors) if floors else None, first.n,
                                  first.higher_is_better, statistics.stdev(floors) if len(floors) > 1 else None,
-                                 statistics.stdev(vals),
-                                 len(repeats))
+                                 statistics.stdev(vals), len(repeats), lo, hi)
     return out
 
 
+def verdict(r: MetricResult) -> str:
+    """A few words on where a value stands against sampling noise."""
+    if r.within_noise is None:
+        return ""
+    if r.within_noise:
+        return "within sampling noise"
+    return "above noise (interval excludes 0)" if r.debiased else ""
+
+
 def format_results(results: dict[str, MetricResult]) -> str:
-    """A plain-text table: metric, value, floor, value/floor."""
-    lines = [f"{'metric':<10} {'value':>10} {'+- sd':>8} {'floor':>10} {'+- sd':>8} {'ratio':>7}  better"]
+    """A plain-text table: metric, value, floor, value/floor (or the debiased value's 95 % interval), verdict."""
+    lines = [f"{'metric':<10} {'value':>10} {'+- sd':>8} {'floor':>10} {'+- sd':>8} {'ratio':>7}  better  "
+             "interval / verdict"]
     for r in results.values():
         value_sd = f"{r.value_sd:8.4f}" if r.value_sd is not None else f"{'':>8}"
         floor = f"{value_sd} {r.floor:10.4f}" if r.floor is not None else f"{value_sd} {'-':>10}"
         floor += f" {r.floor_sd:8.4f}" if r.floor_sd is not None else f" {'':>8}"
         ratio = f"{r.ratio:6.2f}x" if r.ratio is not None else f"{'-':>7}"
-        lines.append(f"{r.name:<10} {r.value:10.4f} {floor} {ratio}  {'higher' if r.higher_is_better else 'lower'}")
+        note = f"[{r.ci_low:.4f}, {r.ci_high:.4f}] " if r.ci_low is not None else ""
+        note += verdict(r)
+        lines.append(f"{r.name:<10} {r.value:10.4f} {floor} {ratio}  {'higher' if r.higher_is_better else 'lower ':<6}"
+                     f"  {note}".rstrip())
     return "\n".join(lines)

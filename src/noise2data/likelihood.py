@@ -25,6 +25,7 @@ from .errors import UserError
 from .fields import CountingField, Field
 from .paths import GaussianPath
 from .samplers import ODE_SOLVERS, uniform_grid
+from .samplers.multistep import MULTISTEP_ORDERS
 
 DIVERGENCES = ("exact", "hutchinson")
 PROBES = ("rademacher", "gaussian")
@@ -110,8 +111,10 @@ def log_likelihood(
         steps: steps of a uniform grid from ``t_hi`` down to ``t_lo``.
         divergence: ``exact`` or ``hutchinson`` (with ``probe`` drawn from ``generator``).
     """
-    if solver not in ODE_SOLVERS:
-        raise UserError(f"unknown solver '{solver}': expected one of {', '.join(ODE_SOLVERS)}")
+    if solver not in ODE_SOLVERS or solver in MULTISTEP_ORDERS:
+        usable = [s for s in ODE_SOLVERS if s not in MULTISTEP_ORDERS]
+        raise UserError(f"solver '{solver}' cannot integrate the likelihood (the multistep solvers only sample, from "
+                        f"noise to data): expected one of {', '.join(usable)}")
     if divergence not in DIVERGENCES:
         raise UserError(f"unknown divergence '{divergence}': expected one of {', '.join(DIVERGENCES)}")
     if x.ndim < 2:

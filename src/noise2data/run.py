@@ -132,9 +132,9 @@ class Run:
                 out = euler_maruyama(sde_drift(field, g, path=self.path), x, ts, diffusion=g,
                                      generator=gen, trajectory=trajectory)
             elif solver == "dopri5":
-                out = ODE_SOLVERS[solver](field, x, ts, rtol=rtol, atol=atol, trajectory=trajectory)
+                out = ODE_SOLVERS[solver](field, x, ts, rtol=rtol, atol=atol, path=self.path, trajectory=trajectory)
             else:
-                out = ODE_SOLVERS[solver](field, x, ts, trajectory=trajectory)
+                out = ODE_SOLVERS[solver](field, x, ts, path=self.path, trajectory=trajectory)
             outs.append(out)
         x = self.standardizer.inverse(torch.cat([o.x for o in outs])).cpu()
         traj = None

@@ -41,7 +41,7 @@ def sample_molecules(run: Run, n: int, *, sizes: Tensor | None = None, solver: s
         m = mask[start:start + batch_size].to(run.device)
         x0 = sample_prior(m.cpu(), generator=gen).to(run.device)
         field = model_field(run.model, run.path, run.prediction, cond=m)
-        x = ODE_SOLVERS[solver](field, x0, ts).x.cpu()
+        x = ODE_SOLVERS[solver](field, x0, ts, path=run.path).x.cpu()
         if not torch.isfinite(x).all():
             raise UserError(f"sampling produced NaN/Inf ({solver}, {steps} steps): try more steps")
         out += decode(x, m.cpu())

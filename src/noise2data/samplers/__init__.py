@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .grids import GRIDS, edm_grid, make_grid, uniform_grid
+from .budget import STAGES, solver_steps_for_nfe
+from .grids import GRIDS, edm_grid, logsnr_grid, make_grid, uniform_grid
+from .multistep import dpmpp_2m, dpmpp_3m
 from .ode import (
     ODE_SOLVERS,
     ORDERS,
@@ -23,4 +25,5 @@ __all__ = [
     "GRIDS", "ODE_SOLVERS", "ORDERS", "TABLEAUX", "ButcherTableau", "SamplerOutput",
     "constant_diffusion", "dopri5", "edm_grid", "euler", "euler_maruyama", "heun", "integrate",
     "langevin", "make_grid", "midpoint", "rk4", "sde_drift", "steps_for_nfe", "uniform_grid",
+    "STAGES", "dpmpp_2m", "dpmpp_3m", "logsnr_grid", "solver_steps_for_nfe",
 ]

@@ -1,6 +1,8 @@
-"""Time grids for sampling: uniform in t, and EDM's rho-spacing in sigma_t / alpha_t."""
+"""Time grids for sampling: uniform in t, EDM's rho-spacing in sigma_t / alpha_t, and uniform in log-SNR."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -8,7 +10,7 @@ from torch import Tensor
 from ..errors import UserError
 from ..paths import GaussianPath
 
-GRIDS = ("uniform", "edm")
+GRIDS = ("uniform", "edm", "logsnr")
 
 
 def _check_steps(n_steps: int) -> None:
@@ -71,12 +73,39 @@ def edm_grid(
     return ts
 
 
+def logsnr_grid(
+    path: GaussianPath,
+    n_steps: int,
+    *,
+    sigma_max: float = 80.0,
+    sigma_min: float = 0.002,
+    t_start: float = 0.0,
+    t_end: float = 1.0,
+) -> Tensor:
+    """Times uniform in log(alpha_t / sigma_t) (the multistep solvers' natural variable; EDM's grid in
+    the limit rho -> infinity), between the same ends as :func:`edm_grid`; the first and last times
+    are ``t_start`` and ``t_end`` exactly. Returns float64 ``(S + 1,)``, increasing."""
+    base = uniform_grid(n_steps, t_start, t_end)
+    ends = path.noise_to_signal(torch.tensor([t_start, t_end], dtype=torch.float64))
+    smax = min(float(ends[0]), sigma_max)
+    smin = max(float(ends[1]), sigma_min)
+    if not smin < smax:
+        return base
+    i = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
+    sig = torch.exp(math.log(smax) + i * (math.log(smin) - math.log(smax)))
+    ts = time_from_noise_to_signal(path, sig)
+    ts[0], ts[-1] = t_start, t_end
+    return ts
+
+
 def make_grid(
     name: str, path: GaussianPath, n_steps: int, t_start: float = 0.0, t_end: float = 1.0
 ) -> Tensor:
-    """A grid by name: ``uniform`` or ``edm``."""
+    """A grid by name: ``uniform``, ``edm`` or ``logsnr``."""
     if name == "uniform":
         return uniform_grid(n_steps, t_start, t_end)
     if name == "edm":
         return edm_grid(path, n_steps, t_start=t_start, t_end=t_end)
+    if name == "logsnr":
+        return logsnr_grid(path, n_steps, t_start=t_start, t_end=t_end)
     raise UserError(f"unknown time grid '{name}': expected one of {', '.join(GRIDS)}")

@@ -1,6 +1,6 @@
 """ODE samplers: fixed-step explicit Runge-Kutta methods and adaptive Dormand-Prince.
 
-All share one signature, ``method(field, x, ts, *, generator=None, trajectory=False,
+All share one signature, ``method(field, x, ts, *, path=None, generator=None, trajectory=False,
 callback=None) -> SamplerOutput``, integrating dx/dt = field(x, t) from ``ts[0]`` to ``ts[-1]``
 (``x: (B, *D)``, ``ts: (S + 1,)``). The fixed-step methods are Butcher tableaux (data, not code),
 each with its declared order of convergence; the tests check that order on a known solution.
@@ -16,6 +16,8 @@ from torch import Tensor
 
 from ..errors import UserError, require
 from ..fields import CountingField, Field
+from ..paths import GaussianPath
+from .multistep import MULTISTEP_ORDERS, dpmpp_2m, dpmpp_3m
 from .output import Callback, SamplerOutput, check_grid, march
 
 
@@ -71,6 +73,7 @@ def integrate(
     ts: Tensor,
     *,
     method: str | ButcherTableau = "heun",
+    path: GaussianPath | None = None,
     generator: torch.Generator | None = None,
     trajectory: bool = False,
     callback: Callback | None = None,
@@ -82,6 +85,7 @@ def integrate(
         x: ``(B, *D)`` the state at ``ts[0]``.
         ts: ``(S + 1,)`` the grid (increasing from noise to data, or decreasing to go back).
         method: a name in ``TABLEAUX`` or a :class:`ButcherTableau`.
+        path: unused (the multistep solvers need it); accepted for the common sampler signature.
         generator: unused (ODEs are deterministic); accepted for the common sampler signature.
         trajectory: keep every state, ``(S + 1, B, *D)``; off by default so memory is O(1) in S.
         callback: called as ``callback(i, t_next, x_next)`` after step ``i``.
@@ -125,6 +129,7 @@ def dopri5(
     *,
     rtol: float = 1e-5,
     atol: float = 1e-5,
+    path: GaussianPath | None = None,
     generator: torch.Generator | None = None,
     trajectory: bool = False,
     callback: Callback | None = None,
@@ -161,14 +166,17 @@ ODE_SOLVERS: dict[str, Callable[..., SamplerOutput]] = {
     "heun": heun,
     "rk4": rk4,
     "dopri5": dopri5,
+    "dpm++2m": dpmpp_2m,
+    "dpm++3m": dpmpp_3m,
 }
-ORDERS: dict[str, int] = {name: tab.order for name, tab in TABLEAUX.items()} | {"dopri5": 5}
+ORDERS: dict[str, int] = {name: tab.order for name, tab in TABLEAUX.items()} | {"dopri5": 5} | MULTISTEP_ORDERS
 
 
 def steps_for_nfe(solver: str, nfe: int) -> int | None:
-    """The number of steps a fixed-step solver takes for a budget of ``nfe`` evaluations."""
-    stages = TABLEAUX[solver].stages
-    return nfe // stages if nfe % stages == 0 and nfe >= stages else None
+    """The number of steps a fixed-step solver takes for a budget of ``nfe`` evaluations (None: impossible)."""
+    from .budget import solver_steps_for_nfe
+
+    return solver_steps_for_nfe(solver, nfe, strict=False)
 
 
 __all__ = [

@@ -37,7 +37,7 @@ def sample_block(run, known: Tensor, mask: Tensor, *, solver: str, steps: int, g
     cond = make_condition(known, mask)
     x0 = run.path.sample_prior(known.shape, generator=generator, device=known.device)
     field = _field(run, cond, mask, guidance, interval)
-    out = ODE_SOLVERS[solver](field, x0, ts, trajectory=trajectory)
+    out = ODE_SOLVERS[solver](field, x0, ts, path=run.path, trajectory=trajectory)
     m = mask[:, :, None, None, None]
     x = torch.where(m, known, out.x)
     traj = torch.where(m[None], known[None], out.trajectory) if trajectory else None

@@ -1,0 +1,220 @@
+"""The study behind the vector defaults: training recipe and sampler at a fixed budget, on the suite.
+
+Phase ``train``: for every (set, recipe variant) train the MLP for ``--steps`` x ``--batch-size``
+(the issue's budget: 4000 x 512) and keep the EMA weights, the standardiser and the seconds it took
+under ``--dir`` (a finished cell is reused, so the phase can be stopped and restarted).
+Phase ``eval``: every model sampled at 8 NFE with the default sampler, every sampler (solver x grid)
+at NFE 4, 8, 16 on the baseline models; quality is the debiased energy distance with its 95 %
+interval, and exact W2 beside its real-vs-real floor, each the mean over ``--refs`` independent
+(samples, reference, floor sample) triples of ``--n`` points.
+Phase ``oracle``: the same samplers on the exact marginal field of the Gaussian-mixture sets
+(no network), separating what the ODE costs from what the model costs.
+
+    python benchmarks/recipe.py train --sets rings,gmm6,checkerboard
+    python benchmarks/recipe.py eval  --sets rings,gmm6,checkerboard
+    python benchmarks/recipe.py oracle
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from noise2data import __version__
+from noise2data.data import Standardizer, load_data
+from noise2data.fields import CountingField, model_field
+from noise2data.losses import TimeDistribution
+from noise2data.metrics import w2_exact, with_interval
+from noise2data.models import MLP, MLPConfig
+from noise2data.paths import make_path
+from noise2data.samplers import ODE_SOLVERS, make_grid, solver_steps_for_nfe
+from noise2data.training import TrainConfig, train
+
+BASE_MODEL = {"hidden": 256, "depth": 4, "time_embedding": "sinusoidal"}
+BASE_TRAIN = {"lr": 2e-3, "ema_decay": 0.999, "coupling": "independent", "time_dist": "uniform", "batch_size": 512}
+VARIANTS: dict[str, dict] = {  # one change each from the baseline (the defaults before this study)
+    "base": {},
+    "wide 512x4": {"hidden": 512},
+    "deep 256x8": {"depth": 8},
+    "fourier time": {"time_embedding": "fourier"},
+    "logit-normal t": {"time_dist": "logit_normal"},
+    "lr 1e-3": {"lr": 1e-3},
+    "lr 4e-3": {"lr": 4e-3},
+    "ema 0.9995": {"ema_decay": 0.9995},
+    "ema 0.99": {"ema_decay": 0.99},
+    "ot coupling": {"coupling": "ot"},
+}
+SAMPLERS = [("euler", "uniform"), ("midpoint", "uniform"), ("heun", "uniform"), ("rk4", "uniform"),
+            ("heun", "edm"), ("midpoint", "edm"), ("dpm++2m", "uniform"), ("dpm++2m", "logsnr"),
+            ("dpm++3m", "uniform")]
+NFES = (4, 8, 16)
+
+
+def slug(s: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in s)
+
+
+def cell_path(args: argparse.Namespace, name: str, variant: str) -> Path:
+    return Path(args.dir) / f"{name}__{slug(variant)}.pt"
+
+
+def build(name: str, variant: str, args: argparse.Namespace) -> tuple[MLP, TrainConfig, int]:
+    v = {**BASE_MODEL, **BASE_TRAIN, **VARIANTS[variant]}
+    dim = load_data(name, n=2).shape[1]
+    model = MLP(MLPConfig(data_shape=(dim,), hidden=v["hidden"], depth=v["depth"], time_embedding=v["time_embedding"]))
+    cfg = TrainConfig(steps=args.steps, batch_size=v["batch_size"], lr=v["lr"], ema_decay=v["ema_decay"],
+                      coupling=v["coupling"], time_dist=TimeDistribution(v["time_dist"]), device="cpu",
+                      seed=args.seed, log_every=args.steps, checkpoint_every=args.steps)
+    return model, cfg, dim
+
+
+def train_cell(name: str, variant: str, args: argparse.Namespace) -> dict:
+    out = cell_path(args, name, variant)
+    if out.exists():
+        return torch.load(out, weights_only=False)["info"]
+    torch.manual_seed(args.seed)
+    data = load_data(name, n=100_000, seed=args.seed)
+    stats = Standardizer.fit(data)
+    model, cfg, _ = build(name, variant, args)
+    start = time.perf_counter()
+    res = train(model, make_path("condot"), stats.forward(data), cfg, progress=False)
+    info = {"set": name, "variant": variant, "seconds": time.perf_counter() - start, "steps": args.steps,
+            "ms_per_step": 1000 / res.steps_per_sec, "final_loss": res.log[-1][1]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"ema": res.ema.state_dict(), "mean": stats.mean, "std": stats.std, "info": info}, out)
+    print(f"trained {name:<12} {variant:<16} {info['seconds']:6.1f} s  loss {info['final_loss']:.4f}", flush=True)
+    return info
+
+
+def load_cell(name: str, variant: str, args: argparse.Namespace):
+    blob = torch.load(cell_path(args, name, variant), weights_only=False)
+    model, _, dim = build(name, variant, args)
+    model.load_state_dict(blob["ema"])
+    stats = Standardizer(blob["mean"], blob["std"])
+    return model.eval(), stats, dim, blob["info"]
+
+
+def score(name: str, draw, args: argparse.Namespace) -> dict:
+    """Mean energy_u (with its interval) and W2 over R triples; ``draw(i)`` gives sample set i."""
+    eu, lo, hi, w2 = [], [], [], []
+    for i in range(args.refs):
+        ref = load_data(name, n=args.n, seed=1000 + i)
+        x = draw(i)
+        v, a, b = with_interval(x, ref, "energy_u", seed=i)
+        eu.append(v)
+        lo.append(v - a)
+        hi.append(b - v)
+        w2.append(w2_exact(x, ref))
+    half = math.sqrt(statistics.mean(h * h for h in hi) / len(hi))
+    return {"energy_u": statistics.mean(eu), "energy_u_half": half, "w2": statistics.mean(w2)}
+
+
+def floors(name: str, args: argparse.Namespace) -> dict:
+    return score(name, lambda i: load_data(name, n=args.n, seed=2000 + i), args)
+
+
+def sample_model(model, stats, dim, solver, grid, nfe, i, args, path):
+    steps = solver_steps_for_nfe(solver, nfe)
+    x0 = torch.randn(args.n, dim, generator=torch.Generator().manual_seed(4000 + i))
+    field = CountingField(model_field(model, path, "velocity"))
+    with torch.inference_mode():
+        x = ODE_SOLVERS[solver](field, x0, make_grid(grid, path, steps), path=path).x
+    assert field.nfe == nfe, (solver, nfe, field.nfe)
+    return stats.inverse(x)
+
+
+def run_eval(args: argparse.Namespace) -> dict:
+    path = make_path("condot")
+    out: dict = {}
+    for name in args.sets.split(","):
+        res = {"floor": floors(name, args), "recipes": {}, "samplers": {}}
+        fl = res["floor"]
+        print(f"\n{name}: floor energy_u {fl['energy_u']:+.4f} (+-{fl['energy_u_half']:.4f}), W2 {fl['w2']:.4f}")
+        for variant in VARIANTS:
+            if not cell_path(args, name, variant).exists():
+                continue
+            cell = load_cell(name, variant, args)
+            info = cell[3]
+            s = score(name, lambda i, c=cell: sample_model(*c[:3], args.solver, args.grid, 8, i, args, path), args)
+            res["recipes"][variant] = s | {"ms_per_step": info["ms_per_step"]}
+            print(f"  recipe {variant:<16} energy_u {s['energy_u']:+.4f} +-{s['energy_u_half']:.4f}  "
+                  f"W2 {s['w2']:.4f} ({s['w2'] / fl['w2']:.2f}x)  {info['ms_per_step']:.1f} ms/step", flush=True)
+        base = load_cell(name, "base", args)[:3]
+        for solver, grid in SAMPLERS:
+            for nfe in NFES:
+                if solver_steps_for_nfe(solver, nfe, strict=False) is None:
+                    continue
+                s = score(name, lambda i, k=(*base, solver, grid, nfe): sample_model(*k, i, args, path), args)
+                res["samplers"][f"{solver}/{grid}/{nfe}"] = s
+                print(f"  sampler {solver:>9}/{grid:<8} NFE {nfe:>2}: energy_u {s['energy_u']:+.4f} "
+                      f"+-{s['energy_u_half']:.4f}  W2 {s['w2']:.4f} ({s['w2'] / fl['w2']:.2f}x)", flush=True)
+        out[name] = res
+    return out
+
+
+def run_oracle(args: argparse.Namespace) -> dict:
+    from noise2data.data.suite import mixture_of
+    from noise2data.paths.oracle import MixtureOracle
+
+    path = make_path("condot")
+    out: dict = {}
+    for name in ("gmm6", "gmm10"):
+        field = MixtureOracle.from_mixture(mixture_of(name), path)
+        res = {"floor": floors(name, args), "samplers": {}}
+        print(f"\n{name} (exact field): floor energy_u {res['floor']['energy_u']:+.4f}, W2 {res['floor']['w2']:.4f}")
+        for solver, grid in SAMPLERS:
+            for nfe in NFES:
+                steps = solver_steps_for_nfe(solver, nfe, strict=False)
+                if steps is None:
+                    continue
+
+                def draw(i, solver=solver, grid=grid, steps=steps, field=field):
+                    g = torch.Generator().manual_seed(4000 + i)
+                    x0 = torch.randn(args.n, field.d, generator=g, dtype=torch.float64)
+                    return ODE_SOLVERS[solver](field, x0, make_grid(grid, path, steps), path=path).x.float()
+                s = score(name, draw, args)
+                res["samplers"][f"{solver}/{grid}/{nfe}"] = s
+                print(f"  {solver:>9}/{grid:<8} NFE {nfe:>2}: energy_u {s['energy_u']:+.4f} +-{s['energy_u_half']:.4f}"
+                      f"  W2 {s['w2']:.4f} ({s['w2'] / res['floor']['w2']:.2f}x)", flush=True)
+        out[name] = res
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("phase", choices=["train", "eval", "oracle"])
+    p.add_argument("--sets", default="rings,gmm6,checkerboard")
+    p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--refs", type=int, default=2)
+    p.add_argument("--solver", default="midpoint", help="the sampler every recipe is scored with (8 NFE)")
+    p.add_argument("--grid", default="uniform")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--dir", default="benchmarks/results/recipe")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    meta = {"noise2data": __version__, "torch": torch.__version__, "machine": platform.machine(), "args": vars(args)}
+    if args.phase == "train":
+        infos = [train_cell(name, v, args) for v in args.variants.split(",") for name in args.sets.split(",")]
+        result = {"meta": meta, "cells": infos}
+    elif args.phase == "eval":
+        result = {"meta": meta, "sets": run_eval(args)}
+    else:
+        result = {"meta": meta, "sets": run_oracle(args)}
+    out = Path(args.dir) / f"{args.phase}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -34,7 +34,8 @@ def test_train_writes_a_run(run_dir):
 
 @pytest.mark.parametrize("extra", [["--solver", "heun", "--steps", "4"], ["--solver", "dopri5"],
                                    ["--sde", "--diffusion", "0.5", "--steps", "20"],
-                                   ["--solver", "rk4", "--grid", "edm", "--steps", "3"]])
+                                   ["--solver", "rk4", "--grid", "edm", "--steps", "3"],
+                                   ["--solver", "dpm++2m", "--nfe", "8"], ["--solver", "dpm++3m", "--grid", "logsnr"]])
 def test_sample_writes_npy_in_data_units(run_dir, tmp_path, extra):
     out = tmp_path / "s.npy"
     assert main(["sample", str(run_dir), "--n", "300", "--out", str(out), "--device", "cpu", *extra]) == 0
@@ -48,6 +49,19 @@ def test_sample_plots(run_dir, tmp_path):
     assert main(["sample", str(run_dir), "--n", "200", "--out", str(tmp_path / "s.npy"), "--plot", str(png),
                  "--trajectory-plot", str(traj), "--device", "cpu"]) == 0
     assert png.read_bytes()[:4] == b"\x89PNG" and traj.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_nfe_sets_the_steps(run_dir, tmp_path, capsys):
+    """--nfe N spends exactly N evaluations, whatever the solver's stages."""
+    for solver in ("midpoint", "rk4", "dpm++2m", "euler"):
+        assert main(["sample", str(run_dir), "--n", "20", "--out", str(tmp_path / "s.npy"), "--solver", solver,
+                     "--nfe", "8", "--device", "cpu"]) == 0
+        assert ", 8 NFE" in capsys.readouterr().err
+    assert main(["eval", str(run_dir), "--n", "200", "--metrics", "energy_u", "--nfe", "4", "--json",
+                 "--out", str(tmp_path / "e.json"), "--device", "cpu"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["sampler"] == res["sampler"] | {"solver": "midpoint", "steps": 2, "nfe": 4}
+    assert {"ci_low", "ci_high", "within_noise"} <= set(res["metrics"]["energy_u"])
 
 
 def test_same_seed_same_samples(run_dir, tmp_path):
@@ -96,6 +110,12 @@ BAD = [
     (["sample", "{tmp}/none", "--out", "{tmp}/s.npy"], "run folder not found"),
     (["sample", "{run}", "--out", "{tmp}/s.npy", "--solver", "rk5"], "unknown solver 'rk5'"),
     (["sample", "{run}", "--out", "{tmp}/s.txt"], "writes .npy, .npz"),
+    (["sample", "{run}", "--out", "{tmp}/s.npy", "--solver", "heun", "--nfe", "7"], "multiple of 2"),
+    (["sample", "{run}", "--out", "{tmp}/s.npy", "--nfe", "8", "--steps", "4"], "give --steps or --nfe, not both"),
+    (["sample", "{run}", "--out", "{tmp}/s.npy", "--solver", "dopri5", "--nfe", "8"], "dopri5 chooses its own"),
+    (["eval", "{run}", "--solver", "rk4", "--nfe", "6"], "multiple of 4"),
+    (["report", "{run}", "--solver", "rk4", "--nfe", "6"], "multiple of 4"),
+    (["nll", "{run}", "--solver", "dpm++2m"], "cannot integrate the likelihood"),
     (["train", "--data", "moons", "--out", "{run}"], "already holds a run"),
     (["frobnicate"], "invalid choice"),
 ]

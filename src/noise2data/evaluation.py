@@ -99,7 +99,7 @@ def evaluate_run(
     *,
     n: int = 4000,
     metrics: Sequence[str] = ("w2", "mmd", "energy", "precision", "recall"),
-    solver: str = "heun",
+    solver: str = "midpoint",
     steps: int = 8,
     grid: str = "uniform",
     data: str | None = None,

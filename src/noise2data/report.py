@@ -27,7 +27,7 @@ from .metrics import check_metric_names, evaluate_pair
 from .modalities.base import ReportRequest, Section
 from .plotting import plot_quality_vs_nfe, plot_samples, plot_training_curves, plot_trajectories
 from .run import Run, load_run
-from .samplers import TABLEAUX, steps_for_nfe
+from .samplers import STAGES, solver_steps_for_nfe
 from .training.logger import read_log
 
 REPORT_FILE = "report.html"
@@ -69,11 +69,11 @@ def quality_vs_nfe(run: Run, *, n: int, metric: str, solvers: Sequence[str], nfe
     ref, floor_ref = real if real is not None else real_samples(run, n, seed=seed)[:2]
     curves: dict[str, list[tuple[int, float]]] = {}
     for solver in solvers:
-        if solver not in TABLEAUX:
-            raise UserError(f"quality-vs-NFE takes fixed-step solvers ({', '.join(TABLEAUX)}), got '{solver}'")
+        if solver not in STAGES:
+            raise UserError(f"quality-vs-NFE takes fixed-step solvers ({', '.join(STAGES)}), got '{solver}'")
         curves[solver] = []
         for nfe in nfes:
-            steps = steps_for_nfe(solver, nfe)
+            steps = solver_steps_for_nfe(solver, nfe, strict=False)
             if steps is not None:
                 x = run.sample(n, solver=solver, steps=steps, seed=seed).x
                 curves[solver].append((nfe, evaluate_pair(x, ref, [metric])[metric]))
@@ -117,7 +117,8 @@ def vector_report(run: Run, request: ReportRequest) -> list[Section]:
     """Metrics table, samples beside data, trajectories and quality against NFE of a dense-tensor run.
 
     The table is the run's ``eval.json`` when it is of the current step (from ``noise2data eval``),
-    else a fresh evaluation with ``request.n`` samples (heun, 8 steps; NLL up to 16 dimensions). The
+    else a fresh evaluation with ``request.n`` samples (``request.solver`` at ``request.nfe`` evaluations; NLL up
+    to 16 dimensions). The
     quality-vs-NFE curves use the table's sample size and, for a metric of the table, its floor.
     """
     d = math.prod(run.data_shape)
@@ -127,12 +128,13 @@ def vector_report(run: Run, request: ReportRequest) -> list[Section]:
         result, source = stored, f"from {EVAL_FILE}"
     else:  # none, or one made at another step: it would not describe these weights
         metrics = ["w2", "mmd", "energy", "precision", "recall"] + (["nll"] if d <= 16 else [])
-        result = evaluate_run(run, n=request.n, metrics=metrics, seed=request.seed, nll_n=min(request.n, 1000))
+        result = evaluate_run(run, n=request.n, metrics=metrics, seed=request.seed, nll_n=min(request.n, 1000),
+                              solver=request.solver, steps=solver_steps_for_nfe(request.solver, request.nfe))
         source = "computed for this report"
     n = int(result["n"])
     ref, floor_ref, _ = real_samples(run, n, seed=request.seed)
     sample = run.sample(n, solver=result["sampler"]["solver"], steps=result["sampler"]["steps"], seed=request.seed)
-    traj = run.sample(min(n, 300), solver="heun", steps=32, seed=request.seed + 1, trajectory=True)
+    traj = run.sample(min(n, 300), solver="midpoint", steps=32, seed=request.seed + 1, trajectory=True)
     table_floor = result["metrics"].get(request.metric, {}).get("floor")
     curves, floor = quality_vs_nfe(run, n=n, metric=request.metric, solvers=request.solvers, nfes=request.nfes,
                                    seed=request.seed, real=(ref, floor_ref), floor=table_floor)

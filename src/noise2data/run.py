@@ -85,7 +85,7 @@ class Run:
         self,
         n: int,
         *,
-        solver: str = "heun",
+        solver: str = "midpoint",
         steps: int = 8,
         grid: str = "uniform",
         sde: bool = False,

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from ..errors import UserError
+from ..samplers.budget import solver_steps_for_nfe
+from ..samplers.grids import GRIDS
+
 
 def positive_int(s: str) -> int:
     """An argparse type: an integer >= 1."""
@@ -31,14 +35,34 @@ def add_run_options(p: argparse.ArgumentParser, *, step: bool = True) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
 
 
+DEFAULT_SOLVER = "midpoint"  # benchmarks/recipe.py: half Heun's error at equal NFE (README, "Choosing a sampler")
+DEFAULT_STEPS = 8
+
+
 def add_solver_options(p: argparse.ArgumentParser, *, sde: bool = False) -> None:
-    """ODE solver, steps and time grid (and the SDE alternative), as ``sample`` and ``eval`` take them."""
-    p.add_argument("--solver", default="heun", help="euler, midpoint, heun, rk4, dopri5 (default heun)")
-    p.add_argument("--steps", type=positive_int, default=8, help="solver steps (default 8)")
-    p.add_argument("--grid", default="uniform", choices=["uniform", "edm"], help="time grid (default uniform)")
+    """ODE solver, steps or evaluation budget, and time grid (and the SDE alternative), as ``sample`` and
+    ``eval`` take them; :func:`solver_steps` turns them into the solver's steps."""
+    p.add_argument("--solver", default=DEFAULT_SOLVER, help="euler, midpoint, heun, rk4 (Runge-Kutta), dpm++2m, "
+                   f"dpm++3m (multistep, one evaluation per step), dopri5 (adaptive) (default {DEFAULT_SOLVER})")
+    p.add_argument("--steps", type=positive_int, help=f"solver steps (default {DEFAULT_STEPS})")
+    p.add_argument("--nfe", type=positive_int, help="a budget of network evaluations instead of --steps: the "
+                   "solver's steps are chosen to spend exactly this many (midpoint/heun 2 per step, rk4 4)")
+    p.add_argument("--grid", default="uniform", choices=list(GRIDS), help="time grid: uniform in t, EDM's rho=7 "
+                   "spacing, or uniform in log-SNR (default uniform)")
     if sde:
         p.add_argument("--sde", action="store_true", help="Euler-Maruyama on the SDE extension instead of an ODE")
         p.add_argument("--diffusion", type=float, default=0.5, help="SDE diffusion coefficient g (default 0.5)")
+
+
+def solver_steps(args: argparse.Namespace) -> int:
+    """The solver's steps from ``--steps`` or ``--nfe`` (not both)."""
+    if args.nfe is not None and args.steps is not None:
+        raise UserError(f"give --steps or --nfe, not both (got --steps {args.steps} --nfe {args.nfe})")
+    if args.nfe is not None:
+        if getattr(args, "sde", False):
+            raise UserError("--nfe sets an ODE solver's steps; with --sde give --steps (one evaluation each)")
+        return solver_steps_for_nfe(args.solver, args.nfe)
+    return args.steps if args.steps is not None else DEFAULT_STEPS
 
 
 def add_seed(p: argparse.ArgumentParser) -> None:

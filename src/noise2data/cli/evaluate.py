@@ -8,7 +8,17 @@ import sys
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_guidance, add_output_format, add_run_options, add_seed, add_solver_options, positive_int
+from ..samplers.budget import solver_steps_for_nfe
+from .common import (
+    DEFAULT_SOLVER,
+    add_guidance,
+    add_output_format,
+    add_run_options,
+    add_seed,
+    add_solver_options,
+    positive_int,
+    solver_steps,
+)
 from .extra import add_modality_options, modality_extra
 
 
@@ -51,7 +61,12 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--n", type=positive_int, default=2000, help="samples per measurement (default 2000; vectors: "
                     "the size of RUN/eval.json when it is current)")
     rp.add_argument("--metric", default="w2", help="vectors: metric of the quality-vs-NFE plot (default w2)")
-    rp.add_argument("--solvers", default="euler,midpoint,heun", help="vectors: solvers of the quality-vs-NFE plot")
+    rp.add_argument("--solvers", default="euler,midpoint,heun,dpm++2m", help="vectors: solvers of the quality-vs-NFE "
+                    "plot (default euler,midpoint,heun,dpm++2m)")
+    rp.add_argument("--solver", default=DEFAULT_SOLVER, help="vectors: the sampler of the metrics table when "
+                    f"RUN/eval.json is not of the current step (default {DEFAULT_SOLVER})")
+    rp.add_argument("--nfe", type=positive_int, default=16, help="vectors: that sampler's budget of network "
+                    "evaluations (default 16)")
     rp.add_argument("--features", help="images: feature extractor for the FID/KID/class-accuracy table")
     add_guidance(rp, default=2.0, what="; images: the guided row of the class grids and the FID table")
     add_seed(rp)
@@ -73,7 +88,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     run = load_run(args.run, device=args.device, step=args.step)
     metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
-    request = EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=args.solver, steps=args.steps,
+    request = EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=args.solver,
+                          steps=solver_steps(args),
                           grid=args.grid,
                           data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features,
                           guidance=args.guidance, extra=modality_extra(args, run.modality, "eval"))
@@ -113,7 +129,9 @@ def _report(args: argparse.Namespace) -> int:
     from ..modalities import ReportRequest
     from ..report import build_report
 
+    solver_steps_for_nfe(args.solver, args.nfe)  # refuse an impossible budget before any work
     request = ReportRequest(n=args.n, metric=args.metric, solvers=tuple(args.solvers.split(",")), seed=args.seed,
+                            solver=args.solver, nfe=args.nfe,
                             features=args.features, guidance=args.guidance)
     out = build_report(args.run, request, out=args.out, device=args.device)
     print(f"wrote {out}", file=sys.stderr)

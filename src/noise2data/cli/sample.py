@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..errors import UserError
-from .common import add_guidance, add_run_options, add_seed, add_solver_options, positive_int
+from .common import add_guidance, add_run_options, add_seed, add_solver_options, positive_int, solver_steps
 from .extra import add_modality_options, modality_extra
 
 
@@ -61,7 +61,7 @@ def sample_command(args: argparse.Namespace) -> int:
         except ValueError:
             raise UserError(f"--condition takes numbers y1,y2,...; got {args.condition!r}") from None
     request = SampleRequest(
-        n=args.n, out=Path(args.out), solver=args.solver, steps=args.steps, grid=args.grid, sde=args.sde,
+        n=args.n, out=Path(args.out), solver=args.solver, steps=solver_steps(args), grid=args.grid, sde=args.sde,
         diffusion=args.diffusion, seed=args.seed, batch_size=args.batch_size, label=args.label, condition=condition,
         guidance=args.guidance, guidance_interval=_pair(args.guidance_interval, "--guidance-interval", "0.2,0.8"),
         grid_per_class=args.grid_per_class, raw=args.raw, plot=args.plot, trajectory_plot=args.trajectory_plot,

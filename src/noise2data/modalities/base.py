@@ -65,7 +65,7 @@ class SampleRequest:
 
     n: int
     out: Path
-    solver: str = "heun"
+    solver: str = "midpoint"
     steps: int = 8
     grid: str = "uniform"
     sde: bool = False
@@ -90,7 +90,7 @@ class EvalRequest:
 
     n: int = 4000
     metrics: tuple[str, ...] | None = None
-    solver: str = "heun"
+    solver: str = "midpoint"
     steps: int = 8
     grid: str = "uniform"
     data: str | None = None
@@ -107,8 +107,10 @@ class ReportRequest:
 
     n: int = 2000
     metric: str = "w2"
-    solvers: tuple[str, ...] = ("euler", "midpoint", "heun")
+    solvers: tuple[str, ...] = ("euler", "midpoint", "heun", "dpm++2m")
     nfes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)
+    solver: str = "midpoint"  # the sampler of a table computed for the report (no current eval.json)
+    nfe: int = 16
     seed: int = 0
     features: str | None = None
     guidance: float = 2.0

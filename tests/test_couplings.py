@@ -30,3 +30,42 @@ def test_ot_permutes_and_shortens(shape, gen):
     assert get_coupling("independent")(x0, x1) is x0
     with pytest.raises(UserError, match="unknown coupling"):
         get_coupling("sinkhorn")
+
+
+def test_blocked_ot_is_a_near_optimal_permutation(gen):
+    from noise2data.couplings import block_assignment
+
+    x1 = torch.cat([torch.randn(256, 2, generator=gen) * 0.3 + 2, torch.randn(256, 2, generator=gen) * 0.3 - 2])
+    x0 = torch.randn(512, 2, generator=gen)
+    perm = block_assignment(x0, x1, block=128)
+    assert sorted(perm.tolist()) == list(range(512))
+    exact, blocked, indep = _cost(minibatch_ot(x0, x1), x1), _cost(x0[perm], x1), _cost(x0, x1)
+    assert exact <= blocked + 1e-6 and blocked < 1.15 * exact < indep
+    assert torch.equal(block_assignment(x0, x1, block=128), perm)  # deterministic: resume stays exact
+    small = torch.randn(100, 2, generator=gen)
+    torch.testing.assert_close(get_coupling("ot-blocks")(small, x1[:100]), minibatch_ot(small, x1[:100]))
+
+
+@pytest.mark.parametrize("name", ["ot", "ot-blocks"])
+def test_ot_never_pairs_across_classes(name, gen):
+    """Within-class OT: each class's data rows get as many noise rows as it has, and the pairing is
+    the optimal one inside the class (checked by brute force on a tiny batch)."""
+    labels = torch.tensor([0, 1, 0, 1, 1, 2, 0])
+    x1 = torch.randn(7, 2, generator=gen) + 3 * labels[:, None].float()
+    x0 = torch.randn(7, 2, generator=gen)
+    y = get_coupling(name)(x0, x1, labels)
+    rows = [sorted(x0.tolist()).index(v) for v in sorted(y.tolist())]
+    assert len(set(rows)) == 7  # still a permutation of the noise
+    from noise2data.couplings import _within_groups
+
+    perm = _within_groups(ot_assignment, x0, x1, labels)
+    start = 0
+    for g in (0, 1, 2):
+        idx = (labels == g).nonzero().squeeze(1)
+        mine = perm[idx]
+        assert set(mine.tolist()) == set(range(start, start + len(idx)))  # the class's own share of noise
+        best = min(_cost(x0[list(p)], x1[idx]) for p in itertools.permutations(range(start, start + len(idx))))
+        assert abs(_cost(x0[mine], x1[idx]) - best) < 1e-5
+        start += len(idx)
+    with pytest.raises(UserError, match="vector conditions are not grouped"):
+        get_coupling(name)(x0, x1, torch.randn(7, 3))

@@ -74,7 +74,8 @@ def training_step_loss(
         x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
     else:
         x0 = noise(x1, cond, generator)
-    sample = path.sample(x1, t, get_coupling(config.coupling)(x0, x1))
+    labels = cond if cond is not None and cond.ndim == 1 and not cond.is_floating_point() else None
+    sample = path.sample(x1, t, get_coupling(config.coupling)(x0, x1, labels))  # OT pairs within a class
     if part is not None:
         sample = sample.rows(*part)
         cond = cond[part[0]:part[1]] if cond is not None else None

@@ -22,10 +22,10 @@ install: $(STAMP)
 demo: $(STAMP)
 	rm -rf runs/demo
 	$(BIN)/noise2data train --data moons --steps 3000 --out runs/demo
-	$(BIN)/noise2data sample runs/demo --n 4000 --solver heun --steps 8 --out runs/demo/samples.npy --plot runs/demo/samples.png --trajectory-plot runs/demo/trajectories.png
+	$(BIN)/noise2data sample runs/demo --n 4000 --nfe 8 --out runs/demo/samples.npy --plot runs/demo/samples.png --trajectory-plot runs/demo/trajectories.png
 	$(BIN)/noise2data sample runs/demo --n 4000 --sde --diffusion 0.5 --steps 100 --out runs/demo/samples_sde.npy --plot runs/demo/samples_sde.png
 	$(BIN)/noise2data plot-path --data moons --out runs/demo/path.png
-	$(BIN)/noise2data eval runs/demo --n 4000 --solver heun --steps 8 --metrics w2,mmd,energy,precision,recall,nll
+	$(BIN)/noise2data eval runs/demo --n 2000 --nfe 8 --metrics w2,energy_u,mmd,precision,recall,nll
 	$(BIN)/noise2data report runs/demo
 	@echo "demo: plots in runs/demo/*.png, metrics in runs/demo/eval.json, everything in runs/demo/report.html"
 

@@ -9,10 +9,14 @@ interval, and exact W2 beside its real-vs-real floor, each the mean over ``--ref
 (samples, reference, floor sample) triples of ``--n`` points.
 Phase ``oracle``: the same samplers on the exact marginal field of the Gaussian-mixture sets
 (no network), separating what the ODE costs from what the model costs.
+Phase ``suite``: noise2data with its defaults (``noise2data train --data SET --steps 4000``, sampled
+with ``--nfe 8``) on every set of the suite, then each peer of ``recipe_peers.py`` trained for the
+same wall-clock seconds, one after another, same threads, scored the same way.
 
     python benchmarks/recipe.py train --sets rings,gmm6,checkerboard
     python benchmarks/recipe.py eval  --sets rings,gmm6,checkerboard
     python benchmarks/recipe.py oracle
+    benchmarks/.peers-venv/bin/python benchmarks/recipe.py suite --n 4000   # needs setup_peers.sh
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ VARIANTS: dict[str, dict] = {  # one change each from the baseline (the defaults
     "ema 0.9995": {"ema_decay": 0.9995},
     "ema 0.99": {"ema_decay": 0.99},
     "ot coupling": {"coupling": "ot"},
+    "ot-blocks coupling": {"coupling": "ot-blocks"},
 }
 SAMPLERS = [("euler", "uniform"), ("midpoint", "uniform"), ("heun", "uniform"), ("rk4", "uniform"),
             ("heun", "edm"), ("midpoint", "edm"), ("dpm++2m", "uniform"), ("dpm++2m", "logsnr"),
@@ -137,7 +142,7 @@ def run_eval(args: argparse.Namespace) -> dict:
         res = {"floor": floors(name, args), "recipes": {}, "samplers": {}}
         fl = res["floor"]
         print(f"\n{name}: floor energy_u {fl['energy_u']:+.4f} (+-{fl['energy_u_half']:.4f}), W2 {fl['w2']:.4f}")
-        for variant in VARIANTS:
+        for variant in VARIANTS if args.only != "samplers" else ():
             if not cell_path(args, name, variant).exists():
                 continue
             cell = load_cell(name, variant, args)
@@ -147,7 +152,7 @@ def run_eval(args: argparse.Namespace) -> dict:
             print(f"  recipe {variant:<16} energy_u {s['energy_u']:+.4f} +-{s['energy_u_half']:.4f}  "
                   f"W2 {s['w2']:.4f} ({s['w2'] / fl['w2']:.2f}x)  {info['ms_per_step']:.1f} ms/step", flush=True)
         base = load_cell(name, "base", args)[:3]
-        for solver, grid in SAMPLERS:
+        for solver, grid in SAMPLERS if args.only != "recipes" else ():
             for nfe in NFES:
                 if solver_steps_for_nfe(solver, nfe, strict=False) is None:
                     continue
@@ -187,10 +192,73 @@ def run_oracle(args: argparse.Namespace) -> dict:
     return out
 
 
+SUITE_SETS = "rings,wave,holes,student,gmm6,gmm10,checkerboard,moons,circles,8gaussians,spirals"
+
+
+def run_suite(args: argparse.Namespace, meta: dict) -> dict:
+    """noise2data's defaults against the peers at equal wall clock, on every set; JSON after each set."""
+    from noise2data.cli import main as cli
+    from noise2data.run import load_run
+    from recipe_peers import PEERS
+
+    out_file = Path(args.dir) / "suite.json"
+    done = json.loads(out_file.read_text())["sets"] if out_file.exists() and args.resume else {}
+    for name in args.sets.split(","):
+        if name in done:
+            continue
+        run_dir = Path(args.dir) / "suite_runs" / name
+        if run_dir.exists():
+            import shutil
+
+            shutil.rmtree(run_dir)
+        start = time.perf_counter()
+        cli(["train", "--data", name, "--out", str(run_dir), "--steps", str(args.steps), "--no-progress",
+             "--device", "cpu", "--seed", str(args.seed)])
+        seconds = time.perf_counter() - start
+        run = load_run(run_dir, device="cpu")
+        row = {"floor": floors(name, args), "seconds": seconds, "methods": {}}
+        dim = run.data_shape[0]
+
+        def ours(i: int, run=run) -> torch.Tensor:
+            steps = solver_steps_for_nfe(args.solver, 8)
+            out = run.sample(args.n, solver=args.solver, steps=steps, seed=4000 + i)
+            assert out.nfe == 8
+            return out.x
+
+        row["methods"]["noise2data"] = score(name, ours, args) | {"steps": args.steps, "seconds": seconds}
+        data = load_data(name, n=100_000, seed=args.seed)
+        stats = Standardizer.fit(data)
+        for peer, fit in PEERS.items():
+            sample, info = fit(stats.forward(data), seconds, args.seed)
+
+            def theirs(i: int, sample=sample, dim=dim, stats=stats, peer=peer) -> torch.Tensor:
+                x0 = torch.randn(args.n, dim, generator=torch.Generator().manual_seed(4000 + i))
+                x, nfe = sample(x0)
+                assert nfe == 8, (peer, nfe)
+                return stats.inverse(x)
+
+            row["methods"][peer] = score(name, theirs, args) | info
+        done[name] = row
+        print_suite_row(name, row)
+        out_file.write_text(json.dumps({"meta": meta, "sets": done}, indent=2))
+    return done
+
+
+def print_suite_row(name: str, row: dict) -> None:
+    fl = row["floor"]
+    print(f"\n{name}: {row['seconds']:.0f} s each; floor energy_u {fl['energy_u']:+.4f} +-{fl['energy_u_half']:.4f}, "
+          f"W2 {fl['w2']:.4f}")
+    for method, r in row["methods"].items():
+        print(f"  {method:<16} {r['steps']:>6} steps  energy_u {r['energy_u']:+.4f} +-{r['energy_u_half']:.4f}  "
+              f"W2 {r['w2']:.4f} ({r['w2'] / fl['w2']:.2f}x floor)", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("phase", choices=["train", "eval", "oracle"])
-    p.add_argument("--sets", default="rings,gmm6,checkerboard")
+    p.add_argument("phase", choices=["train", "eval", "oracle", "suite"])
+    p.add_argument("--sets", help="comma-separated sets (default: rings,gmm6,checkerboard; suite: all of the suite)")
+    p.add_argument("--only", choices=["recipes", "samplers"], help="eval: score only the recipes or only the samplers")
+    p.add_argument("--resume", action="store_true", help="suite: keep the sets already in suite.json")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--n", type=int, default=2000)
@@ -201,6 +269,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dir", default="benchmarks/results/recipe")
     args = p.parse_args()
+    args.sets = args.sets or (SUITE_SETS if args.phase == "suite" else "rings,gmm6,checkerboard")
     torch.set_num_threads(args.threads)
     meta = {"noise2data": __version__, "torch": torch.__version__, "machine": platform.machine(), "args": vars(args)}
     if args.phase == "train":
@@ -208,9 +277,11 @@ def main() -> None:
         result = {"meta": meta, "cells": infos}
     elif args.phase == "eval":
         result = {"meta": meta, "sets": run_eval(args)}
-    else:
+    elif args.phase == "oracle":
         result = {"meta": meta, "sets": run_oracle(args)}
-    out = Path(args.dir) / f"{args.phase}.json"
+    else:
+        result = {"meta": meta, "sets": run_suite(args, meta)}
+    out = Path(args.dir) / f"{args.phase}{'_' + args.only if args.only else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"\nwrote {out}")

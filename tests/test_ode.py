@@ -124,3 +124,21 @@ def test_edm_grid_follows_rho_spacing(path):
     i = torch.arange(1, 10, dtype=torch.float64) / 10
     expected = (smax ** (1 / 7) + i * (smin ** (1 / 7) - smax ** (1 / 7))) ** 7
     torch.testing.assert_close(sig, expected, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("schedule", ["condot", "cosine"])
+def test_midpoint_beats_heun_at_equal_evaluations(schedule, gen):
+    """Why midpoint is the default sampler: with the exact field (no model error), at 4, 8 and 16 evaluations
+    the midpoint rule lands closer to the exact ODE solution than Heun's trapezoid. Along a trajectory the
+    field's change in time dominates, and for quadrature the midpoint rule's error constant (1/24) is half
+    the trapezoid's (1/12)."""
+    from noise2data.paths import make_path
+
+    path = make_path(schedule)
+    orc = two_blob_mixture(path)
+    x0 = orc.sample_t(500, 0.0, gen)
+    exact = ODE_SOLVERS["dopri5"](orc.velocity, x0, uniform_grid(1), rtol=1e-10, atol=1e-10).x
+    for nfe in (4, 8, 16):
+        err = {s: (ODE_SOLVERS[s](orc.velocity, x0, uniform_grid(nfe // 2)).x - exact).norm(dim=1).mean()
+               for s in ("midpoint", "heun")}
+        assert err["midpoint"] < 0.8 * err["heun"], (nfe, err)

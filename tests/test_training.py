@@ -52,13 +52,16 @@ def test_ema_update_formula():
         torch.testing.assert_close(p_a, 0.9 * p_0 + 0.1 * p_b)
 
 
-def test_resume_is_bit_identical(tmp_path, monkeypatch):
-    """Interrupt a run after step 25, resume from its step-20 checkpoint: same weights as straight through."""
+@pytest.mark.parametrize("coupling", ["independent", "ot-blocks"])
+def test_resume_is_bit_identical(tmp_path, monkeypatch, coupling):
+    """Interrupt a run after step 25, resume from its step-20 checkpoint: same weights as straight through
+    (with the blocked OT coupling too, at a batch it splits into blocks)."""
     import noise2data.training.loop as loop
 
     path = make_path("condot")
+    kw = {} if coupling == "independent" else {"coupling": coupling, "batch_size": 300}
     m1, data, stats = _setup()
-    train(m1, path, data, _cfg(steps=40), run_dir=tmp_path / "a", standardizer=stats, progress=False)
+    train(m1, path, data, _cfg(steps=40, **kw), run_dir=tmp_path / "a", standardizer=stats, progress=False)
 
     m2, data, stats = _setup()
     calls = {"n": 0}
@@ -72,10 +75,10 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop, "training_step_loss", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        train(m2, path, data, _cfg(steps=40), run_dir=tmp_path / "b", standardizer=stats, progress=False)
+        train(m2, path, data, _cfg(steps=40, **kw), run_dir=tmp_path / "b", standardizer=stats, progress=False)
     monkeypatch.setattr(loop, "training_step_loss", real)
     m3, _, _ = _setup(seed=123)  # a differently initialised model: resume must overwrite it all
-    res = train(m3, path, data, _cfg(steps=40), run_dir=tmp_path / "b", standardizer=stats, resume=True,
+    res = train(m3, path, data, _cfg(steps=40, **kw), run_dir=tmp_path / "b", standardizer=stats, resume=True,
                 progress=False)
     for (k, v1), v3 in zip(m1.state_dict().items(), m3.state_dict().values(), strict=True):
         assert torch.equal(v1, v3), k

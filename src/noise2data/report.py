@@ -127,7 +127,7 @@ def vector_report(run: Run, request: ReportRequest) -> list[Section]:
     if stored is not None and stored.get("step") == run.step and stored.get("metrics"):
         result, source = stored, f"from {EVAL_FILE}"
     else:  # none, or one made at another step: it would not describe these weights
-        metrics = ["w2", "mmd", "energy", "precision", "recall"] + (["nll"] if d <= 16 else [])
+        metrics = list(run.modality.default_metrics) + (["nll"] if d <= 16 else [])
         result = evaluate_run(run, n=request.n, metrics=metrics, seed=request.seed, nll_n=min(request.n, 1000),
                               solver=request.solver, steps=solver_steps_for_nfe(request.solver, request.nfe))
         source = "computed for this report"

@@ -31,7 +31,8 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--n", type=positive_int, help="samples and real points (default: the kind of data's, "
                    + ", ".join(f"{m.name} {m.eval_n}" for m in all_modalities()) + ")")
     defaults = "; ".join(f"{m.name}: {','.join(m.default_metrics)}" for m in all_modalities())
-    e.add_argument("--metrics", help="comma-separated: w2, sw2, mmd, energy, precision, recall, nll, fid, kid "
+    e.add_argument("--metrics", help="comma-separated: w2, sw2, mmd, energy, energy_u, mmd2_u (debiased, with a 95%% "
+                   "interval), precision, recall, nll, fid, kid "
                    f"(default: the kind of data's own; {defaults})")
     add_solver_options(e)
     e.add_argument("--data", help="real data to compare with (default: the run's own; name a held-out file)")

@@ -3,8 +3,8 @@
 Loader: :func:`noise2data.data.load_data` (toy names, ``gmm:FILE.json``, .npy/.npz/.pt/.csv),
 standardised per feature. Prior: N(0, I). Condition: class labels (``--labels``) or vectors
 (``--cond-file``). Model: the residual MLP. Samples: .npy/.npz in data units; plots are
-scatters (2-D) or histograms. Metrics: W2, MMD, energy, precision, recall (and NLL) beside
-their floors. Report: samples beside data, trajectories, quality against NFE.
+scatters (2-D) or histograms. Metrics: W2, the debiased energy distance with its 95% interval,
+MMD, precision, recall (and NLL) beside their floors. Report: samples beside data, trajectories, quality against NFE.
 """
 
 from __future__ import annotations
@@ -23,10 +23,11 @@ IMAGE_ONLY = ("resize", "pad", "hflip", "stream")
 
 class Vectors(TensorModality):
     name = "vectors"
-    data_help = ("a toy name (checkerboard, moons, circles, 8gaussians, spirals), gmm:FILE.json, or an array file "
-                 "(.npy, .npz, .pt, .csv) of shape (N, *D)")
+    data_help = ("a toy name (checkerboard, moons, circles, 8gaussians, spirals; the suite: rings, wave, holes, "
+                 "student, gmm6, gmm10), gmm:FILE.json, or an array file (.npy, .npz, .pt, .csv) of shape (N, *D)")
     models = ("mlp", "unet", "dit")  # an (N, C, H, W) array file fits the image networks too
-    defaults: dict = {}  # the CLI's generic defaults are the vector ones (benchmarks/toy2d.py)
+    defaults: dict = {}  # the CLI's generic defaults are the vector ones (benchmarks/recipe.py)
+    default_metrics = ("w2", "energy_u", "mmd", "precision", "recall")
 
     def matches(self, spec: str) -> bool:
         return True  # toy names, gmm: files and array files; anything else gets the loader's error

@@ -9,6 +9,8 @@ interval, and exact W2 beside its real-vs-real floor, each the mean over ``--ref
 (samples, reference, floor sample) triples of ``--n`` points.
 Phase ``oracle``: the same samplers on the exact marginal field of the Gaussian-mixture sets
 (no network), separating what the ODE costs from what the model costs.
+Phase ``cost``: milliseconds per training step of each coupling (independent, exact OT, OT in blocks)
+at batch 512, alone on the machine, and the transport cost of each coupling against the exact optimum.
 Phase ``suite``: noise2data with its defaults (``noise2data train --data SET --steps 4000``, sampled
 with ``--nfe 8``) on every set of the suite, then each peer of ``recipe_peers.py`` trained for the
 same wall-clock seconds, one after another, same threads, scored the same way.
@@ -16,6 +18,7 @@ same wall-clock seconds, one after another, same threads, scored the same way.
     python benchmarks/recipe.py train --sets rings,gmm6,checkerboard
     python benchmarks/recipe.py eval  --sets rings,gmm6,checkerboard
     python benchmarks/recipe.py oracle
+    python benchmarks/recipe.py cost
     benchmarks/.peers-venv/bin/python benchmarks/recipe.py suite --n 4000   # needs setup_peers.sh
 """
 
@@ -192,6 +195,38 @@ def run_oracle(args: argparse.Namespace) -> dict:
     return out
 
 
+def run_cost(args: argparse.Namespace) -> dict:
+    """ms/step of 300 training steps per coupling, and the blocked coupling's transport cost against exact OT."""
+    from noise2data.couplings import block_assignment, ot_assignment
+
+    out: dict = {}
+    for name in args.sets.split(","):
+        data = load_data(name, n=100_000, seed=args.seed)
+        z = Standardizer.fit(data).forward(data)
+        row: dict = {}
+        for coupling in ("independent", "ot", "ot-blocks"):
+            model = MLP(MLPConfig(data_shape=(z.shape[1],)))
+            cfg = TrainConfig(steps=300, batch_size=512, coupling=coupling, device="cpu", log_every=300,
+                              checkpoint_every=300, seed=args.seed)
+            res = train(model, make_path("condot"), z, cfg, progress=False)
+            row[coupling] = {"ms_per_step": 1000 / res.steps_per_sec}
+        g = torch.Generator().manual_seed(args.seed)
+        gaps = []
+        for _ in range(20):
+            x1 = z[torch.randint(0, len(z), (512,), generator=g)]
+            x0 = torch.randn(x1.shape, generator=g)
+            exact = (x0[ot_assignment(x0, x1)] - x1).pow(2).sum()
+            gaps.append(float((x0[block_assignment(x0, x1)] - x1).pow(2).sum() / exact))
+        row["ot-blocks"]["cost_over_exact"] = statistics.mean(gaps)
+        base = row["independent"]["ms_per_step"]
+        print(f"{name:<12} ms/step: independent {base:.1f}, ot {row['ot']['ms_per_step']:.1f} "
+              f"({row['ot']['ms_per_step'] / base:.2f}x), ot-blocks {row['ot-blocks']['ms_per_step']:.1f} "
+              f"({row['ot-blocks']['ms_per_step'] / base:.2f}x); blocked transport cost "
+              f"{row['ot-blocks']['cost_over_exact']:.3f}x the exact optimum", flush=True)
+        out[name] = row
+    return out
+
+
 SUITE_SETS = "rings,wave,holes,student,gmm6,gmm10,checkerboard,moons,circles,8gaussians,spirals"
 
 
@@ -200,6 +235,7 @@ def run_suite(args: argparse.Namespace, meta: dict) -> dict:
     from noise2data.cli import main as cli
     from noise2data.run import load_run
     from recipe_peers import PEERS
+
 
     out_file = Path(args.dir) / "suite.json"
     done = json.loads(out_file.read_text())["sets"] if out_file.exists() and args.resume else {}
@@ -213,7 +249,7 @@ def run_suite(args: argparse.Namespace, meta: dict) -> dict:
             shutil.rmtree(run_dir)
         start = time.perf_counter()
         cli(["train", "--data", name, "--out", str(run_dir), "--steps", str(args.steps), "--no-progress",
-             "--device", "cpu", "--seed", str(args.seed)])
+             "--device", "cpu", "--seed", str(args.seed), *args.train_args.split()])
         seconds = time.perf_counter() - start
         run = load_run(run_dir, device="cpu")
         row = {"floor": floors(name, args), "seconds": seconds, "methods": {}}
@@ -228,7 +264,7 @@ def run_suite(args: argparse.Namespace, meta: dict) -> dict:
         row["methods"]["noise2data"] = score(name, ours, args) | {"steps": args.steps, "seconds": seconds}
         data = load_data(name, n=100_000, seed=args.seed)
         stats = Standardizer.fit(data)
-        for peer, fit in PEERS.items():
+        for peer, fit in PEERS.items() if not args.no_peers else ():
             sample, info = fit(stats.forward(data), seconds, args.seed)
 
             def theirs(i: int, sample=sample, dim=dim, stats=stats, peer=peer) -> torch.Tensor:
@@ -253,11 +289,35 @@ def print_suite_row(name: str, row: dict) -> None:
               f"W2 {r['w2']:.4f} ({r['w2'] / fl['w2']:.2f}x floor)", flush=True)
 
 
+def summarise_suite(sets: dict) -> None:
+    """The issue's targets per set, read strictly: W2 within 1.2x of its floor, and W2 at least 20% below the
+    best peer's (with the excess over the floor beside it); energy_u says whether the samples can be told
+    from data at all at this size (its 95% interval holds 0)."""
+    print(f"\n{'set':<13}{'n2d W2/floor':>13}{'best peer (W2)':>17}{'peer W2/floor':>14}{'W2 ours/peer':>13}"
+          f"{'excess ours/peer':>17}  {'n2d energy_u [95%]':<26}targets")
+    for name, row in sets.items():
+        fl = row["floor"]
+        ours = row["methods"]["noise2data"]
+        peers = {k: v for k, v in row["methods"].items() if k != "noise2data"}
+        best = min(peers, key=lambda k: peers[k]["w2"])
+        r_ours, r_peer = ours["w2"] / fl["w2"], peers[best]["w2"] / fl["w2"]
+        vs = ours["w2"] / peers[best]["w2"]
+        excess = (ours["w2"] - fl["w2"]) / max(peers[best]["w2"] - fl["w2"], 1e-12)
+        lo, hi = ours["energy_u"] - ours["energy_u_half"], ours["energy_u"] + ours["energy_u_half"]
+        verdict = ("floor met" if r_ours <= 1.2 else "floor MISSED") + ", " + (
+            "20% better met" if vs <= 0.8 else "20% better MISSED")
+        print(f"{name:<13}{r_ours:>12.2f}x{best:>17}{r_peer:>13.2f}x{vs:>13.2f}{excess:>17.2f}  "
+              f"{ours['energy_u']:+.4f} [{lo:+.4f}, {hi:+.4f}]  {verdict}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("phase", choices=["train", "eval", "oracle", "suite"])
+    p.add_argument("phase", choices=["train", "eval", "oracle", "cost", "suite"])
     p.add_argument("--sets", help="comma-separated sets (default: rings,gmm6,checkerboard; suite: all of the suite)")
     p.add_argument("--only", choices=["recipes", "samplers"], help="eval: score only the recipes or only the samplers")
+    p.add_argument("--train-args", default="", help="suite: extra flags for noise2data's train, e.g. '--coupling ot'")
+    p.add_argument("--no-peers", action="store_true", help="suite: noise2data only")
+    p.add_argument("--show", nargs="+", help="print the tables of suite.json files written earlier, and stop")
     p.add_argument("--resume", action="store_true", help="suite: keep the sets already in suite.json")
     p.add_argument("--variants", default=",".join(VARIANTS))
     p.add_argument("--steps", type=int, default=4000)
@@ -269,6 +329,12 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--dir", default="benchmarks/results/recipe")
     args = p.parse_args()
+    if args.show:
+        sets = {k: v for f in args.show for k, v in json.loads(Path(f).read_text())["sets"].items()}
+        for name, row in sets.items():
+            print_suite_row(name, row)
+        summarise_suite(sets)
+        return
     args.sets = args.sets or (SUITE_SETS if args.phase == "suite" else "rings,gmm6,checkerboard")
     torch.set_num_threads(args.threads)
     meta = {"noise2data": __version__, "torch": torch.__version__, "machine": platform.machine(), "args": vars(args)}
@@ -279,6 +345,8 @@ def main() -> None:
         result = {"meta": meta, "sets": run_eval(args)}
     elif args.phase == "oracle":
         result = {"meta": meta, "sets": run_oracle(args)}
+    elif args.phase == "cost":
+        result = {"meta": meta, "sets": run_cost(args)}
     else:
         result = {"meta": meta, "sets": run_suite(args, meta)}
     out = Path(args.dir) / f"{args.phase}{'_' + args.only if args.only else ''}.json"

@@ -51,6 +51,16 @@ def test_sample_plots(run_dir, tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG" and traj.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_default_coupling_follows_the_dimension(run_dir, tmp_path, capsys):
+    """--coupling auto (the default): OT in blocks for 2-D points, independent in 6-D; config.json keeps
+    what was used, so a resume trains the same problem."""
+    assert json.loads((run_dir / "config.json").read_text())["cli"]["coupling"] == "ot-blocks"
+    out = tmp_path / "g6"
+    assert main(["train", "--data", "gmm6", "--out", str(out), *FAST[:-2], "--steps", "2", "--device", "cpu"]) == 0
+    assert "independent coupling" in capsys.readouterr().err
+    assert json.loads((out / "config.json").read_text())["train"]["coupling"] == "independent"
+
+
 def test_nfe_sets_the_steps(run_dir, tmp_path, capsys):
     """--nfe N spends exactly N evaluations, whatever the solver's stages."""
     for solver in ("midpoint", "rk4", "dpm++2m", "euler"):

@@ -166,6 +166,10 @@ class Modality:
         """Models this modality brings (name -> (module class, config class)) beyond the shared ones."""
         return {}
 
+    def default_coupling(self, shape: tuple[int, ...]) -> str:
+        """The coupling ``--coupling auto`` (the default) trains with, for samples of ``shape``."""
+        return "independent"
+
     def check_model(self, model: str) -> None:
         if model not in self.models:
             raise UserError(f"--model {model} does not fit {self.name} data: use {' or '.join(self.models)}")

@@ -111,10 +111,12 @@ def log_likelihood(
         steps: steps of a uniform grid from ``t_hi`` down to ``t_lo``.
         divergence: ``exact`` or ``hutchinson`` (with ``probe`` drawn from ``generator``).
     """
-    if solver not in ODE_SOLVERS or solver in MULTISTEP_ORDERS:
-        usable = [s for s in ODE_SOLVERS if s not in MULTISTEP_ORDERS]
+    usable = [s for s in ODE_SOLVERS if s not in MULTISTEP_ORDERS]
+    if solver not in ODE_SOLVERS:
+        raise UserError(f"unknown solver '{solver}': expected one of {', '.join(usable)}")
+    if solver in MULTISTEP_ORDERS:
         raise UserError(f"solver '{solver}' cannot integrate the likelihood (the multistep solvers only sample, from "
-                        f"noise to data): expected one of {', '.join(usable)}")
+                        f"noise to data): use one of {', '.join(usable)}")
     if divergence not in DIVERGENCES:
         raise UserError(f"unknown divergence '{divergence}': expected one of {', '.join(DIVERGENCES)}")
     if x.ndim < 2:

@@ -142,7 +142,7 @@ def run_eval(args: argparse.Namespace) -> dict:
     path = make_path("condot")
     out: dict = {}
     for name in args.sets.split(","):
-        res = {"floor": floors(name, args), "recipes": {}, "samplers": {}}
+        res: dict = {"floor": floors(name, args), "recipes": {}, "samplers": {}}
         fl = res["floor"]
         print(f"\n{name}: floor energy_u {fl['energy_u']:+.4f} (+-{fl['energy_u_half']:.4f}), W2 {fl['w2']:.4f}")
         for variant in VARIANTS if args.only != "samplers" else ():
@@ -154,17 +154,26 @@ def run_eval(args: argparse.Namespace) -> dict:
             res["recipes"][variant] = s | {"ms_per_step": info["ms_per_step"]}
             print(f"  recipe {variant:<16} energy_u {s['energy_u']:+.4f} +-{s['energy_u_half']:.4f}  "
                   f"W2 {s['w2']:.4f} ({s['w2'] / fl['w2']:.2f}x)  {info['ms_per_step']:.1f} ms/step", flush=True)
-        base = load_cell(name, "base", args)[:3]
-        for solver, grid in SAMPLERS if args.only != "recipes" else ():
-            for nfe in NFES:
-                if solver_steps_for_nfe(solver, nfe, strict=False) is None:
-                    continue
-                s = score(name, lambda i, k=(*base, solver, grid, nfe): sample_model(*k, i, args, path), args)
-                res["samplers"][f"{solver}/{grid}/{nfe}"] = s
-                print(f"  sampler {solver:>9}/{grid:<8} NFE {nfe:>2}: energy_u {s['energy_u']:+.4f} "
-                      f"+-{s['energy_u_half']:.4f}  W2 {s['w2']:.4f} ({s['w2'] / fl['w2']:.2f}x)", flush=True)
+        if args.only != "recipes":
+            base = load_cell(name, "base", args)[:3]
+            res["samplers"] = sweep_samplers(
+                name, lambda solver, grid, nfe, i, b=base: sample_model(*b, solver, grid, nfe, i, args, path), fl, args)
         out[name] = res
     return out
+
+
+def sweep_samplers(name: str, draw, floor: dict, args: argparse.Namespace) -> dict:  # noqa: ANN001
+    """Every sampler of ``SAMPLERS`` at every NFE of ``NFES`` it can spend; ``draw(solver, grid, nfe, i)``."""
+    rows = {}
+    for solver, grid in SAMPLERS:
+        for nfe in NFES:
+            if solver_steps_for_nfe(solver, nfe, strict=False) is None:
+                continue
+            s = score(name, lambda i, k=(solver, grid, nfe): draw(*k, i), args)
+            rows[f"{solver}/{grid}/{nfe}"] = s
+            print(f"  {solver:>9}/{grid:<8} NFE {nfe:>2}: energy_u {s['energy_u']:+.4f} +-{s['energy_u_half']:.4f}"
+                  f"  W2 {s['w2']:.4f} ({s['w2'] / floor['w2']:.2f}x)", flush=True)
+    return rows
 
 
 def run_oracle(args: argparse.Namespace) -> dict:
@@ -177,20 +186,14 @@ def run_oracle(args: argparse.Namespace) -> dict:
         field = MixtureOracle.from_mixture(mixture_of(name), path)
         res = {"floor": floors(name, args), "samplers": {}}
         print(f"\n{name} (exact field): floor energy_u {res['floor']['energy_u']:+.4f}, W2 {res['floor']['w2']:.4f}")
-        for solver, grid in SAMPLERS:
-            for nfe in NFES:
-                steps = solver_steps_for_nfe(solver, nfe, strict=False)
-                if steps is None:
-                    continue
 
-                def draw(i, solver=solver, grid=grid, steps=steps, field=field):
-                    g = torch.Generator().manual_seed(4000 + i)
-                    x0 = torch.randn(args.n, field.d, generator=g, dtype=torch.float64)
-                    return ODE_SOLVERS[solver](field, x0, make_grid(grid, path, steps), path=path).x.float()
-                s = score(name, draw, args)
-                res["samplers"][f"{solver}/{grid}/{nfe}"] = s
-                print(f"  {solver:>9}/{grid:<8} NFE {nfe:>2}: energy_u {s['energy_u']:+.4f} +-{s['energy_u_half']:.4f}"
-                      f"  W2 {s['w2']:.4f} ({s['w2'] / res['floor']['w2']:.2f}x)", flush=True)
+        def draw(solver: str, grid: str, nfe: int, i: int, field=field) -> torch.Tensor:
+            g = torch.Generator().manual_seed(4000 + i)
+            x0 = torch.randn(args.n, field.d, generator=g, dtype=torch.float64)
+            steps = solver_steps_for_nfe(solver, nfe)
+            return ODE_SOLVERS[solver](field, x0, make_grid(grid, path, steps), path=path).x.float()
+
+        res["samplers"] = sweep_samplers(name, draw, res["floor"], args)
         out[name] = res
     return out
 

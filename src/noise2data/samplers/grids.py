@@ -39,6 +39,22 @@ def time_from_noise_to_signal(path: GaussianPath, ratio: Tensor, iters: int = 80
     return 0.5 * (lo + hi)
 
 
+def _ratio_grid(path: GaussianPath, n_steps: int, spacing, sigma_max: float, sigma_min: float,  # noqa: ANN001
+                t_start: float, t_end: float) -> Tensor:
+    """Times whose noise-to-signal ratios are ``spacing(smax, smin, u)`` at ``u = i / S``, between the path's
+    ratios at the ends clipped to ``[sigma_min, sigma_max]``; the first and last times are the ends exactly."""
+    base = uniform_grid(n_steps, t_start, t_end)
+    ends = path.noise_to_signal(torch.tensor([t_start, t_end], dtype=torch.float64))
+    smax = min(float(ends[0]), sigma_max)
+    smin = max(float(ends[1]), sigma_min)
+    if not smin < smax:
+        return base
+    u = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
+    ts = time_from_noise_to_signal(path, spacing(smax, smin, u))
+    ts[0], ts[-1] = t_start, t_end
+    return ts
+
+
 def edm_grid(
     path: GaussianPath,
     n_steps: int,
@@ -58,19 +74,13 @@ def edm_grid(
     ``t_end`` exactly, so the last step goes from sigma_min to the end. Returns float64
     ``(S + 1,)``, increasing.
     """
-    base = uniform_grid(n_steps, t_start, t_end)
     if not rho > 0:
         raise UserError(f"rho must be > 0, got {rho}")
-    ends = path.noise_to_signal(torch.tensor([t_start, t_end], dtype=torch.float64))
-    smax = min(float(ends[0]), sigma_max)
-    smin = max(float(ends[1]), sigma_min)
-    if not smin < smax:
-        return base
-    i = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
-    sig = (smax ** (1 / rho) + i * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
-    ts = time_from_noise_to_signal(path, sig)
-    ts[0], ts[-1] = t_start, t_end
-    return ts
+
+    def spacing(smax: float, smin: float, u: Tensor) -> Tensor:
+        return (smax ** (1 / rho) + u * (smin ** (1 / rho) - smax ** (1 / rho))) ** rho
+
+    return _ratio_grid(path, n_steps, spacing, sigma_max, sigma_min, t_start, t_end)
 
 
 def logsnr_grid(
@@ -85,17 +95,11 @@ def logsnr_grid(
     """Times uniform in log(alpha_t / sigma_t) (the multistep solvers' natural variable; EDM's grid in
     the limit rho -> infinity), between the same ends as :func:`edm_grid`; the first and last times
     are ``t_start`` and ``t_end`` exactly. Returns float64 ``(S + 1,)``, increasing."""
-    base = uniform_grid(n_steps, t_start, t_end)
-    ends = path.noise_to_signal(torch.tensor([t_start, t_end], dtype=torch.float64))
-    smax = min(float(ends[0]), sigma_max)
-    smin = max(float(ends[1]), sigma_min)
-    if not smin < smax:
-        return base
-    i = torch.arange(n_steps + 1, dtype=torch.float64) / n_steps
-    sig = torch.exp(math.log(smax) + i * (math.log(smin) - math.log(smax)))
-    ts = time_from_noise_to_signal(path, sig)
-    ts[0], ts[-1] = t_start, t_end
-    return ts
+
+    def spacing(smax: float, smin: float, u: Tensor) -> Tensor:
+        return torch.exp(math.log(smax) + u * (math.log(smin) - math.log(smax)))
+
+    return _ratio_grid(path, n_steps, spacing, sigma_max, sigma_min, t_start, t_end)
 
 
 def make_grid(

@@ -27,8 +27,8 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
-from .distances import MMD_SCALES, median_distance
-from .samples import as_pair, pairwise_distances
+from .distances import MMD_SCALES, euclidean, mean_kernel, median_distance, rbf_kernel
+from .samples import as_pair
 
 # two-sided 95 % Student t quantiles by degrees of freedom (K - 1 for K blocks)
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
@@ -36,7 +36,9 @@ T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8:
 
 
 def _t95(dof: int) -> float:
-    return T95.get(dof) or T95[max(k for k in T95 if k <= dof)] if dof >= 1 else math.inf
+    if dof < 1:
+        return math.inf
+    return T95[max(k for k in T95 if k <= dof)]  # the tabulated dof at or below: a slightly wider interval
 
 
 def _mean_within(p: Tensor, kernel: Callable[[Tensor], Tensor]) -> float:
@@ -44,17 +46,9 @@ def _mean_within(p: Tensor, kernel: Callable[[Tensor], Tensor]) -> float:
     n = len(p)
     if n < 2:
         raise UserError("a debiased distance needs at least 2 points in each sample")
-    total = sum(float(kernel(d2).sum()) for _, _, d2 in pairwise_distances(p, p, squared=True))
+    total = mean_kernel(p, p, kernel) * n * n
     diag = float(kernel(torch.zeros(1, dtype=p.dtype))) * n  # the i == j terms, all at distance 0
     return (total - diag) / (n * (n - 1))
-
-
-def _mean_between(p: Tensor, q: Tensor, kernel: Callable[[Tensor], Tensor]) -> float:
-    return sum(float(kernel(d2).sum()) for _, _, d2 in pairwise_distances(p, q, squared=True)) / (len(p) * len(q))
-
-
-def _distance(d2: Tensor) -> Tensor:
-    return d2.clamp_min(0).sqrt()
 
 
 def energy_u(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> float:
@@ -63,17 +57,7 @@ def energy_u(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> float:
     Can be slightly negative (sampling noise). Has the units of a distance.
     """
     a, b = as_pair(x, y)
-    return 2 * _mean_between(a, b, _distance) - _mean_within(a, _distance) - _mean_within(b, _distance)
-
-
-def rbf_kernel(bandwidth: float, scales: tuple[float, ...] = MMD_SCALES) -> Callable[[Tensor], Tensor]:
-    """k(d^2) = mean_s exp(-d^2 / (2 (s h)^2)) over ``scales`` s, base bandwidth h."""
-    gammas = [1.0 / (2.0 * (s * bandwidth) ** 2) for s in scales]
-
-    def k(d2: Tensor) -> Tensor:
-        return sum(torch.exp(-g * d2) for g in gammas) / len(gammas)
-
-    return k
+    return 2 * mean_kernel(a, b, euclidean) - _mean_within(a, euclidean) - _mean_within(b, euclidean)
 
 
 def mmd2_u(x: Tensor | np.ndarray, y: Tensor | np.ndarray, *, scales: tuple[float, ...] = MMD_SCALES,
@@ -85,7 +69,7 @@ def mmd2_u(x: Tensor | np.ndarray, y: Tensor | np.ndarray, *, scales: tuple[floa
     """
     a, b = as_pair(x, y)
     k = rbf_kernel(bandwidth if bandwidth is not None else median_distance(b), scales)
-    return _mean_within(a, k) + _mean_within(b, k) - 2 * _mean_between(a, b, k)
+    return _mean_within(a, k) + _mean_within(b, k) - 2 * mean_kernel(a, b, k)
 
 
 DEBIASED: dict[str, Callable[..., float]] = {"energy_u": energy_u, "mmd2_u": mmd2_u}

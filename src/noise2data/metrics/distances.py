@@ -66,6 +66,26 @@ def median_distance(y: Tensor, max_points: int = 2000) -> float:
     return med if med > 0 else 1.0
 
 
+def rbf_kernel(bandwidth: float, scales: tuple[float, ...] = MMD_SCALES):  # noqa: ANN201 - a kernel of d^2
+    """k(d^2) = mean_s exp(-d^2 / (2 (s h)^2)) over ``scales`` s, base bandwidth h."""
+    gammas = [1.0 / (2.0 * (s * bandwidth) ** 2) for s in scales]
+
+    def k(d2: Tensor) -> Tensor:
+        return sum(torch.exp(-g * d2) for g in gammas) / len(gammas)
+
+    return k
+
+
+def euclidean(d2: Tensor) -> Tensor:
+    """The distance from its square, as a kernel of d^2 (energy distances)."""
+    return d2.clamp_min(0).sqrt()
+
+
+def mean_kernel(p: Tensor, q: Tensor, kernel) -> float:  # noqa: ANN001 - a function of d^2
+    """Mean of ``kernel(|p_i - q_j|^2)`` over all pairs (i, j), in blocks."""
+    return sum(float(kernel(d2).sum()) for _, _, d2 in pairwise_distances(p, q, squared=True)) / (len(p) * len(q))
+
+
 def mmd(x: Tensor | np.ndarray, y: Tensor | np.ndarray, *, scales: tuple[float, ...] = MMD_SCALES,
         bandwidth: float | None = None) -> float:
     """Maximum mean discrepancy with a sum of RBF kernels, ``sqrt`` of the V-statistic.
@@ -75,24 +95,12 @@ def mmd(x: Tensor | np.ndarray, y: Tensor | np.ndarray, *, scales: tuple[float, 
     reference makes a model's value and the noise floor (real vs real) use the same kernel.
     """
     a, b = as_pair(x, y)
-    h = bandwidth if bandwidth is not None else median_distance(b)
-    gammas = [1.0 / (2.0 * (s * h) ** 2) for s in scales]
-
-    def mean_kernel(p: Tensor, q: Tensor) -> float:
-        total = 0.0
-        for _, _, d2 in pairwise_distances(p, q, squared=True):
-            total += sum(float(torch.exp(-g * d2).sum()) for g in gammas)
-        return total / (len(gammas) * len(p) * len(q))
-
-    val = mean_kernel(a, a) + mean_kernel(b, b) - 2 * mean_kernel(a, b)
+    k = rbf_kernel(bandwidth if bandwidth is not None else median_distance(b), scales)
+    val = mean_kernel(a, a, k) + mean_kernel(b, b, k) - 2 * mean_kernel(a, b, k)
     return math.sqrt(max(val, 0.0))
 
 
 def energy_distance(x: Tensor | np.ndarray, y: Tensor | np.ndarray) -> float:
     """Energy distance 2 E|X - Y| - E|X - X'| - E|Y - Y'| (V-statistic; zero iff the laws agree)."""
     a, b = as_pair(x, y)
-
-    def mean_dist(p: Tensor, q: Tensor) -> float:
-        return sum(float(d.sum()) for _, _, d in pairwise_distances(p, q)) / (len(p) * len(q))
-
-    return max(2 * mean_dist(a, b) - mean_dist(a, a) - mean_dist(b, b), 0.0)
+    return max(2 * mean_kernel(a, b, euclidean) - mean_kernel(a, a, euclidean) - mean_kernel(b, b, euclidean), 0.0)

@@ -9,8 +9,11 @@ with the budgets it can.
 from __future__ import annotations
 
 from ..errors import UserError
+from .multistep import MULTISTEP_ORDERS
+from .ode import TABLEAUX
 
-STAGES: dict[str, int] = {"euler": 1, "midpoint": 2, "heun": 2, "rk4": 4, "dpm++2m": 1, "dpm++3m": 1}
+# evaluations per step: a tableau's stages; the multistep solvers reuse earlier evaluations (1 each)
+STAGES: dict[str, int] = {name: tab.stages for name, tab in TABLEAUX.items()} | dict.fromkeys(MULTISTEP_ORDERS, 1)
 
 
 def solver_steps_for_nfe(solver: str, nfe: int, *, strict: bool = True) -> int | None:

@@ -21,6 +21,7 @@ from .errors import UserError
 from .metrics import SAMPLE_METRICS, MetricResult, check_metric_names, combine, compare, format_results
 from .run import Run
 from .training.checkpoint import write_json_atomic
+from .training.config import prediction_of
 
 EVAL_METRICS = (*SAMPLE_METRICS, "nll", "fid", "kid")
 EVAL_FILE = "eval.json"
@@ -225,7 +226,7 @@ def periodic_evaluator(out: Path, opts: dict, stats: Standardizer) -> Callable[[
     real: dict = {}  # the same real samples, and so one floor, at every evaluation: read them once
 
     def evaluate(ema: torch.nn.Module, step: int) -> dict[str, float]:
-        run = Run(run_dir=out, config=cfg, model=ema, path=path, prediction=opts["objective"],
+        run = Run(run_dir=out, config=cfg, model=ema, path=path, prediction=prediction_of(opts["objective"]),
                   standardizer=stats, step=step, device=next(ema.parameters()).device)
         if not real:
             ref, floor_ref, _ = real_samples(run, opts["eval_n"])

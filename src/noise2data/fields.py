@@ -1,7 +1,9 @@
 """Vector fields: the one signature every sampler integrates.
 
 A field is any callable ``field(x, t) -> Tensor`` with ``x: (B, *D)``, ``t: (B,)`` returning
-``(B, *D)``. A trained network becomes a field through :func:`model_field`, which converts the
+``(B, *D)``. A field of a jump model (MeanFlow) also takes ``r=`` (``(B,)``, the end of a jump) and
+returns the average velocity over [t, r]; without ``r`` it is the instantaneous velocity.
+A trained network becomes a field through :func:`model_field`, which converts the
 network's prediction (velocity, noise, data or score) to the kind a sampler asks for. Conditions
 are bound here (``cond``), so no sampler knows about them; guidance wraps a field and returns one.
 """
@@ -13,6 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .errors import UserError
 from .paths import GaussianPath, check_prediction
 
 Field = Callable[[Tensor, Tensor], Tensor]
@@ -38,7 +41,11 @@ def model_field(
     check_prediction(prediction)
     check_prediction(kind)
 
-    def field(x: Tensor, t: Tensor) -> Tensor:
+    def field(x: Tensor, t: Tensor, r: Tensor | None = None) -> Tensor:
+        if r is not None:  # a jump: the average velocity over [t, r] (MeanFlow models predict velocities)
+            if prediction != "velocity" or kind != "velocity":
+                raise UserError("jumps over [t, r] are average velocities: only a velocity field takes r")
+            return model(x, t, cond, r)
         out = model(x, t, cond)
         return path.convert(out, x, t, prediction, kind)
 
@@ -61,6 +68,6 @@ class CountingField:
         self.field = field
         self.nfe = 0
 
-    def __call__(self, x: Tensor, t: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, t: Tensor, **kwargs: Tensor) -> Tensor:
         self.nfe += 1
-        return self.field(x, t)
+        return self.field(x, t, **kwargs)

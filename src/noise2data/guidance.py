@@ -48,9 +48,9 @@ def classifier_free_guidance(conditional: Field, unconditional: Field, scale: fl
     """
     interval = check_interval(interval)
 
-    def guided(x: Tensor, t: Tensor) -> Tensor:
-        c = conditional(x, t)
-        return c if scale == 1.0 else guide(c, unconditional(x, t), t, scale, interval)
+    def guided(x: Tensor, t: Tensor, **kwargs: Tensor) -> Tensor:
+        c = conditional(x, t, **kwargs)
+        return c if scale == 1.0 else guide(c, unconditional(x, t, **kwargs), t, scale, interval)
 
     return guided
 
@@ -74,8 +74,8 @@ def guided_model_field(model: nn.Module, path: GaussianPath, prediction: str, la
     both = model_field(model, path, prediction, cond=torch.cat([labels, null_condition(labels, num_classes)]),
                        kind=kind)
 
-    def guided(x: Tensor, t: Tensor) -> Tensor:
-        out = both(torch.cat([x, x]), torch.cat([t, t]))
+    def guided(x: Tensor, t: Tensor, r: Tensor | None = None) -> Tensor:
+        out = both(torch.cat([x, x]), torch.cat([t, t]), r=torch.cat([r, r]) if r is not None else None)
         return guide(out[: len(x)], out[len(x):], t, scale, interval)
 
     return guided

@@ -20,7 +20,7 @@ from .errors import UserError
 from .paths import GaussianPath, PathSample, check_prediction
 
 
-def _per_sample_mse(err: Tensor, weight: Tensor | None = None) -> Tensor:
+def per_sample_mse(err: Tensor, weight: Tensor | None = None) -> Tensor:
     """Mean of squares over every dimension but the batch: ``(B, *D) -> (B,)``.
 
     With ``weight`` (broadcastable to ``err``, e.g. 0 on entries the loss must not count), the
@@ -44,7 +44,7 @@ def flow_matching_loss(pred: Tensor, sample: PathSample, path: GaussianPath, wei
     Returns:
         ``(B,)`` the squared error averaged over data dimensions.
     """
-    return _per_sample_mse(pred - path.target(sample, "velocity"), weight)
+    return per_sample_mse(pred - path.target(sample, "velocity"), weight)
 
 
 def denoising_score_matching_loss(
@@ -72,8 +72,8 @@ def denoising_score_matching_loss(
         raise UserError("a velocity prediction is trained with flow_matching_loss, not DSM")
     if prediction == "score":
         sigma = append_dims(sample.coeffs.sigma, pred.ndim)
-        return _per_sample_mse(sigma * pred + sample.x0, weight)
-    return _per_sample_mse(pred - path.target(sample, prediction), weight)
+        return per_sample_mse(sigma * pred + sample.x0, weight)
+    return per_sample_mse(pred - path.target(sample, prediction), weight)
 
 
 def prediction_loss(

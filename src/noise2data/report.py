@@ -27,7 +27,7 @@ from .metrics import check_metric_names, evaluate_pair
 from .modalities.base import ReportRequest, Section
 from .plotting import plot_quality_vs_nfe, plot_samples, plot_training_curves, plot_trajectories
 from .run import Run, load_run
-from .samplers import STAGES, solver_steps_for_nfe
+from .samplers import JUMP_SOLVERS, STAGES, solver_steps_for_nfe
 from .training.logger import read_log
 
 REPORT_FILE = "report.html"
@@ -136,7 +136,8 @@ def vector_report(run: Run, request: ReportRequest) -> list[Section]:
     sample = run.sample(n, solver=result["sampler"]["solver"], steps=result["sampler"]["steps"], seed=request.seed)
     traj = run.sample(min(n, 300), solver="midpoint", steps=32, seed=request.seed + 1, trajectory=True)
     table_floor = result["metrics"].get(request.metric, {}).get("floor")
-    curves, floor = quality_vs_nfe(run, n=n, metric=request.metric, solvers=request.solvers, nfes=request.nfes,
+    solvers = (*request.solvers, *(s for s in JUMP_SOLVERS if run.jumps and s not in request.solvers))
+    curves, floor = quality_vs_nfe(run, n=n, metric=request.metric, solvers=solvers, nfes=request.nfes,
                                    seed=request.seed, real=(ref, floor_ref), floor=table_floor)
     title = f"{result['sampler']['solver']}, {sample.nfe} NFE"
 

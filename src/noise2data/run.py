@@ -20,7 +20,7 @@ from .guidance import guided_model_field
 from .likelihood import LikelihoodOutput, log_likelihood
 from .modalities import Modality, modality_of
 from .paths import GaussianPath, make_path
-from .samplers import ODE_SOLVERS, SamplerOutput, constant_diffusion, euler_maruyama, make_grid, sde_drift
+from .samplers import JUMP_SOLVERS, ODE_SOLVERS, SamplerOutput, constant_diffusion, euler_maruyama, make_grid, sde_drift
 from .training.checkpoint import (
     latest_checkpoint,
     list_checkpoints,
@@ -28,7 +28,7 @@ from .training.checkpoint import (
     verify_checkpoint,
     write_json_atomic,
 )
-from .training.config import resolve_device
+from .training.config import prediction_of, resolve_device
 from .training.engine import check_compatible
 
 CONFIG_FILE = "config.json"
@@ -58,6 +58,12 @@ def read_run_config(run_dir: str | Path) -> dict:
     return cfg
 
 
+def default_solver(config: dict) -> str:
+    """The sampler a run uses unless told: ``meanflow`` for a jump model (one evaluation per jump), else
+    ``midpoint`` (half Heun's error at equal NFE; benchmarks/recipe.py)."""
+    return JUMP_SOLVERS[0] if config["model"].get("mean_flow") else "midpoint"
+
+
 @dataclass
 class Run:
     """A trained model with everything needed to sample it in data units."""
@@ -77,6 +83,15 @@ class Run:
         return modality_of(self.config)
 
     @property
+    def jumps(self) -> bool:
+        """Whether the model makes jumps over [t, r] (MeanFlow), besides giving a velocity."""
+        return bool(self.config["model"].get("mean_flow"))
+
+    @property
+    def default_solver(self) -> str:
+        return default_solver(self.config)
+
+    @property
     def data_shape(self) -> tuple[int, ...]:
         return tuple(self.config["model"].get("data_shape") or self.config["data"]["shape"])
 
@@ -85,7 +100,7 @@ class Run:
         self,
         n: int,
         *,
-        solver: str = "midpoint",
+        solver: str | None = None,
         steps: int = 8,
         grid: str = "uniform",
         sde: bool = False,
@@ -101,8 +116,8 @@ class Run:
     ) -> SamplerOutput:
         """Draw ``n`` samples ``(n, *D)`` in data units.
 
-        ODE with ``solver`` over ``steps`` steps of the ``grid``, or, with ``sde=True``,
-        Euler-Maruyama with diffusion coefficient ``diffusion`` (the SDE extension). ``dopri5``
+        ODE with ``solver`` (default :attr:`default_solver`) over ``steps`` steps of the ``grid``, or,
+        with ``sde=True``, Euler-Maruyama with diffusion coefficient ``diffusion`` (the SDE extension). ``dopri5``
         ignores ``steps`` and uses ``rtol``/``atol``. The grid spans
         :meth:`GaussianPath.sampling_interval` of the model's prediction. With ``label`` (a model
         trained with labels), samples of that class, with classifier-free guidance of scale
@@ -111,8 +126,12 @@ class Run:
         """
         if not isinstance(n, int) or n < 1:
             raise UserError(f"the number of samples must be a positive integer, got {n!r}")
+        solver = solver or self.default_solver
         if not sde and solver not in ODE_SOLVERS:
             raise UserError(f"unknown solver '{solver}': expected one of {', '.join(ODE_SOLVERS)}")
+        if not sde and solver in JUMP_SOLVERS and not self.jumps:
+            raise UserError(f"the {solver} solver needs a jump model (trained with --objective meanflow, or made by "
+                            "'noise2data distill'); this run predicts velocities: use euler, midpoint, dpm++2m, ...")
         lo, hi = self.path.sampling_interval(self.prediction)
         ts = make_grid(grid, self.path, steps, lo, hi)
         gen = torch.Generator(self.device).manual_seed(seed)
@@ -229,5 +248,6 @@ def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu", step
     dev = resolve_device(device)
     model.to(dev).eval()
     return Run(run_dir=run_dir, config=cfg, model=model, path=make_path(cfg["path"]),
-               prediction=cfg["train"]["objective"], standardizer=Standardizer.from_state_dict(groups["stats"]),
+               prediction=prediction_of(cfg["train"]["objective"]),
+               standardizer=Standardizer.from_state_dict(groups["stats"]),
                step=int(meta["step"]), device=dev)

@@ -1,6 +1,7 @@
 """The ``noise2data`` command line: thin; it builds requests and hands them to the run's modality.
 
-One module per command group: :mod:`.train` (train, plot-path), :mod:`.sample`, :mod:`.evaluate`
+One module per command group: :mod:`.train` (train, plot-path), :mod:`.fewstep` (distill, reflow),
+:mod:`.sample`, :mod:`.evaluate`
 (eval, nll, report, features) and :mod:`.data` (building datasets); :mod:`.common` declares the
 options several commands share. User mistakes end in one line on stderr, ``noise2data: error:
 ...``, and exit status 2.
@@ -16,11 +17,12 @@ from ..errors import MissingExtraError, UserError
 from .common import Parser
 from .data import add_data_command, build_data
 from .evaluate import EVALUATION_COMMANDS, add_evaluation_commands
+from .fewstep import FEWSTEP_COMMANDS, add_fewstep_commands
 from .sample import add_sample_command, sample_command
 from .train import add_train_command, expand_config, plot_path_command, train_command
 
 COMMANDS = {"train": train_command, "sample": sample_command, "plot-path": plot_path_command, "data": build_data,
-            **EVALUATION_COMMANDS}
+            **EVALUATION_COMMANDS, **FEWSTEP_COMMANDS}
 
 
 def build_parser() -> Parser:
@@ -28,6 +30,7 @@ def build_parser() -> Parser:
     p.add_argument("--version", action="version", version=f"noise2data {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     add_train_command(sub)
+    add_fewstep_commands(sub)
     add_sample_command(sub)
     add_evaluation_commands(sub)
     add_data_command(sub)

@@ -42,8 +42,9 @@ DEFAULT_STEPS = 8
 def add_solver_options(p: argparse.ArgumentParser, *, sde: bool = False) -> None:
     """ODE solver, steps or evaluation budget, and time grid (and the SDE alternative), as ``sample`` and
     ``eval`` take them; :func:`solver_steps` turns them into the solver's steps."""
-    p.add_argument("--solver", default=DEFAULT_SOLVER, help="euler, midpoint, heun, rk4 (Runge-Kutta), dpm++2m, "
-                   f"dpm++3m (multistep, one evaluation per step), dopri5 (adaptive) (default {DEFAULT_SOLVER})")
+    p.add_argument("--solver", help="euler, midpoint, heun, rk4 (Runge-Kutta), dpm++2m, dpm++3m (multistep, one "
+                   "evaluation per step), dopri5 (adaptive), meanflow (jumps of a jump model, one evaluation each) "
+                   f"(default {DEFAULT_SOLVER}; meanflow for a jump model)")
     p.add_argument("--steps", type=positive_int, help=f"solver steps (default {DEFAULT_STEPS})")
     p.add_argument("--nfe", type=positive_int, help="a budget of network evaluations instead of --steps: the "
                    "solver's steps are chosen to spend exactly this many (midpoint/heun 2 per step, rk4 4)")
@@ -54,8 +55,13 @@ def add_solver_options(p: argparse.ArgumentParser, *, sde: bool = False) -> None
         p.add_argument("--diffusion", type=float, default=0.5, help="SDE diffusion coefficient g (default 0.5)")
 
 
-def solver_steps(args: argparse.Namespace) -> int:
-    """The solver's steps from ``--steps`` or ``--nfe`` (not both)."""
+def solver_steps(args: argparse.Namespace, config: dict | None = None) -> int:
+    """The solver's steps from ``--steps`` or ``--nfe`` (not both); an unset ``--solver`` becomes the run's
+    default (``config``: its config.json)."""
+    if getattr(args, "solver", None) is None:
+        from ..run import default_solver
+
+        args.solver = default_solver(config) if config is not None else DEFAULT_SOLVER
     if args.nfe is not None and args.steps is not None:
         raise UserError(f"give --steps or --nfe, not both (got --steps {args.steps} --nfe {args.nfe})")
     if args.nfe is not None:

@@ -64,8 +64,8 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--metric", default="w2", help="vectors: metric of the quality-vs-NFE plot (default w2)")
     rp.add_argument("--solvers", default="euler,midpoint,heun,dpm++2m", help="vectors: solvers of the quality-vs-NFE "
                     "plot (default euler,midpoint,heun,dpm++2m)")
-    rp.add_argument("--solver", default=DEFAULT_SOLVER, help="vectors: the sampler of the metrics table when "
-                    f"RUN/eval.json is not of the current step (default {DEFAULT_SOLVER})")
+    rp.add_argument("--solver", help="vectors: the sampler of the metrics table when RUN/eval.json is not of the "
+                    f"current step (default {DEFAULT_SOLVER}; meanflow for a jump model)")
     rp.add_argument("--nfe", type=positive_int, default=16, help="vectors: that sampler's budget of network "
                     "evaluations (default 16)")
     rp.add_argument("--features", help="images: feature extractor for the FID/KID/class-accuracy table")
@@ -89,8 +89,9 @@ def _eval(args: argparse.Namespace) -> int:
 
     run = load_run(args.run, device=args.device, step=args.step)
     metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
+    steps = solver_steps(args, run.config)
     request = EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=args.solver,
-                          steps=solver_steps(args),
+                          steps=steps,
                           grid=args.grid,
                           data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features,
                           guidance=args.guidance, extra=modality_extra(args, run.modality, "eval"))
@@ -129,7 +130,9 @@ def _nll(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from ..modalities import ReportRequest
     from ..report import build_report
+    from ..run import default_solver, read_run_config
 
+    args.solver = args.solver or default_solver(read_run_config(args.run))
     solver_steps_for_nfe(args.solver, args.nfe)  # refuse an impossible budget before any work
     request = ReportRequest(n=args.n, metric=args.metric, solvers=tuple(args.solvers.split(",")), seed=args.seed,
                             solver=args.solver, nfe=args.nfe,

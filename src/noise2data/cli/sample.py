@@ -60,13 +60,14 @@ def sample_command(args: argparse.Namespace) -> int:
             condition = tuple(float(v) for v in args.condition.split(","))
         except ValueError:
             raise UserError(f"--condition takes numbers y1,y2,...; got {args.condition!r}") from None
+    run = load_run(args.run, ema=not args.no_ema, device=args.device, step=args.step)
+    steps = solver_steps(args, run.config)
     request = SampleRequest(
-        n=args.n, out=Path(args.out), solver=args.solver, steps=solver_steps(args), grid=args.grid, sde=args.sde,
+        n=args.n, out=Path(args.out), solver=args.solver, steps=steps, grid=args.grid, sde=args.sde,
         diffusion=args.diffusion, seed=args.seed, batch_size=args.batch_size, label=args.label, condition=condition,
         guidance=args.guidance, guidance_interval=_pair(args.guidance_interval, "--guidance-interval", "0.2,0.8"),
         grid_per_class=args.grid_per_class, raw=args.raw, plot=args.plot, trajectory_plot=args.trajectory_plot,
         trajectory_gif=args.trajectory_gif)
-    run = load_run(args.run, ema=not args.no_ema, device=args.device, step=args.step)
     request = replace(request, extra=modality_extra(args, run.modality, "sample"))
     print(run.modality.sample(run, request), file=sys.stderr)
     return 0

@@ -29,13 +29,14 @@ TRAIN_DEFAULTS = {
     "tensorboard": False, "dequantize": 0.0, "precision": "fp32", "compile": False, "skip_nonfinite": False,
     "labels": None, "label_key": None, "label_dropout": 0.1, "model": "mlp", "preset": "tiny", "cond": "none",
     "cond_file": None, "cond_key": None, "resize": None, "pad": 0, "hflip": False, "stream": False,
+    "mf_ratio": 0.25, "mf_power": 1.0, "mf_jvp": "forward", "mf_guidance": 1.0,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
     "data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth", "time_embedding",
     "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
     "dequantize", "labels", "label_key", "label_dropout", "model", "preset", "cond", "cond_file", "cond_key",
-    "resize", "pad", "hflip",
+    "resize", "pad", "hflip", "mf_ratio", "mf_power", "mf_jvp", "mf_guidance",
 )
 OPTION_NAMES = ("data", *TRAIN_DEFAULTS)
 
@@ -68,8 +69,17 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--warmup-steps", type=int, help="linear lr warm-up steps (default 100)")
     t.add_argument("--path", help="schedule: condot, cosine, polynomial, vp, ve, with parameters as "
                    "name:key=value, e.g. ve:sigma_max=10 (default condot)")
-    t.add_argument("--objective", choices=["velocity", "noise", "data", "score"],
-                   help="what the model predicts; velocity = flow matching (default)")
+    t.add_argument("--objective", choices=["velocity", "noise", "data", "score", "meanflow"],
+                   help="what the model predicts; velocity = flow matching (default); meanflow = the average velocity "
+                   "over a jump [t, r], for sampling in 1, 2 or a few steps (time embedding smooth by default)")
+    t.add_argument("--mf-ratio", type=float, help="meanflow: share of samples with r != t (default 0.25)")
+    t.add_argument("--mf-power", type=float, help="meanflow: adaptive loss weight 1/(mse + 1e-3)^p, 0 = plain MSE "
+                   "(default 1)")
+    t.add_argument("--mf-jvp", choices=["forward", "backward", "fd"], help="meanflow: d/dt of the model by "
+                   "forward-mode AD (default), double backward (exact, for ops without forward AD) or finite "
+                   "differences")
+    t.add_argument("--mf-guidance", type=float, help="meanflow with labels: classifier-free guidance scale baked into "
+                   "the target, so guided samples cost 1 evaluation (default 1: none)")
     t.add_argument("--time-dist", help="uniform or logit_normal[:mean,std] (default uniform)")
     t.add_argument("--coupling", choices=["auto", "independent", "ot", "ot-blocks"],
                    help="noise-data pairing in a batch; ot = minibatch optimal transport (exact; within each class "
@@ -78,7 +88,8 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    "independent otherwise")
     t.add_argument("--hidden", type=positive_int, help="MLP width (default 256)")
     t.add_argument("--depth", type=positive_int, help="MLP residual blocks (default 4)")
-    t.add_argument("--time-embedding", choices=["sinusoidal", "fourier"], help="default sinusoidal")
+    t.add_argument("--time-embedding", choices=["sinusoidal", "fourier", "smooth"],
+                   help="default sinusoidal; smooth (10x not 1000x frequencies) for meanflow")
     t.add_argument("--ema-decay", type=float, help="default 0.999")
     t.add_argument("--grad-clip", type=float, help="max gradient norm, 0 = off (default 1.0)")
     t.add_argument("--checkpoint-every", type=positive_int, help="default 1000")
@@ -197,38 +208,57 @@ def expand_config(argv: Sequence[str]) -> list[str]:
     return argv
 
 
-def train_command(args: argparse.Namespace) -> int:
+def resumed_options(out: Path, given: dict) -> tuple:
+    """``(modality, options, config)`` of the run in ``out``, for ``--resume`` with the command line's ``given``."""
     from ..modalities import modality_for_spec
     from ..run import read_run_config
+
+    cfg = read_run_config(out)
+    stored = cfg.get("cli")
+    if not isinstance(stored, dict):
+        raise UserError(f"{out} was not created by 'noise2data train': resume it from Python with "
+                        "train(..., run_dir=..., resume=True)")
+    for k in FIXED_ON_RESUME:
+        if k in given and given[k] != stored.get(k):
+            raise UserError(f"--{k.replace('_', '-')} {given[k]} differs from the run's {stored.get(k)}: "
+                            "a resumed run keeps its data, model and optimiser settings")
+    modality = modality_for_spec(stored["data"])
+    # settings added since the run began take defaults
+    return modality, {**TRAIN_DEFAULTS, **modality.defaults, **stored, **given}, cfg
+
+
+def check_new_run(out: Path) -> None:
     from ..training import list_checkpoints
+
+    if list_checkpoints(out):  # a config.json alone (a run that never checkpointed) is replaced
+        raise UserError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+
+
+def train_command(args: argparse.Namespace) -> int:
+    from ..modalities import modality_for_spec
 
     out = Path(args.out)
     given = {k: v for k, v in vars(args).items() if v is not None and k in OPTION_NAMES}
     cfg = None
     if args.resume:
-        cfg = read_run_config(out)
-        stored = cfg.get("cli")
-        if not isinstance(stored, dict):
-            raise UserError(f"{out} was not created by 'noise2data train': resume it from Python with "
-                            "train(..., run_dir=..., resume=True)")
-        for k in FIXED_ON_RESUME:
-            if k in given and given[k] != stored.get(k):
-                raise UserError(f"--{k.replace('_', '-')} {given[k]} differs from the run's {stored.get(k)}: "
-                                "a resumed run keeps its data, model and optimiser settings")
-        modality = modality_for_spec(stored["data"])
-        # settings added since the run began take defaults
-        opts = {**TRAIN_DEFAULTS, **modality.defaults, **stored, **given}
+        modality, opts, cfg = resumed_options(out, given)
     else:
         if not args.data:
             raise UserError("train needs --data: " + data_help())
-        if list_checkpoints(out):  # a config.json alone (a run that never checkpointed) is replaced
-            raise UserError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+        check_new_run(out)
         modality = modality_for_spec(args.data)
         opts = {**TRAIN_DEFAULTS, **modality.defaults, **given}
+        if opts["objective"] == "meanflow" and "time_embedding" not in given:
+            opts["time_embedding"] = "smooth"  # MeanFlow's target differentiates in t (models/embeddings.py)
+    return start_training(modality, args, opts, out, cfg)
 
+
+def start_training(modality, args: argparse.Namespace, opts: dict, out: Path, cfg: dict | None,  # noqa: ANN001
+                   lineage=None) -> int:  # noqa: ANN001
+    """Train in this process, or in each process torchrun started; the exit status."""
     ctx, device = init_distributed(opts["device"])  # a no-op unless started by torchrun
     try:
-        code = _train_run(modality, args, opts, out, ctx, device, cfg)
+        code = _train_run(modality, args, opts, out, ctx, device, cfg, lineage)
     finally:
         shutdown_distributed()
     if ctx.active:
@@ -237,8 +267,11 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, device: str,  # noqa: ANN001
-               cfg: dict | None) -> int:
+               cfg: dict | None, lineage=None) -> int:  # noqa: ANN001
+    """Train (or resume) the run in ``out``; ``lineage(training_set) -> Lineage`` makes it a derived run
+    (distillation, reflow; see :mod:`noise2data.lineage`), which a resume rebuilds from config.json."""
     from ..evaluation import periodic_evaluator
+    from ..lineage import resumed_lineage
     from ..models import build_model
     from ..paths import make_path
     from ..run import write_run_config
@@ -247,6 +280,16 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
     if ctx.active and not modality.distributed:
         raise UserError(f"{modality.name} training runs in one process for now: start it without torchrun")
     ts = modality.load(opts, cfg)
+    derived = lineage(ts) if lineage is not None else resumed_lineage(cfg, out) if cfg is not None else None
+    data, labels = ts.data, ts.cond
+    if derived is not None and derived.data is not None:  # reflow: the source's samples and their noise
+        if ts.noise is not None or ts.batch_condition is not None:
+            raise UserError(f"reflow of {modality.name} runs is not supported (their noise or condition is drawn per "
+                            "batch); distill the run instead")
+        ts.standardizer, data, labels = derived.source.standardizer, derived.data, derived.cond
+    if derived is not None and ctx.is_main:
+        for note in derived.notes:
+            print(f"warning: {note}", file=sys.stderr)
     shape = tuple(ts.data.shape[1:])
     if cfg is not None and list(shape) != list(cfg["data"]["shape"]):
         raise UserError(f"the data {opts['data']} now has points of shape {shape}, but the run was "
@@ -263,21 +306,26 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
                        eval_every=opts["eval_every"], dequantize=opts["dequantize"], precision=opts["precision"],
                        compile=bool(opts["compile"]), skip_nonfinite=bool(opts["skip_nonfinite"]),
                        label_dropout=opts["label_dropout"] if ts.guidable else 0.0,
-                       hflip=bool(opts["hflip"]))
+                       hflip=bool(opts["hflip"]),
+                       mean_flow={"ratio": opts["mf_ratio"], "power": opts["mf_power"], "jvp": opts["mf_jvp"],
+                                  "guidance": opts["mf_guidance"]})
     resolve_device(tcfg.device)  # fail before anything is written
     if opts["tensorboard"]:
         require("tensorboard", "tensorboard", "--tensorboard")
     if ctx.active:
         ctx.part(tcfg.batch_size)  # the global batch must split evenly over the processes
     torch.manual_seed(opts["seed"])
-    model = build_model(ts.model_config)
+    model_config = dict(derived.source.config["model"]) if derived is not None else ts.model_config
+    model_config = {**model_config, "mean_flow": True} if tcfg.objective == "meanflow" else model_config
+    model = build_model(model_config)
     if ctx.is_main and not args.resume:
         out.mkdir(parents=True, exist_ok=True)
         write_run_config(out, {
             "modality": modality.name,
             "data": {"spec": opts["data"], "shape": list(shape), "n": len(ts.data), "standardize": opts["standardize"],
                      **ts.data_config},
-            "path": path.spec(), "model": ts.model_config, "train": tcfg.to_dict(), "cli": opts, **ts.extra_config,
+            "path": path.spec(), "model": model_config, "train": tcfg.to_dict(), "cli": opts, **ts.extra_config,
+            **(derived.section if derived is not None else {}),
         })
     elif ctx.is_main and opts["steps"] != cfg["train"]["steps"]:
         write_run_config(out, {**{k: v for k, v in cfg.items() if k != "noise2data_version"},
@@ -287,15 +335,22 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
     if ctx.is_main:
         procs = f", {ctx.world_size} processes of {tcfg.batch_size // ctx.world_size}" if ctx.active else ""
         print(f"training {n_params:,}-parameter {opts['model'].upper()} on {modality.name} {opts['data']} "
-              f"{(len(ts.data), *shape)} ({tcfg.objective} objective, {opts['path']} path, {tcfg.coupling} coupling"
+              f"{(len(data), *shape)} ({tcfg.objective} objective, {opts['path']} path, {tcfg.coupling} coupling"
               f"{procs}) -> {out}",
               file=sys.stderr)
     evaluator = periodic_evaluator(out, opts, ts.standardizer) if opts["eval_every"] and ctx.is_main else None
     streaming = not isinstance(ts.data, torch.Tensor)
-    result = train(model, path, ts.data if streaming else ts.standardizer.forward(ts.data), tcfg, run_dir=out,
+    if derived is not None and derived.data is not None:
+        data = derived.data  # already in model units
+    elif not streaming:
+        data = ts.standardizer.forward(ts.data)
+    result = train(model, path, data, tcfg, run_dir=out,
                    standardizer=ts.standardizer, resume=args.resume, progress=not args.no_progress,
-                   evaluator=evaluator, tensorboard=bool(opts["tensorboard"]), labels=ts.cond, noise=ts.noise,
-                   batch_condition=ts.batch_condition, loss_weight=ts.loss_weight)
+                   evaluator=evaluator, tensorboard=bool(opts["tensorboard"]), labels=labels, noise=ts.noise,
+                   batch_condition=ts.batch_condition, loss_weight=ts.loss_weight,
+                   pairs=derived.pairs if derived is not None else None,
+                   teacher=derived.teacher if derived is not None else None,
+                   init=derived.init if derived is not None else None)
     final = result.log[-1][1] if result.log else float("nan")
     if ctx.is_main:
         skips = f", {result.skipped} non-finite steps skipped" if result.skipped else ""

@@ -85,26 +85,52 @@ def drop_condition(cond: Tensor, p: float, num_classes: int, generator: torch.Ge
     return torch.where(mask, null_condition(cond, num_classes), cond)
 
 
+def check_end_time(r: Tensor | None, t: Tensor, mean_flow: bool) -> Tensor | None:
+    """Validate a second time ``r: (B,)`` (the end of a jump from ``t``) for a model with or without one."""
+    if r is None:
+        return None
+    if not mean_flow:
+        raise UserError("this model predicts an instantaneous velocity and takes no end time r: train it with "
+                        "--objective meanflow (or distill it: noise2data distill) for jumps over [t, r]")
+    if r.shape != t.shape:
+        raise UserError(f"the end times r must match t, {tuple(t.shape)}; got {tuple(r.shape)}")
+    return r
+
+
 class Conditioning(nn.Module):
-    """``(t: (B,), cond) -> (B, dim)``: embedded time, plus the embedded condition if any.
+    """``(t: (B,), cond, r=None) -> (B, dim)``: embedded time, plus the embedded condition if any.
 
     ``cond`` is None (the null condition), labels ``(B,)`` (``num_classes > 0``) or vectors
-    ``(B, cond_dim)`` (``cond_dim > 0``).
+    ``(B, cond_dim)`` (``cond_dim > 0``). With ``mean_flow``, the model also takes the end ``r: (B,)``
+    of the interval [t, r] its average velocity spans (MeanFlow); the gap ``r - t`` gets an embedding
+    of its own whose last layer starts at zero, so a new mean-flow model (or one initialised from a
+    flow model's weights) starts as u(x, t, r) = v(x, t). ``r = None`` means ``r = t``.
     """
 
-    def __init__(self, time_embedding: str, time_dim: int, dim: int, num_classes: int = 0, cond_dim: int = 0) -> None:
+    def __init__(self, time_embedding: str, time_dim: int, dim: int, num_classes: int = 0, cond_dim: int = 0,
+                 mean_flow: bool = False) -> None:
         super().__init__()
         check_condition_sizes(num_classes, cond_dim)
         self.num_classes, self.cond_dim = num_classes, cond_dim
         self.time_embed = make_time_embedding(time_embedding, time_dim)
         self.embed_mlp = nn.Sequential(nn.Linear(time_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.gap_mlp = None
+        if mean_flow:
+            self.gap_mlp = nn.Sequential(nn.Linear(time_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
+            nn.init.zeros_(self.gap_mlp[-1].weight)
+            nn.init.zeros_(self.gap_mlp[-1].bias)
         self.class_embed = nn.Embedding(num_classes + 1, dim) if num_classes else None
         self.vector_embed = (nn.Sequential(nn.Linear(cond_dim, dim), nn.SiLU(), nn.Linear(dim, dim))
                              if cond_dim else None)
         self.null_embed = nn.Parameter(torch.zeros(dim)) if cond_dim else None
 
-    def forward(self, t: Tensor, cond: Tensor | None) -> Tensor:
+    def forward(self, t: Tensor, cond: Tensor | None, r: Tensor | None = None) -> Tensor:
         e = self.embed_mlp(self.time_embed(t))  # (B, dim)
+        if self.gap_mlp is not None:
+            r = check_end_time(r, t, True)
+            e = e + self.gap_mlp(self.time_embed(r - t if r is not None else torch.zeros_like(t)))
+        else:
+            check_end_time(r, t, False)
         b = len(t)
         if not self.num_classes and not self.cond_dim:
             if cond is not None:

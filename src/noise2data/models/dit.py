@@ -41,6 +41,8 @@ class DiTConfig:
         mlp_ratio: width of the blocks' MLP relative to ``hidden``.
         positions: ``"sincos"`` (fixed 2-D sine-cosine) or ``"learned"``.
         num_classes, cond_dim: class labels or a vector condition (see :mod:`.conditioning`).
+        mean_flow: also take the end time ``r`` of a jump and predict the average velocity over [t, r]
+            (``--objective meanflow``; see :mod:`noise2data.meanflow`).
     """
 
     data_shape: tuple[int, ...]
@@ -54,6 +56,7 @@ class DiTConfig:
     time_dim: int = 128
     num_classes: int = 0
     cond_dim: int = 0
+    mean_flow: bool = False
     name: str = field(default="dit", init=False)
 
     def __post_init__(self) -> None:
@@ -147,7 +150,8 @@ class DiT(nn.Module):
             self.pos = nn.Parameter(0.02 * torch.randn(gh * gw, hid))
         else:
             self.register_buffer("pos", sincos_positions(hid, gh, gw), persistent=False)
-        self.cond = Conditioning(config.time_embedding, config.time_dim, hid, config.num_classes, config.cond_dim)
+        self.cond = Conditioning(config.time_embedding, config.time_dim, hid, config.num_classes, config.cond_dim,
+                                 config.mean_flow)
         self.blocks = nn.ModuleList(DiTBlock(hid, config.heads, config.mlp_ratio) for _ in range(config.depth))
         self.norm_out = nn.LayerNorm(hid, elementwise_affine=False, eps=1e-6)
         self.ada_out = nn.Linear(hid, 2 * hid)
@@ -156,12 +160,12 @@ class DiT(nn.Module):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
 
-    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, r: Tensor | None = None) -> Tensor:
         if tuple(x.shape[1:]) != self.config.data_shape:
             raise UserError(f"model expects images of shape {self.config.data_shape}, got {tuple(x.shape[1:])}")
         b, (c, h, w), p = x.shape[0], self.config.data_shape, self.config.patch
         gh, gw = self.config.grid
-        e = nn.functional.silu(self.cond(t, cond))  # (B, hid)
+        e = nn.functional.silu(self.cond(t, cond, r))  # (B, hid)
         tokens = self.embed(x).flatten(2).transpose(1, 2) + self.pos  # (B, T, hid), T = gh * gw
         for block in self.blocks:
             tokens = block(tokens, e)

@@ -25,6 +25,8 @@ class MLPConfig:
         num_classes: number of class labels for conditional models (0: unconditional). Label
             ``num_classes`` is reserved as the "no label" class for classifier-free guidance.
         cond_dim: size of a vector condition ``y: (B, cond_dim)`` (0: none); a NaN row is "no condition".
+        mean_flow: also take the end time ``r`` of a jump and predict the average velocity over [t, r]
+            (``--objective meanflow``; see :mod:`noise2data.meanflow`).
     """
 
     data_shape: tuple[int, ...]
@@ -34,6 +36,7 @@ class MLPConfig:
     time_dim: int = 64
     num_classes: int = 0
     cond_dim: int = 0
+    mean_flow: bool = False
     name: str = field(default="mlp", init=False)
 
     def __post_init__(self) -> None:
@@ -64,7 +67,8 @@ class MLP(nn.Module):
         super().__init__()
         self.config = config
         d, h = math.prod(config.data_shape), config.hidden
-        self.cond = Conditioning(config.time_embedding, config.time_dim, h, config.num_classes, config.cond_dim)
+        self.cond = Conditioning(config.time_embedding, config.time_dim, h, config.num_classes, config.cond_dim,
+                                 config.mean_flow)
         self.inp = nn.Linear(d, h)
         self.block_embed = nn.Linear(h, h * config.depth)  # one matmul for every block's embedding
         self.blocks = nn.ModuleList(nn.Linear(h, h) for _ in range(config.depth))
@@ -73,11 +77,11 @@ class MLP(nn.Module):
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
 
-    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, r: Tensor | None = None) -> Tensor:
         b = x.shape[0]
         if x.shape[1:] != self.config.data_shape:
             raise UserError(f"model expects samples of shape {self.config.data_shape}, got {tuple(x.shape[1:])}")
-        e = nn.functional.silu(self.cond(t, cond))  # (B, H)
+        e = nn.functional.silu(self.cond(t, cond, r))  # (B, H)
         embs = self.block_embed(e).chunk(self.config.depth, dim=1)  # depth x (B, H)
         h = self.inp(x.reshape(b, -1))  # (B, H)
         for block, e_i in zip(self.blocks, embs, strict=True):

@@ -42,6 +42,8 @@ class UNetConfig:
         attention_resolution: self-attention in levels whose resolution is at most this (0: none).
         num_classes: class labels (0: unconditional); label ``num_classes`` is the null label.
         cond_dim: size of a vector condition ``(B, cond_dim)`` instead of labels (0: none).
+        mean_flow: also take the end time ``r`` of a jump and predict the average velocity over [t, r]
+            (``--objective meanflow``; see :mod:`noise2data.meanflow`).
     """
 
     data_shape: tuple[int, ...]
@@ -55,6 +57,7 @@ class UNetConfig:
     time_dim: int = 64
     num_classes: int = 0
     cond_dim: int = 0
+    mean_flow: bool = False
     name: str = field(default="unet", init=False)
 
     def __post_init__(self) -> None:
@@ -134,7 +137,8 @@ class UNet(nn.Module):
         p = config.patch
         chans = [config.base_channels * m for m in config.channel_mults]
         emb = 4 * config.base_channels
-        self.cond = Conditioning(config.time_embedding, config.time_dim, emb, config.num_classes, config.cond_dim)
+        self.cond = Conditioning(config.time_embedding, config.time_dim, emb, config.num_classes, config.cond_dim,
+                                 config.mean_flow)
         self.conv_in = nn.Conv2d(c * p * p, chans[0], 3, padding=1)
         h //= p
         self.down, self.up = nn.ModuleList(), nn.ModuleList()
@@ -175,10 +179,10 @@ class UNet(nn.Module):
             return level[1](h) if len(level) > 1 else h
         return level(h)
 
-    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, r: Tensor | None = None) -> Tensor:
         if tuple(x.shape[1:]) != self.config.data_shape:
             raise UserError(f"model expects images of shape {self.config.data_shape}, got {tuple(x.shape[1:])}")
-        e = nn.functional.silu(self.cond(t, cond))  # (B, E)
+        e = nn.functional.silu(self.cond(t, cond, r))  # (B, E)
         p = self.config.patch
         h = self.conv_in(nn.functional.pixel_unshuffle(x, p) if p > 1 else x)  # (B, C0, H/p, W/p)
         hs = [h]

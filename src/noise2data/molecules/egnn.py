@@ -18,7 +18,8 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import UserError
-from ..models.embeddings import SinusoidalEmbedding
+from ..models.conditioning import check_end_time
+from ..models.embeddings import SinusoidalEmbedding, SmoothEmbedding
 from .space import NUM_TYPES, remove_com
 
 
@@ -31,6 +32,7 @@ class EGNNConfig:
     hidden: int = 128
     layers: int = 6
     time_dim: int = 16
+    mean_flow: bool = False  # also take the end time r of a jump (--objective meanflow)
     name: str = field(default="egnn", init=False)
 
     def __post_init__(self) -> None:
@@ -78,7 +80,14 @@ class EGNN(nn.Module):
         super().__init__()
         self.config = config
         hid = config.hidden
-        self.time_embed = SinusoidalEmbedding(config.time_dim)
+        # a jump model differentiates through time in its target: low frequencies (see SmoothEmbedding)
+        self.time_embed = (SmoothEmbedding if config.mean_flow else SinusoidalEmbedding)(config.time_dim)
+        self.gap = None
+        if config.mean_flow:  # the gap r - t of a jump; starts at zero, so u(x, t, r) = v(x, t) at first
+            td = config.time_dim
+            self.gap = nn.Sequential(nn.Linear(td, td), nn.SiLU(), nn.Linear(td, td))
+            nn.init.zeros_(self.gap[-1].weight)
+            nn.init.zeros_(self.gap[-1].bias)
         self.embed = nn.Linear(config.num_types + config.time_dim, hid)
         self.layers = nn.ModuleList(EGNNLayer(hid) for _ in range(config.layers))
         self.out = nn.Sequential(nn.Linear(hid + config.time_dim, hid), nn.SiLU(), nn.Linear(hid, config.num_types))
@@ -89,7 +98,7 @@ class EGNN(nn.Module):
             raise UserError(f"the EGNN is conditioned on atom masks, bool {tuple(data.shape[:2])}; got {cond.dtype} "
                             f"{tuple(cond.shape)}")
 
-    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, r: Tensor | None = None) -> Tensor:
         b, n, f = x.shape if x.ndim == 3 else (None, None, None)
         if (n, f) != self.config.data_shape:
             raise UserError(f"the EGNN expects molecules (B, {self.config.max_atoms}, {3 + self.config.num_types}), "
@@ -102,7 +111,11 @@ class EGNN(nn.Module):
         edges = (atoms[:, :, None] * atoms[:, None]) * (1 - torch.eye(n, device=x.device, dtype=x.dtype))[..., None]
         norm = (atoms.sum(1, keepdim=True) - 1).clamp(min=1)  # (B, 1, 1): neighbours per atom
         pos, types = x[..., :3] * atoms, x[..., 3:] * atoms
-        temb = self.time_embed(t)[:, None].expand(-1, n, -1)  # (B, N, time_dim)
+        temb = self.time_embed(t)  # (B, time_dim)
+        r = check_end_time(r, t, self.gap is not None)
+        if self.gap is not None:
+            temb = temb + self.gap(self.time_embed(r - t if r is not None else torch.zeros_like(t)))
+        temb = temb[:, None].expand(-1, n, -1)  # (B, N, time_dim)
         h = self.embed(torch.cat([types, temb], -1)) * atoms
         d0 = (pos[:, :, None] - pos[:, None]).pow(2).sum(-1, keepdim=True)
         new = pos

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from .budget import STAGES, solver_steps_for_nfe
 from .grids import GRIDS, edm_grid, logsnr_grid, make_grid, uniform_grid
+from .jumps import mean_flow_jumps
 from .multistep import dpmpp_2m, dpmpp_3m
 from .ode import (
+    JUMP_SOLVERS,
     ODE_SOLVERS,
     ORDERS,
     TABLEAUX,
@@ -25,5 +27,5 @@ __all__ = [
     "GRIDS", "ODE_SOLVERS", "ORDERS", "TABLEAUX", "ButcherTableau", "SamplerOutput",
     "constant_diffusion", "dopri5", "edm_grid", "euler", "euler_maruyama", "heun", "integrate",
     "langevin", "make_grid", "midpoint", "rk4", "sde_drift", "steps_for_nfe", "uniform_grid",
-    "STAGES", "dpmpp_2m", "dpmpp_3m", "logsnr_grid", "solver_steps_for_nfe",
+    "JUMP_SOLVERS", "STAGES", "dpmpp_2m", "mean_flow_jumps", "dpmpp_3m", "logsnr_grid", "solver_steps_for_nfe",
 ]

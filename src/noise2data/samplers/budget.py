@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from ..errors import UserError
 from .multistep import MULTISTEP_ORDERS
-from .ode import TABLEAUX
+from .ode import JUMP_SOLVERS, TABLEAUX
 
-# evaluations per step: a tableau's stages; the multistep solvers reuse earlier evaluations (1 each)
-STAGES: dict[str, int] = {name: tab.stages for name, tab in TABLEAUX.items()} | dict.fromkeys(MULTISTEP_ORDERS, 1)
+# evaluations per step: a tableau's stages; the multistep solvers reuse earlier evaluations (1 each);
+# a jump model's sampler makes one jump per evaluation
+STAGES: dict[str, int] = ({name: tab.stages for name, tab in TABLEAUX.items()} | dict.fromkeys(MULTISTEP_ORDERS, 1)
+                          | dict.fromkeys(JUMP_SOLVERS, 1))
 
 
 def solver_steps_for_nfe(solver: str, nfe: int, *, strict: bool = True) -> int | None:

@@ -17,6 +17,7 @@ from torch import Tensor
 from ..errors import UserError, require
 from ..fields import CountingField, Field
 from ..paths import GaussianPath
+from .jumps import mean_flow_jumps
 from .multistep import MULTISTEP_ORDERS, dpmpp_2m, dpmpp_3m
 from .output import Callback, SamplerOutput, check_grid, march
 
@@ -168,8 +169,11 @@ ODE_SOLVERS: dict[str, Callable[..., SamplerOutput]] = {
     "dopri5": dopri5,
     "dpm++2m": dpmpp_2m,
     "dpm++3m": dpmpp_3m,
+    "meanflow": mean_flow_jumps,  # jump models only (trained with --objective meanflow or distilled)
 }
+JUMP_SOLVERS = ("meanflow",)
 ORDERS: dict[str, int] = {name: tab.order for name, tab in TABLEAUX.items()} | {"dopri5": 5} | MULTISTEP_ORDERS
+# (a jump model's sampler has no order: its error is the model's, not the discretisation's)
 
 
 def steps_for_nfe(solver: str, nfe: int) -> int | None:
@@ -180,7 +184,7 @@ def steps_for_nfe(solver: str, nfe: int) -> int | None:
 
 
 __all__ = [
-    "EULER", "HEUN", "MIDPOINT", "ODE_SOLVERS", "ORDERS", "RK4", "TABLEAUX", "ButcherTableau",
+    "EULER", "HEUN", "JUMP_SOLVERS", "MIDPOINT", "ODE_SOLVERS", "ORDERS", "RK4", "TABLEAUX", "ButcherTableau",
     "dopri5", "euler", "heun", "integrate", "midpoint", "rk4", "rk_step",
     "steps_for_nfe",
 ]

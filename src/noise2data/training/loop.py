@@ -17,6 +17,7 @@ from ..couplings import get_coupling
 from ..data import Standardizer
 from ..errors import UserError
 from ..losses import prediction_loss
+from ..meanflow import draw_interval, meanflow_loss
 from ..modalities.base import BatchConditionFn, LossWeightFn, NoiseFn
 from ..models.conditioning import check_condition, condition_kind, drop_condition
 from ..paths import GaussianPath
@@ -59,7 +60,7 @@ class TrainResult:
 def training_step_loss(
     model: nn.Module, path: GaussianPath, x1: Tensor, config: TrainConfig, generator: torch.Generator,
     cond: Tensor | None = None, part: tuple[int, int] | None = None, noise: NoiseFn | None = None,
-    loss_weight: LossWeightFn | None = None,
+    loss_weight: LossWeightFn | None = None, x0: Tensor | None = None, teacher: nn.Module | None = None,
 ) -> Tensor:
     """Per-sample loss of one batch ``x1: (B, *D)``: draw t and noise, couple, regress.
 
@@ -68,18 +69,31 @@ def training_step_loss(
     loss is ``(stop - start,)``; otherwise ``(B,)``. ``noise(x1, cond, generator)`` draws x0 when
     p_init is not N(0, I) on the whole tensor (a modality's own prior, see ``modalities.base.TrainingSet``);
     ``loss_weight(cond)`` weights the entries of the loss (e.g. 0 on frames given as context).
+    ``x0`` given (reflow: noise already paired with its sample) is used as is, with no coupling.
+    With ``objective="meanflow"`` the model learns jumps [t, r] (:func:`noise2data.meanflow.meanflow_loss`),
+    with ``teacher``'s velocity in the target when one is given (distillation).
     """
-    t = config.time_dist.sample(x1.shape[0], generator=generator, device=x1.device, dtype=x1.dtype)
-    if noise is None:
-        x0 = torch.randn(x1.shape, generator=generator, device=x1.device, dtype=x1.dtype)
+    n, dev, dt = x1.shape[0], x1.device, x1.dtype
+    r = None
+    if config.objective == "meanflow":
+        t, r = draw_interval(config.time_dist, config.mean_flow, n, generator, dev, dt)
     else:
-        x0 = noise(x1, cond, generator)
-    labels = cond if cond is not None and cond.ndim == 1 and not cond.is_floating_point() else None
-    sample = path.sample(x1, t, get_coupling(config.coupling)(x0, x1, labels))  # OT pairs within a class
+        t = config.time_dist.sample(n, generator=generator, device=dev, dtype=dt)
+    if x0 is None:
+        if noise is None:
+            x0 = torch.randn(x1.shape, generator=generator, device=dev, dtype=dt)
+        else:
+            x0 = noise(x1, cond, generator)
+        labels = cond if cond is not None and cond.ndim == 1 and not cond.is_floating_point() else None
+        x0 = get_coupling(config.coupling)(x0, x1, labels)  # OT pairs within a class
+    sample = path.sample(x1, t, x0)
     if part is not None:
         sample = sample.rows(*part)
         cond = cond[part[0]:part[1]] if cond is not None else None
+        r = r[part[0]:part[1]] if r is not None else None
     weight = loss_weight(cond) if loss_weight is not None else None  # e.g. only the frames not given
+    if r is not None:
+        return meanflow_loss(model, sample, r, path, config.mean_flow, cond=cond, weight=weight, teacher=teacher)
     return prediction_loss(model(sample.x_t, sample.t, cond), sample, path, config.objective, weight)
 
 
@@ -95,6 +109,21 @@ def check_labels(model: nn.Module, labels: Tensor, data: Tensor) -> int:
     num_classes, cond_dim = condition_kind(model)
     check_condition(labels, len(data), num_classes, cond_dim, allow_null=False, what="training condition")
     return num_classes
+
+
+def load_initial_weights(model: nn.Module, state: dict[str, Tensor]) -> None:
+    """Start ``model`` from ``state``: every weight must be there, except a jump model's gap embedding
+    (which starts at zero, so the model starts as the flow model it came from)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not {"gap", "gap_mlp"} & set(k.split("."))]
+    extra = [k for k in state if k not in own]
+    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or extra or bad:
+        what = (f"lacks {missing[0]}" if missing else f"has {extra[0]}, which this model does not" if extra
+                else f"has {bad[0]} of shape {tuple(state[bad[0]].shape)}, here {tuple(own[bad[0]].shape)}")
+        raise UserError(f"the initial weights do not fit this model (the source {what}): start from a run with "
+                        "the same model and data shape")
+    model.load_state_dict(state, strict=False)
 
 
 def random_hflip(x: Tensor, generator: torch.Generator) -> Tensor:
@@ -129,6 +158,9 @@ def train(
     noise: NoiseFn | None = None,
     batch_condition: BatchConditionFn | None = None,
     loss_weight: LossWeightFn | None = None,
+    pairs: Tensor | None = None,
+    teacher: nn.Module | None = None,
+    init: dict[str, Tensor] | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data: (N, *D)`` (already in the units the model sees).
 
@@ -143,7 +175,10 @@ def train(
     its data (e.g. which video frames are given), from the training stream so that resume stays exact;
     ``loss_weight`` then weights the loss (see :func:`training_step_loss`). Every ``config.eval_every`` steps,
     ``evaluator(ema, step)`` (which must not touch the training RNG) returns scores that are
-    logged beside the loss (and to TensorBoard).
+    logged beside the loss (and to TensorBoard). ``pairs: (N, *D)`` is the noise each data point
+    was generated from (reflow): batch rows take their own noise and no coupling is applied.
+    ``teacher`` (a trained flow model, frozen) gives the velocity in MeanFlow's target (distillation);
+    ``init`` (a state dict, possibly lacking the jump embedding) initialises a fresh run's weights.
     """
     device = resolve_device(config.device)
     null_label = check_labels(model, labels, data) if labels is not None else None
@@ -151,8 +186,15 @@ def train(
         raise UserError(f"hflip mirrors images (N, C, H, W); this data has shape {tuple(data.shape)}")
     ctx = current_context()
     part = ctx.part(config.batch_size) if ctx.active else None
+    if pairs is not None and tuple(pairs.shape) != tuple(data.shape):
+        raise UserError(f"reflow pairs must match the data, {tuple(data.shape)}; got {tuple(pairs.shape)}")
+    if init is not None and not resume:
+        load_initial_weights(model, init)
     model.to(device)
     data = data.to(device)
+    pairs = pairs.to(device) if pairs is not None else None
+    if teacher is not None:
+        teacher = teacher.to(device).eval().requires_grad_(False)
     labels = labels.to(device) if labels is not None else None
     ema = make_ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -226,7 +268,8 @@ def train(
                     cond = drop_condition(cond, config.label_dropout, null_label, gen)
             with autocast():
                 loss = training_step_loss(net, path, x1, config, gen, cond=cond, part=part, noise=noise,
-                                           loss_weight=loss_weight).float().mean()
+                                          loss_weight=loss_weight, x0=pairs[idx] if pairs is not None else None,
+                                          teacher=teacher).float().mean()
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

@@ -43,6 +43,7 @@ class VideoUNetConfig:
     heads: int = 4
     time_embedding: str = "sinusoidal"
     time_dim: int = 64
+    mean_flow: bool = False  # also take the end time r of a jump (--objective meanflow)
     name: str = field(default="video-unet", init=False)
 
     def __post_init__(self) -> None:
@@ -127,7 +128,7 @@ class VideoUNet(nn.Module):
         p = config.patch
         chans = [config.base_channels * m for m in config.channel_mults]
         emb = 4 * config.base_channels
-        self.cond = Conditioning(config.time_embedding, config.time_dim, emb)
+        self.cond = Conditioning(config.time_embedding, config.time_dim, emb, mean_flow=config.mean_flow)
         self.conv_in = nn.Conv2d((2 * c + 1) * p * p, chans[0], 3, padding=1)
         self.down, self.up = nn.ModuleList(), nn.ModuleList()
         skips, cur, res = [chans[0]], chans[0], h // p
@@ -154,7 +155,7 @@ class VideoUNet(nn.Module):
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
-    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, r: Tensor | None = None) -> Tensor:
         _, c, h, w = self.config.data_shape
         if x.ndim != 5 or tuple(x.shape[2:]) != (c, h, w):
             raise UserError(f"the video U-Net expects clips (B, T, {c}, {h}, {w}), got {tuple(x.shape)}")
@@ -166,7 +167,7 @@ class VideoUNet(nn.Module):
                             f"{(b, frames, c + 1, h, w)}; got {tuple(cond.shape)}")
         p = self.config.patch
         z = torch.cat([x, cond], dim=2).flatten(0, 1)  # (B * T, 2C + 1, H, W)
-        e = nn.functional.silu(self.cond(t, None)).repeat_interleave(frames, 0)  # (B * T, E)
+        e = nn.functional.silu(self.cond(t, None, r)).repeat_interleave(frames, 0)  # (B * T, E)
         hcur = self.conv_in(nn.functional.pixel_unshuffle(z, p) if p > 1 else z)
         hs = [hcur]
         for level in self.down:

@@ -69,3 +69,26 @@ def test_ot_never_pairs_across_classes(name, gen):
         start += len(idx)
     with pytest.raises(UserError, match="vector conditions are not grouped"):
         get_coupling(name)(x0, x1, torch.randn(7, 3))
+
+
+def test_vector_conditions_are_grouped_by_value_or_by_kmeans(gen):
+    """Few distinct condition rows: one group per value. Many: k-means buckets that recover well
+    separated clusters exactly, the same on every call (resume, every process)."""
+    from noise2data.couplings import condition_groups
+
+    labels = torch.tensor([2, 0, 2, 1])
+    assert torch.equal(condition_groups(labels), labels)
+    few = torch.tensor([[0.5, 1.0], [0.0, 0.0], [0.5, 1.0], [0.0, 0.0]])
+    g = condition_groups(few)
+    assert g[0] == g[2] and g[1] == g[3] and g[0] != g[1]
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    truth = torch.randint(0, 3, (600,), generator=gen)
+    y = centres[truth] + 0.3 * torch.randn(600, 2, generator=gen)
+    g = condition_groups(y, k=3)
+    for c in range(3):  # each cluster lands in one bucket, a bucket of its own
+        assert len(torch.unique(g[truth == c])) == 1
+    assert len(torch.unique(g)) == 3
+    assert torch.equal(g, condition_groups(y, k=3))
+    x0, x1 = torch.randn(600, 2, generator=gen), y + torch.randn(600, 2, generator=gen)
+    paired = get_coupling("ot")(x0, x1, g)  # OT within buckets: still a permutation of the noise
+    assert torch.equal(paired.sort(0).values, x0.sort(0).values)

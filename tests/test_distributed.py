@@ -72,6 +72,17 @@ def test_ot_coupling_on_two_processes_equals_one(tmp_path):
     assert_close(weights(outs[0], 15), weights(outs[1], 15), atol=1e-6)
 
 
+def test_meanflow_on_two_processes_equals_one(tmp_path):
+    """MeanFlow's target (a JVP of the unwrapped network, no gradient) is computed per rank on its slice;
+    the gradient of the loss is synchronised by DDP as for flow matching."""
+    outs = []
+    for nproc in (1, 2):
+        outs.append(tmp_path / f"p{nproc}")
+        r = train(outs[-1], 15, nproc, "--objective", "meanflow", "--mf-ratio", "0.5")
+        assert r.returncode == 0, r.stderr
+    assert_close(weights(outs[0], 15), weights(outs[1], 15), atol=1e-5)
+
+
 @pytest.mark.parametrize("first,then", [(2, 1), (1, 2)])
 def test_a_run_resumes_with_another_number_of_processes(single, tmp_path, first, then):
     out = tmp_path / "run"

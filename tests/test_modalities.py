@@ -17,7 +17,8 @@ from noise2data.run import load_run
 
 FAST = ["--steps", "4", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
 NEEDS = {"molecules": "rdkit", "images": "sklearn"}
-SHARED = ("training", "run.py", "cli", "evaluation.py", "report.py", "models", "samplers", "paths")
+SHARED = ("training", "run.py", "cli", "evaluation.py", "report.py", "models", "samplers", "paths", "meanflow.py",
+          "lineage.py", "couplings.py")
 
 
 def _length(samples: object) -> int:

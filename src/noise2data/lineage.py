@@ -65,8 +65,7 @@ def distill_lineage(source: Run, *, teacher_velocity: bool = True) -> Lineage:
         raise UserError(f"{source.run_dir} predicts {source.prediction}, not a velocity: distillation starts from a "
                         "flow-matching run (--objective velocity)")
     notes = []
-    if source.config["model"].get("time_embedding", "sinusoidal") == "sinusoidal" or source.config["model"].get(
-            "name") == "egnn":
+    if source.config["model"].get("time_embedding", "sinusoidal") == "sinusoidal":
         notes.append("the source embeds time with 1000x frequencies; MeanFlow's target differentiates through them "
                      "and tends to diverge: train the source with --time-embedding smooth")
     section = {"distill": {"source": str(source.run_dir.resolve()), "step": source.step, "method": "meanflow",

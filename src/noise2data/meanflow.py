@@ -111,6 +111,16 @@ def total_derivative(u_fn, x: Tensor, t: Tensor, v: Tensor, mode: str = "forward
     raise UserError(f"unknown jvp mode '{mode}': expected one of {', '.join(JVP_MODES)}")
 
 
+def meanflow_target(u_fn, x: Tensor, t: Tensor, r: Tensor, v: Tensor, mode: str = "forward") -> Tensor:  # noqa: ANN001
+    """MeanFlow's regression target ``v + (r - t) d/dt u(x_t, t, r)``, ``(B, *D)``, with no gradient.
+
+    ``u_fn(x, t)`` is the jump model at the fixed ends ``r: (B,)``; ``v: (B, *D)`` the velocity at
+    ``(x, t)`` along which the state moves. If ``u_fn`` is the true average velocity and ``v`` the
+    true (marginal) velocity, the target equals ``u_fn(x, t)`` (tests/test_meanflow.py checks it).
+    """
+    return (v + append_dims(r - t, v.ndim) * total_derivative(u_fn, x, t, v, mode)).detach()
+
+
 def unwrap(net: nn.Module) -> nn.Module:
     """The plain module inside DDP and ``torch.compile`` wrappers (for a target that needs no gradient)."""
     net = getattr(net, "module", net)
@@ -155,16 +165,16 @@ def meanflow_loss(net: nn.Module, sample: PathSample, r: Tensor, path: GaussianP
             v = teacher(x, t, cond)
         v = guided_velocity(v, x, t, cond, config.guidance, teacher)
     else:
-        v = guided_velocity(path.target(sample, "velocity"), x, t, cond, config.guidance,
-                            _Instantaneous(model))
+        v = path.target(sample, "velocity")
+        if config.guidance != 1.0:
+            v = guided_velocity(v, x, t, cond, config.guidance, _Instantaneous(model))
     target = v.clone()
     jump = r > t  # (B,): only these rows need the derivative ((r - t) = 0 elsewhere)
     if bool(jump.any()):
         idx = jump.nonzero().squeeze(1)
         c = cond[idx] if cond is not None else None
         r_j = r[idx]
-        dudt = total_derivative(lambda xx, tt: model(xx, tt, c, r_j), x[idx], t[idx], v[idx], config.jvp)
-        target[idx] = v[idx] + append_dims(r_j - t[idx], v.ndim) * dudt
+        target[idx] = meanflow_target(lambda xx, tt: model(xx, tt, c, r_j), x[idx], t[idx], r_j, v[idx], config.jvp)
     u = net(x, t, cond, r)
     mse = per_sample_mse(u - target.detach(), weight)  # (B,)
     if config.power == 0:

@@ -35,6 +35,10 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
                    "interval), precision, recall, nll, fid, kid "
                    f"(default: the kind of data's own; {defaults})")
     add_solver_options(e)
+    e.add_argument("--sweep", help="quality against the budget instead: evaluate at each of these NFE (e.g. 1,2,4,8) "
+                   "with each solver of --solvers; writes RUN/eval_sweep.json")
+    e.add_argument("--solvers", help="solvers of --sweep (default: meanflow,midpoint for a jump model, "
+                   "euler,midpoint,dpm++2m otherwise)")
     e.add_argument("--data", help="real data to compare with (default: the run's own; name a held-out file)")
     e.add_argument("--nll-n", type=positive_int, default=1000, help="held-out points for nll (default 1000)")
     add_seed(e)
@@ -89,6 +93,8 @@ def _eval(args: argparse.Namespace) -> int:
 
     run = load_run(args.run, device=args.device, step=args.step)
     metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
+    if args.sweep:
+        return _sweep(args, run, metrics)
     steps = solver_steps(args, run.config)
     request = EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=args.solver,
                           steps=steps,
@@ -98,6 +104,45 @@ def _eval(args: argparse.Namespace) -> int:
     res = run.modality.evaluate(run, request)
     out = write_eval(Path(args.out).parent, res, Path(args.out).name) if args.out else write_eval(args.run, res)
     print(json.dumps(res) if args.json else run.modality.format_eval(res))
+    print(f"wrote {out}", file=sys.stderr)
+    return 0
+
+
+def _sweep(args: argparse.Namespace, run, metrics: tuple[str, ...] | None) -> int:  # noqa: ANN001
+    """``eval --sweep 1,2,4``: the run's metrics at each budget its samplers can meet, one row each."""
+    from ..evaluation import write_eval
+    from ..modalities import EvalRequest
+
+    if args.steps is not None or args.nfe is not None or args.solver is not None:
+        raise UserError("--sweep sets the budgets itself: drop --steps, --nfe and --solver (use --solvers)")
+    try:
+        nfes = [int(v) for v in args.sweep.split(",")]
+    except ValueError:
+        raise UserError(f"--sweep takes budgets like 1,2,4,8; got {args.sweep!r}") from None
+    if any(k < 1 for k in nfes):
+        raise UserError(f"--sweep budgets must be positive, got {args.sweep}")
+    solvers = (args.solvers.split(",") if args.solvers
+               else ["meanflow", "midpoint"] if run.jumps else ["euler", "midpoint", "dpm++2m"])
+    rows = []
+    for solver in solvers:
+        for nfe in nfes:
+            steps = solver_steps_for_nfe(solver, nfe, strict=False)
+            if steps is None:  # e.g. midpoint at 1 evaluation: that budget is not one this solver can meet
+                continue
+            request = EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=solver, steps=steps,
+                                  grid=args.grid, data=args.data, seed=args.seed, nll_n=args.nll_n,
+                                  features=args.features, guidance=args.guidance,
+                                  extra=modality_extra(args, run.modality, "eval"))
+            res = run.modality.evaluate(run, request)
+            rows.append({"solver": solver, "nfe": nfe, "steps": steps, "result": res})
+            if not args.json:
+                print(f"--- {solver}, {nfe} NFE ---\n{run.modality.format_eval(res)}", flush=True)
+    if not rows:
+        raise UserError(f"none of {', '.join(solvers)} can spend exactly {args.sweep} evaluations")
+    out = write_eval(Path(args.out).parent, {"sweep": rows}, Path(args.out).name) if args.out else write_eval(
+        args.run, {"run": str(run.run_dir), "step": run.step, "sweep": rows}, "eval_sweep.json")
+    if args.json:
+        print(json.dumps(rows))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from ..errors import UserError
 from ..models.conditioning import check_end_time
-from ..models.embeddings import SinusoidalEmbedding, SmoothEmbedding
+from ..models.embeddings import make_time_embedding
 from .space import NUM_TYPES, remove_com
 
 
@@ -32,6 +32,7 @@ class EGNNConfig:
     hidden: int = 128
     layers: int = 6
     time_dim: int = 16
+    time_embedding: str = "sinusoidal"
     mean_flow: bool = False  # also take the end time r of a jump (--objective meanflow)
     name: str = field(default="egnn", init=False)
 
@@ -80,8 +81,7 @@ class EGNN(nn.Module):
         super().__init__()
         self.config = config
         hid = config.hidden
-        # a jump model differentiates through time in its target: low frequencies (see SmoothEmbedding)
-        self.time_embed = (SmoothEmbedding if config.mean_flow else SinusoidalEmbedding)(config.time_dim)
+        self.time_embed = make_time_embedding(config.time_embedding, config.time_dim)
         self.gap = None
         if config.mean_flow:  # the gap r - t of a jump; starts at zero, so u(x, t, r) = v(x, t) at first
             td = config.time_dim

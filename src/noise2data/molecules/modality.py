@@ -68,7 +68,8 @@ class Molecules(Modality):
             raise UserError(f"unknown EGNN preset '{opts['preset']}': expected one of {', '.join(EGNN_PRESETS)}")
         data = MoleculeSet.read(opts["data"][len(PREFIX):])
         x1 = encode(data, TYPE_SCALE)  # (M, N, 3 + T)
-        mcfg = EGNNConfig(max_atoms=data.max_atoms, **EGNN_PRESETS[opts["preset"]])
+        mcfg = EGNNConfig(max_atoms=data.max_atoms, time_embedding=opts.get("time_embedding") or "sinusoidal",
+                          **EGNN_PRESETS[opts["preset"]])
         return TrainingSet(
             data=x1, standardizer=Standardizer.identity(tuple(x1.shape[1:])), model_config=mcfg.to_dict(),
             cond=data.mask, noise=lambda x, mask, g: sample_prior(mask, generator=g, dtype=x.dtype),

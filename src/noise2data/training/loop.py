@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from .. import __version__
-from ..couplings import get_coupling
+from ..couplings import condition_groups, get_coupling
 from ..data import Standardizer
 from ..errors import UserError
 from ..losses import prediction_loss
@@ -61,6 +61,7 @@ def training_step_loss(
     model: nn.Module, path: GaussianPath, x1: Tensor, config: TrainConfig, generator: torch.Generator,
     cond: Tensor | None = None, part: tuple[int, int] | None = None, noise: NoiseFn | None = None,
     loss_weight: LossWeightFn | None = None, x0: Tensor | None = None, teacher: nn.Module | None = None,
+    groups: Tensor | None = None,
 ) -> Tensor:
     """Per-sample loss of one batch ``x1: (B, *D)``: draw t and noise, couple, regress.
 
@@ -70,6 +71,7 @@ def training_step_loss(
     p_init is not N(0, I) on the whole tensor (a modality's own prior, see ``modalities.base.TrainingSet``);
     ``loss_weight(cond)`` weights the entries of the loss (e.g. 0 on frames given as context).
     ``x0`` given (reflow: noise already paired with its sample) is used as is, with no coupling.
+    ``groups: (B,)`` integers confine the coupling within groups (default: the batch's class labels).
     With ``objective="meanflow"`` the model learns jumps [t, r] (:func:`noise2data.meanflow.meanflow_loss`),
     with ``teacher``'s velocity in the target when one is given (distillation).
     """
@@ -84,8 +86,9 @@ def training_step_loss(
             x0 = torch.randn(x1.shape, generator=generator, device=dev, dtype=dt)
         else:
             x0 = noise(x1, cond, generator)
-        labels = cond if cond is not None and cond.ndim == 1 and not cond.is_floating_point() else None
-        x0 = get_coupling(config.coupling)(x0, x1, labels)  # OT pairs within a class
+        if groups is None and cond is not None and cond.ndim == 1 and not cond.is_floating_point():
+            groups = cond
+        x0 = get_coupling(config.coupling)(x0, x1, groups)  # OT pairs within a class
     sample = path.sample(x1, t, x0)
     if part is not None:
         sample = sample.rows(*part)
@@ -193,6 +196,10 @@ def train(
     model.to(device)
     data = data.to(device)
     pairs = pairs.to(device) if pairs is not None else None
+    buckets = None  # the coupling's groups: class labels, or buckets of vector conditions (before dropout)
+    if labels is not None and batch_condition is None and config.coupling != "independent" and \
+            getattr(model, "check_training_condition", None) is None:
+        buckets = condition_groups(labels)
     if teacher is not None:
         teacher = teacher.to(device).eval().requires_grad_(False)
     labels = labels.to(device) if labels is not None else None
@@ -269,7 +276,8 @@ def train(
             with autocast():
                 loss = training_step_loss(net, path, x1, config, gen, cond=cond, part=part, noise=noise,
                                           loss_weight=loss_weight, x0=pairs[idx] if pairs is not None else None,
-                                          teacher=teacher).float().mean()
+                                          teacher=teacher, groups=buckets[idx] if buckets is not None else None,
+                                          ).float().mean()
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

@@ -1,0 +1,203 @@
+"""Few-step sampling on 2-D sets: what each method buys at 1, 2, 4 and 8 evaluations, and what it costs.
+
+For each set (default checkerboard and moons) the benchmark trains, through the CLI as a user would:
+
+- ``base``: flow matching, independent coupling (``--time-embedding smooth``, so it can be distilled);
+- ``ot-blocks``: the same with minibatch OT in blocks (the default coupling for 2-D data);
+- ``reflow``: ``noise2data reflow base`` (pairs from base with rk4 x 16, 2-rectified flow, initialised from base);
+- ``meanflow``: ``--objective meanflow`` from scratch;
+- ``distilled``: ``noise2data distill base`` (MeanFlow, base as teacher and initialisation);
+- ``dist-ot``: ``noise2data distill ot-blocks`` (the straighter teacher, half the steps);
+
+then samples each at every budget its samplers can meet (base: euler, midpoint, heun, dpm++2m and a
+64-evaluation reference; jump models: their jumps) and prints W2 between ``--n`` samples and fresh
+data (the mean over 3 draws) beside the real-vs-real floor of the same size (the mean over 5 pairs),
+with the training seconds of each method
+(a derived run's cost includes its source's). Results go to ``--dir`` (runs) and
+``benchmarks/results/few_step.json``. Run it alone on the machine: timings are wall clock.
+
+With ``--mnist DIR`` (MNIST IDX files) it also trains a class-conditional tiny U-Net (``base``, smooth time
+embedding) and distils it (``distilled``, MeanFlow with the base as teacher), trains the in-domain FID
+extractor, and reports FID beside its floor and class accuracy (guidance 1) at each budget through
+``noise2data eval --sweep``: the base with euler, midpoint and dpm++2m, and 64 midpoint evaluations as
+its reference; the distilled model in 1, 2 and 4 jumps.
+
+    python benchmarks/few_step.py                       # checkerboard, moons; ~25 min on 2 cores
+    python benchmarks/few_step.py --sets moons --steps 2000 --dir /tmp/fs   # a smoke run
+    python benchmarks/few_step.py --sets "" --mnist ../shared/data/mnist --mnist-steps 3000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from noise2data import __version__
+from noise2data.cli import main as cli
+from noise2data.data import load_data
+from noise2data.metrics import w2_exact
+from noise2data.run import load_run
+from noise2data.samplers import solver_steps_for_nfe
+
+NFES = (1, 2, 4, 8)
+BASE_SOLVERS = ("euler", "midpoint", "heun", "dpm++2m")
+
+
+def methods(steps: int) -> dict[str, tuple[str, list[str], str | None]]:
+    """name -> (command, arguments, source method whose time counts too)."""
+    common = ["--time-embedding", "smooth", "--coupling"]
+    return {
+        "base": ("train", ["--steps", str(steps), *common, "independent"], None),
+        "ot-blocks": ("train", ["--steps", str(steps), *common, "ot-blocks"], None),  # the 2-D default coupling
+        "reflow": ("reflow", ["--steps", str(steps // 2), "--pairs", "50000"], "base"),
+        "meanflow": ("train", ["--steps", str(steps * 3 // 2), "--objective", "meanflow", "--coupling", "independent"],
+                     None),
+        "distilled": ("distill", ["--steps", str(steps * 3 // 4)], "base"),
+        "dist-ot": ("distill", ["--steps", str(steps // 2)], "ot-blocks"),
+    }
+
+
+def train_all(data: str, root: Path, steps: int) -> dict[str, float]:
+    """Train every method on ``data`` under ``root`` (a finished run is reused); seconds of each."""
+    seconds: dict[str, float] = {}
+    timing = root / "seconds.json"
+    if timing.is_file():
+        seconds = json.loads(timing.read_text())
+    for name, (command, args, source) in methods(steps).items():
+        out = root / name
+        if name in seconds and (out / "config.json").is_file():
+            continue
+        head = ["train", "--data", data] if command == "train" else [command, str(root / source)]
+        t0 = time.perf_counter()
+        code = cli([*head, *args, "--out", str(out), "--no-progress", "--device", "cpu"])
+        if code:
+            raise SystemExit(f"{name} on {data} failed with exit status {code}")
+        seconds[name] = time.perf_counter() - t0
+        timing.write_text(json.dumps(seconds))
+    return seconds
+
+
+REPEATS = 3  # W2 between two samples of 4000 points moves by +-20 % from draw to draw: average
+
+
+def floor_of(data: str, n: int) -> float:
+    """The real-vs-real W2 floor: the mean over REPEATS + 2 pairs of independent samples of ``n`` points."""
+    return sum(w2_exact(load_data(data, n=n, seed=30_000 + k), load_data(data, n=n, seed=40_000 + k))
+               for k in range(REPEATS + 2)) / (REPEATS + 2)
+
+
+def score(run_dir: Path, data: str, n: int, floor: float) -> dict[str, dict[int, float]]:
+    """W2 of the run at every budget its samplers meet, the mean over REPEATS (sample, reference) pairs,
+    beside ``floor``: ``{solver: {nfe: (w2, floor)}}``."""
+    run = load_run(run_dir)
+    refs = [load_data(data, n=n, seed=10_000 + k) for k in range(REPEATS)]
+    solvers = ("meanflow", "midpoint") if run.jumps else BASE_SOLVERS
+    out: dict[str, dict[int, float]] = {}
+    for solver in solvers:
+        for nfe in (*NFES, 64):
+            if nfe == 64 and (run.jumps or solver != "midpoint"):
+                continue
+            steps = solver_steps_for_nfe(solver, nfe, strict=False)
+            if steps is None:
+                continue
+            w2 = sum(w2_exact(run.sample(n, solver=solver, steps=steps, seed=k).x, ref)
+                     for k, ref in enumerate(refs)) / REPEATS
+            out.setdefault(solver, {})[nfe] = (w2, floor)
+    return out
+
+
+def mnist(folder: str, root: Path, steps: int, n: int) -> dict:
+    """Base and distilled class-conditional U-Nets on MNIST; FID, its floor and class accuracy per budget."""
+    root.mkdir(parents=True, exist_ok=True)
+    timing = root / "seconds.json"
+    seconds = json.loads(timing.read_text()) if timing.is_file() else {}
+    fx = root / "fx.safetensors"
+    if not fx.is_file():
+        assert cli(["features", "--data", f"mnist:{folder}", "--out", str(fx)]) == 0
+    jobs = {
+        "base": ["train", "--data", f"mnist:{folder}", "--model", "unet", "--cond", "label", "--time-embedding",
+                 "smooth", "--steps", str(steps)],
+        "distilled": ["distill", str(root / "base"), "--steps", str(steps // 2)],
+    }
+    for name, argv in jobs.items():
+        if name in seconds:
+            continue
+        t0 = time.perf_counter()
+        if cli([*argv, "--out", str(root / name), "--no-progress", "--device", "cpu"]):
+            raise SystemExit(f"MNIST {name} failed")
+        seconds[name] = time.perf_counter() - t0
+        timing.write_text(json.dumps(seconds))
+    table = {}
+    for name, sweeps in {"base": [("euler,midpoint,dpm++2m", "1,2,4,8"), ("midpoint", "64")],
+                         "distilled": [("meanflow", "1,2,4")]}.items():
+        rows = []
+        for solvers, nfes in sweeps:
+            out = root / f"{name}_{solvers.replace(',', '_')}_{nfes.replace(',', '_')}.json"
+            if not out.is_file():
+                assert cli(["eval", str(root / name), "--sweep", nfes, "--solvers", solvers, "--n", str(n),
+                            "--features", str(fx), "--out", str(out), "--device", "cpu", "--json"]) == 0
+            rows += json.loads(out.read_text())["sweep"]
+        cost = seconds[name] + (seconds["base"] if name == "distilled" else 0.0)
+        table[name] = {"seconds": cost, "cost_vs_base": cost / seconds["base"],
+                       "scores": {f"{r['solver']}@{r['nfe']}": {k: r["result"]["image"].get(k) for k in
+                                  ("fid", "fid_floor", "class_accuracy")} for r in rows}}
+    print(f"\nMNIST (class-conditional, guidance 1, {n} samples): FID (floor), class accuracy; training seconds")
+    for name, row in table.items():
+        for key, sc in row["scores"].items():
+            print(f"{name:<10} {key:<14} FID {sc['fid']:8.3f} (floor {sc['fid_floor']:.3f})  "
+                  f"accuracy {sc['class_accuracy']:.4f}   {row['seconds']:7.0f} s ({row['cost_vs_base']:.2f}x base)")
+    return table
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sets", default="checkerboard,moons")
+    p.add_argument("--steps", type=int, default=4000, help="steps of the base model (the others scale from it)")
+    p.add_argument("--n", type=int, default=4000, help="samples per score")
+    p.add_argument("--dir", default="benchmarks/results/few_step_runs")
+    p.add_argument("--json", default="benchmarks/results/few_step.json")
+    p.add_argument("--mnist", help="folder of MNIST IDX files: also the class-conditional MNIST part")
+    p.add_argument("--mnist-steps", type=int, default=3000, help="steps of the MNIST base model (default 3000)")
+    p.add_argument("--mnist-n", type=int, default=1000, help="samples per MNIST FID (default 1000)")
+    args = p.parse_args()
+    results = {"version": __version__, "machine": platform.platform(), "threads": torch.get_num_threads(),
+               "steps": args.steps, "n": args.n, "sets": {}}
+    for data in filter(None, args.sets.split(",")):
+        root = Path(args.dir) / data
+        root.mkdir(parents=True, exist_ok=True)
+        seconds = train_all(data, root, args.steps)
+        floor = floor_of(data, args.n)
+        table = {}
+        for name, (_, _, source) in methods(args.steps).items():
+            cost = seconds[name] + (seconds[source] if source else 0.0)
+            table[name] = {"seconds": cost, "cost_vs_base": cost / seconds["base"],
+                           "scores": score(root / name, data, args.n, floor)}
+        results["sets"][data] = table
+        print_table(data, table)
+    if args.mnist:
+        results["mnist"] = mnist(args.mnist, Path(args.dir) / "mnist", args.mnist_steps, args.mnist_n)
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(results, indent=1))
+    print(f"wrote {args.json}")
+
+
+def print_table(data: str, table: dict) -> None:
+    """One row per (method, solver): W2 / floor at each NFE, the training seconds and their ratio to base."""
+    floor = next(iter(next(iter(table["base"]["scores"].values())).values()))[1]
+    print(f"\n{data}: W2 / floor (floor {floor:.4f}); training seconds (x base)")
+    print(f"{'method':<10} {'solver':<9}" + "".join(f"{'NFE ' + str(k):>9}" for k in (*NFES, 64))
+          + f"{'seconds':>10}{'x base':>8}")
+    for name, row in table.items():
+        for solver, by_nfe in row["scores"].items():
+            cells = "".join(f"{by_nfe[k][0] / by_nfe[k][1]:>9.2f}" if k in by_nfe else f"{'-':>9}"
+                            for k in (*NFES, 64))
+            print(f"{name:<10} {solver:<9}{cells}{row['seconds']:>10.0f}{row['cost_vs_base']:>8.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -129,3 +129,5 @@ def test_guidance_baked_into_a_labelled_meanflow_run(tmp_path, capsys):
                  "--out", str(tmp_path / "s.npy")]) == 0
     err = capsys.readouterr().err
     assert "(meanflow" in err and " 1 NFE" in err
+    assert main(["sample", str(out), "--label", "1", "--guidance", "3", "--n", "5",
+                 "--out", str(tmp_path / "s.npy")]) == 2  # guided twice: refused

@@ -126,6 +126,10 @@ class Run:
         """
         if not isinstance(n, int) or n < 1:
             raise UserError(f"the number of samples must be a positive integer, got {n!r}")
+        baked = float(self.config["train"].get("mean_flow", {}).get("guidance", 1.0)) if self.jumps else 1.0
+        if baked != 1.0 and guidance != 1.0:
+            raise UserError(f"this jump model was trained with guidance {baked:g} baked in (--mf-guidance): sample it "
+                            "with --guidance 1 (the default); another scale would guide it twice")
         solver = solver or self.default_solver
         if not sde and solver not in ODE_SOLVERS:
             raise UserError(f"unknown solver '{solver}': expected one of {', '.join(ODE_SOLVERS)}")

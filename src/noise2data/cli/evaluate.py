@@ -88,7 +88,6 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from ..evaluation import write_eval
-    from ..modalities import EvalRequest
     from ..run import load_run
 
     run = load_run(args.run, device=args.device, step=args.step)
@@ -96,22 +95,26 @@ def _eval(args: argparse.Namespace) -> int:
     if args.sweep:
         return _sweep(args, run, metrics)
     steps = solver_steps(args, run.config)
-    request = EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=args.solver,
-                          steps=steps,
-                          grid=args.grid,
-                          data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features,
-                          guidance=args.guidance, extra=modality_extra(args, run.modality, "eval"))
-    res = run.modality.evaluate(run, request)
+    res = run.modality.evaluate(run, _eval_request(args, run, metrics, args.solver, steps))
     out = write_eval(Path(args.out).parent, res, Path(args.out).name) if args.out else write_eval(args.run, res)
     print(json.dumps(res) if args.json else run.modality.format_eval(res))
     print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
+def _eval_request(args: argparse.Namespace, run, metrics: tuple[str, ...] | None, solver: str,  # noqa: ANN001
+                  steps: int):  # noqa: ANN202
+    """What ``eval`` asks of the run's modality, for one sampler."""
+    from ..modalities import EvalRequest
+
+    return EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=solver, steps=steps, grid=args.grid,
+                       data=args.data, seed=args.seed, nll_n=args.nll_n, features=args.features,
+                       guidance=args.guidance, extra=modality_extra(args, run.modality, "eval"))
+
+
 def _sweep(args: argparse.Namespace, run, metrics: tuple[str, ...] | None) -> int:  # noqa: ANN001
     """``eval --sweep 1,2,4``: the run's metrics at each budget its samplers can meet, one row each."""
     from ..evaluation import write_eval
-    from ..modalities import EvalRequest
 
     if args.steps is not None or args.nfe is not None or args.solver is not None:
         raise UserError("--sweep sets the budgets itself: drop --steps, --nfe and --solver (use --solvers)")
@@ -129,11 +132,7 @@ def _sweep(args: argparse.Namespace, run, metrics: tuple[str, ...] | None) -> in
             steps = solver_steps_for_nfe(solver, nfe, strict=False)
             if steps is None:  # e.g. midpoint at 1 evaluation: that budget is not one this solver can meet
                 continue
-            request = EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=solver, steps=steps,
-                                  grid=args.grid, data=args.data, seed=args.seed, nll_n=args.nll_n,
-                                  features=args.features, guidance=args.guidance,
-                                  extra=modality_extra(args, run.modality, "eval"))
-            res = run.modality.evaluate(run, request)
+            res = run.modality.evaluate(run, _eval_request(args, run, metrics, solver, steps))
             rows.append({"solver": solver, "nfe": nfe, "steps": steps, "result": res})
             if not args.json:
                 print(f"--- {solver}, {nfe} NFE ---\n{run.modality.format_eval(res)}", flush=True)

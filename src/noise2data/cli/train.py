@@ -286,7 +286,7 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
         if ts.noise is not None or ts.batch_condition is not None:
             raise UserError(f"reflow of {modality.name} runs is not supported (their noise or condition is drawn per "
                             "batch); distill the run instead")
-        ts.standardizer, data, labels = derived.source.standardizer, derived.data, derived.cond
+        ts.standardizer, data, labels = derived.source.standardizer, derived.data, derived.cond  # model units
     if derived is not None and ctx.is_main:
         for note in derived.notes:
             print(f"warning: {note}", file=sys.stderr)
@@ -339,11 +339,8 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
               f"{procs}) -> {out}",
               file=sys.stderr)
     evaluator = periodic_evaluator(out, opts, ts.standardizer) if opts["eval_every"] and ctx.is_main else None
-    streaming = not isinstance(ts.data, torch.Tensor)
-    if derived is not None and derived.data is not None:
-        data = derived.data  # already in model units
-    elif not streaming:
-        data = ts.standardizer.forward(ts.data)
+    if data is ts.data and isinstance(data, torch.Tensor):  # the modality's own data (not streamed, not reflow's)
+        data = ts.standardizer.forward(data)
     result = train(model, path, data, tcfg, run_dir=out,
                    standardizer=ts.standardizer, resume=args.resume, progress=not args.no_progress,
                    evaluator=evaluator, tensorboard=bool(opts["tensorboard"]), labels=labels, noise=ts.noise,

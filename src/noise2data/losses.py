@@ -90,13 +90,17 @@ class TimeDistribution:
     """The distribution of training times t in [0, 1].
 
     Attributes:
-        name: ``"uniform"`` or ``"logit_normal"`` (t = sigmoid(m + s n), n ~ N(0, 1), as in SD3).
+        name: ``"uniform"``, ``"logit_normal"`` (t = sigmoid(m + s n), n ~ N(0, 1), as in SD3) or
+            ``"beta"`` (density proportional to t^(a-1) (1-t)^(b-1); Beta(2, 1) favours the data end t = 1).
         mean, std: the logit-normal's m and s.
+        a, b: the Beta distribution's parameters (both >= 1, so the density is bounded).
     """
 
     name: str = "uniform"
     mean: float = 0.0
     std: float = 1.0
+    a: float = 1.0
+    b: float = 1.0
 
     def __post_init__(self) -> None:
         if self.name not in TIME_DISTRIBUTIONS:
@@ -106,6 +110,8 @@ class TimeDistribution:
             )
         if not self.std > 0:
             raise UserError(f"time distribution std must be > 0, got {self.std}")
+        if not (self.a >= 1 and self.b >= 1):
+            raise UserError(f"Beta time distribution needs a, b >= 1 (a bounded density), got a={self.a}, b={self.b}")
 
     def sample(
         self,
@@ -128,4 +134,17 @@ def _logit_normal(d: TimeDistribution, n: int, g, device, dtype) -> Tensor:
     return torch.sigmoid(d.mean + d.std * z)
 
 
-TIME_DISTRIBUTIONS: dict[str, Callable] = {"uniform": _uniform, "logit_normal": _logit_normal}
+def _beta(d: TimeDistribution, n: int, g, device, dtype) -> Tensor:
+    # inverse CDF on a fine grid (the CDF by the trapezoid rule on the bounded density), so the draw
+    # comes from the training generator like every other random number
+    grid = torch.linspace(0, 1, 4097, dtype=torch.float64)
+    pdf = grid.pow(d.a - 1) * (1 - grid).pow(d.b - 1)
+    cdf = torch.cat([torch.zeros(1, dtype=torch.float64), torch.cumsum((pdf[1:] + pdf[:-1]) / 2, 0)])
+    cdf = cdf / cdf[-1]
+    u = torch.rand(n, generator=g, device=device, dtype=torch.float64).cpu()
+    hi = torch.searchsorted(cdf, u).clamp(1, len(grid) - 1)
+    frac = (u - cdf[hi - 1]) / (cdf[hi] - cdf[hi - 1]).clamp(min=1e-300)
+    return (grid[hi - 1] + frac * (grid[hi] - grid[hi - 1])).to(device=device, dtype=dtype)
+
+
+TIME_DISTRIBUTIONS: dict[str, Callable] = {"uniform": _uniform, "logit_normal": _logit_normal, "beta": _beta}

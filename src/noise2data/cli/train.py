@@ -29,21 +29,25 @@ TRAIN_DEFAULTS = {
     "tensorboard": False, "dequantize": 0.0, "precision": "fp32", "compile": False, "skip_nonfinite": False,
     "labels": None, "label_key": None, "label_dropout": 0.1, "model": "mlp", "preset": "tiny", "cond": "none",
     "cond_file": None, "cond_key": None, "resize": None, "pad": 0, "hflip": False, "stream": False,
-    "mf_ratio": 0.25, "mf_power": 1.0, "mf_jvp": "forward", "mf_guidance": 1.0,
+    "mf_ratio": 0.25, "mf_power": 1.0, "mf_jvp": "forward", "mf_guidance": 1.0, "size_bands": None,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
     "data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth", "time_embedding",
     "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
     "dequantize", "labels", "label_key", "label_dropout", "model", "preset", "cond", "cond_file", "cond_key",
-    "resize", "pad", "hflip", "mf_ratio", "mf_power", "mf_jvp", "mf_guidance",
+    "resize", "pad", "hflip", "mf_ratio", "mf_power", "mf_jvp", "mf_guidance", "size_bands",
 )
+# training flags that only some kinds of data take (they list them in Modality.own_train_options)
+OWN_FLAGS = {"size_bands": "--size-bands"}
 OPTION_NAMES = ("data", *TRAIN_DEFAULTS)
 
 
 def _default(key: str) -> str:
     """``(default X; for KIND Y, ...)``: the generic default and the kinds of data that set their own."""
     own = [f"{m.name} {m.defaults[key]}" for m in all_modalities() if key in m.defaults]
+    if TRAIN_DEFAULTS[key] is None:
+        return f"(default: {', '.join(own)})"
     return f"(default {TRAIN_DEFAULTS[key]}" + (f"; {', '.join(own)})" if own else ")")
 
 
@@ -80,7 +84,8 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    "differences")
     t.add_argument("--mf-guidance", type=float, help="meanflow with labels: classifier-free guidance scale baked into "
                    "the target, so guided samples cost 1 evaluation (default 1: none)")
-    t.add_argument("--time-dist", help="uniform or logit_normal[:mean,std] (default uniform)")
+    t.add_argument("--time-dist", help="uniform, logit_normal[:mean,std] or beta:a,b (a, b >= 1; beta:2,1 favours "
+                   "the data end) " + _default("time_dist"))
     t.add_argument("--coupling", choices=["auto", "independent", "ot", "ot-blocks"],
                    help="noise-data pairing in a batch; ot = minibatch optimal transport (exact; within each class "
                    "for a labelled run), ot-blocks = the same solved in blocks of 128 (~4x cheaper, near-optimal); "
@@ -108,6 +113,9 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resize", type=positive_int, help="images: resize to N x N (antialiased)")
     t.add_argument("--pad", type=int, help="images: pad every side by this many background pixels, e.g. 2 for "
                    "MNIST 28 -> 32")
+    t.add_argument("--size-bands", type=positive_int, help="molecules: draw each batch from one of K bands of "
+                   "molecule sizes, so the network computes on real atoms, not padding (1 = random batches) "
+                   + _default("size_bands"))
     t.add_argument("--hflip", action="store_true", default=None, help="images: random left-right mirroring")
     t.add_argument("--stream", action="store_true", default=None, help="images:FOLDER: decode images per batch "
                    "instead of holding them in memory (automatic above 4 GiB of pixels)")
@@ -145,10 +153,11 @@ def _time_dist(spec: str) -> dict:
     if not rest:
         return {"name": name}
     try:
-        mean, std = (float(v) for v in rest.split(","))
+        first, second = (float(v) for v in rest.split(","))
     except ValueError:
-        raise UserError(f"bad --time-dist {spec!r}: write logit_normal:MEAN,STD, e.g. logit_normal:0,1") from None
-    return {"name": name, "mean": mean, "std": std}
+        raise UserError(f"bad --time-dist {spec!r}: write logit_normal:MEAN,STD (e.g. logit_normal:0,1) or beta:A,B "
+                        "(e.g. beta:2,1)") from None
+    return {"name": name, "a": first, "b": second} if name == "beta" else {"name": name, "mean": first, "std": second}
 
 
 def read_config_file(path: str | Path) -> dict:
@@ -247,6 +256,9 @@ def train_command(args: argparse.Namespace) -> int:
             raise UserError("train needs --data: " + data_help())
         check_new_run(out)
         modality = modality_for_spec(args.data)
+        foreign = [flag for key, flag in OWN_FLAGS.items() if key in given and key not in modality.own_train_options]
+        if foreign:
+            raise UserError(f"{', '.join(foreign)} does not apply to {modality.name} data")
         opts = {**TRAIN_DEFAULTS, **modality.defaults, **given}
         if opts["objective"] == "meanflow" and "time_embedding" not in given:
             opts["time_embedding"] = "smooth"  # MeanFlow's target differentiates in t (models/embeddings.py)
@@ -347,7 +359,8 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
                    batch_condition=ts.batch_condition, loss_weight=ts.loss_weight,
                    pairs=derived.pairs if derived is not None else None,
                    teacher=derived.teacher if derived is not None else None,
-                   init=derived.init if derived is not None else None)
+                   init=derived.init if derived is not None else None,
+                   batches=ts.batches, coupling=ts.coupling, loss_fn=ts.loss)
     final = result.log[-1][1] if result.log else float("nan")
     if ctx.is_main:
         skips = f", {result.skipped} non-finite steps skipped" if result.skipped else ""

@@ -27,6 +27,9 @@ if TYPE_CHECKING:  # only for annotations: run.py imports this module
 NoiseFn = Callable[[Tensor, Tensor | None, torch.Generator], Tensor]  # (x1, cond, generator) -> x0 like x1
 BatchConditionFn = Callable[[Tensor, Tensor | None, torch.Generator], Tensor]  # (x1, cond, gen) -> batch's cond
 LossWeightFn = Callable[[Tensor], Tensor]  # cond -> weights of the loss's entries, broadcastable to (B, *D)
+BatchIndexFn = Callable[[int, torch.Generator, Any], Tensor]  # (batch size, generator, device) -> indices (B,)
+CouplingFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]  # (x0, x1, cond) -> x0 re-paired with x1's rows
+LossFn = Callable[..., Tensor]  # (pred, sample, path, prediction, weight) -> (B,), as losses.prediction_loss
 
 
 @dataclass
@@ -43,6 +46,10 @@ class TrainingSet:
         noise: draws x0 when p_init is not N(0, I) (see ``training.loop.training_step_loss``).
         batch_condition: draws each batch's condition from the batch (video: which frames are known).
         loss_weight: weights of the loss's entries from the condition (video: only the unknown frames).
+        batches: draws each batch's indices (molecules: from one size band); default uniform with replacement.
+        coupling: pairs each batch's noise with its data in the modality's own way (molecules: rotated and
+            permuted onto each molecule), replacing the shared ``--coupling``.
+        loss: the per-sample loss, in place of ``losses.prediction_loss`` (molecules: cross-entropy on types).
         data_config: entries added to config.json's ``data`` section (units, classes, ...).
         extra_config: further top-level sections of config.json this modality reads back when sampling.
     """
@@ -55,6 +62,9 @@ class TrainingSet:
     noise: NoiseFn | None = None
     batch_condition: BatchConditionFn | None = None
     loss_weight: LossWeightFn | None = None
+    batches: BatchIndexFn | None = None
+    coupling: CouplingFn | None = None
+    loss: LossFn | None = None
     data_config: dict = field(default_factory=dict)
     extra_config: dict = field(default_factory=dict)
 
@@ -139,6 +149,8 @@ class Modality:
         eval_n: the samples ``eval`` draws when ``--n`` is not given.
         sample_options, eval_options: options of ``sample`` and ``eval`` that only this kind of data
             takes, as ``(flags, argparse keyword arguments)``; they reach it in ``request.extra``.
+        own_train_options: the training options (``cli.train.OWN_FLAGS``) only some kinds of data take that
+            this one does; another kind refuses them with one line.
     """
 
     name: str = ""
@@ -151,6 +163,7 @@ class Modality:
     eval_n: int = 4000
     sample_options: tuple[tuple[tuple[str, ...], dict], ...] = ()
     eval_options: tuple[tuple[tuple[str, ...], dict], ...] = ()
+    own_train_options: tuple[str, ...] = ()
 
     # ---- what the data is -------------------------------------------------------------------------
     def matches(self, spec: str) -> bool:

@@ -1,7 +1,11 @@
 """An E(n)-equivariant graph network over all atom pairs, predicting a molecule's velocity.
 
 ``forward(x, t, cond=mask)``: ``x: (B, N, 3 + T)`` positions and scaled one-hot types (see
-:mod:`.space`), ``t: (B,)``, ``mask: (B, N)`` real atoms -> ``(B, N, 3 + T)``. Messages between
+:mod:`.space`), ``t: (B,)``, ``mask: (B, N)`` real atoms -> ``(B, N, 3 + T)``: the velocity, or with
+``prediction="data"`` the clean molecule (updated positions; types as probabilities times
+``type_scale``, so a cross-entropy can be taken on them and the usual conversion gives the velocity).
+Only the atom slots some molecule of the batch uses are computed (a batch of small molecules costs
+what its largest one needs, not N_max^2 pairs). Messages between
 every pair of real atoms depend on the atoms' features and their squared distance (now and at
 the input); features are updated from summed messages, positions move along pair differences
 weighted by a function of the message. So rotating, reflecting or translating the input rotates,
@@ -34,11 +38,15 @@ class EGNNConfig:
     time_dim: int = 16
     time_embedding: str = "sinusoidal"
     mean_flow: bool = False  # also take the end time r of a jump (--objective meanflow)
+    prediction: str = "velocity"  # or "data": positions and type probabilities of the clean molecule
+    type_scale: float = 0.25  # the one-hot scale of the data (a data prediction's types sum to it)
     name: str = field(default="egnn", init=False)
 
     def __post_init__(self) -> None:
         if self.max_atoms < 2 or self.hidden < 1 or self.layers < 1 or self.num_types < 1:
             raise UserError(f"EGNN needs max_atoms >= 2, hidden, layers and num_types >= 1; got {self}")
+        if self.prediction not in ("velocity", "data"):
+            raise UserError(f"the EGNN predicts a velocity or the data, not '{self.prediction}'")
 
     @property
     def data_shape(self) -> tuple[int, int]:
@@ -107,7 +115,17 @@ class EGNN(nn.Module):
         if mask.shape != (b, n) or mask.dtype != torch.bool:
             raise UserError(f"the EGNN's condition is the atom mask, bool ({b}, {n}); got {mask.dtype} "
                             f"{tuple(mask.shape)}")
-        atoms = mask.to(x.dtype)[..., None]  # (B, N, 1)
+        used = mask.any(0)  # (N,) slots some molecule of the batch fills
+        if bool(used.all()):
+            return self._forward(x, t, mask, r)
+        out = torch.zeros_like(x)
+        out[:, used] = self._forward(x[:, used], t, mask[:, used], r)
+        return out
+
+    def _forward(self, x: Tensor, t: Tensor, mask: Tensor, r: Tensor | None) -> Tensor:
+        """``x: (B, n, 3 + T)`` on the slots in use, ``mask: (B, n)``."""
+        n = x.shape[1]
+        atoms = mask.to(x.dtype)[..., None]  # (B, n, 1)
         edges = (atoms[:, :, None] * atoms[:, None]) * (1 - torch.eye(n, device=x.device, dtype=x.dtype))[..., None]
         norm = (atoms.sum(1, keepdim=True) - 1).clamp(min=1)  # (B, 1, 1): neighbours per atom
         pos, types = x[..., :3] * atoms, x[..., 3:] * atoms
@@ -115,13 +133,15 @@ class EGNN(nn.Module):
         r = check_end_time(r, t, self.gap is not None)
         if self.gap is not None:
             temb = temb + self.gap(self.time_embed(r - t if r is not None else torch.zeros_like(t)))
-        temb = temb[:, None].expand(-1, n, -1)  # (B, N, time_dim)
+        temb = temb[:, None].expand(-1, n, -1)  # (B, n, time_dim)
         h = self.embed(torch.cat([types, temb], -1)) * atoms
         d0 = (pos[:, :, None] - pos[:, None]).pow(2).sum(-1, keepdim=True)
         new = pos
         for layer in self.layers:
             h, new = layer(h, new, d0, edges, atoms, norm)
         v_types = self.out(torch.cat([h, temb], -1))
+        if self.config.prediction == "data":  # the clean molecule: where the atoms end up, and their types
+            return remove_com(torch.cat([new, v_types.softmax(-1) * self.config.type_scale], -1), mask)
         return remove_com(torch.cat([new - pos, v_types], -1), mask)
 
 

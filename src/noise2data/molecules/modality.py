@@ -2,7 +2,10 @@
 
 Loader: :class:`MoleculeSet`, encoded as ``(M, N_max, 3 + T)`` (positions, scaled one-hot types).
 Prior: N(0, I) on the zero-centre-of-mass subspace, padding 0. Condition: the atom mask. Model:
-the EGNN (E(3)-equivariant). Samples: .sdf, .xyz or .npz, plotted in 3-D with their formulas.
+the EGNN (E(3)-equivariant). Training: batches of one size band (:mod:`.batches`), the loss a mean over
+each molecule's real atoms with cross-entropy on types for a data prediction (:mod:`.loss`),
+``--coupling ot`` = noise permuted and rotated onto each molecule (:mod:`.alignment`).
+Samples: .sdf, .xyz or .npz, plotted in 3-D with their formulas.
 Metrics: atom and molecule stability, validity, uniqueness, novelty, beside the data's own row.
 Report: generated molecules beside real ones and that table.
 """
@@ -12,6 +15,7 @@ from __future__ import annotations
 import html
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -25,7 +29,7 @@ EGNN_PRESETS = {"tiny": {"hidden": 64, "layers": 4}, "small": {"hidden": 128, "l
 TYPE_SCALE = 0.25  # one-hot types x 0.25: positions (std ~1.5 A) lead, types follow
 TRAIN_SMILES = "train_smiles.json"
 PREFIX = "molecules:"
-# options that have no meaning for molecules (the mask is the condition; OT would pair across sizes)
+# options that have no meaning for molecules (the mask is the condition)
 REFUSED = {"labels": "--labels", "cond_file": "--cond-file", "resize": "--resize", "hflip": "--hflip",
            "stream": "--stream", "dequantize": "--dequantize", "eval_every": "--eval-every"}
 
@@ -35,9 +39,10 @@ class Molecules(Modality):
     data_help = "molecules:FILE (.npz from 'noise2data data qm9', .xyz or .sdf)"
     distributed = False
     models = ("egnn",)
+    own_train_options = ("size_bands",)
     # the QM9 benchmark's batch and learning rate (benchmarks/qm9.py); the tiny EGNN for a CPU
     defaults = {"model": "egnn", "preset": "tiny", "batch_size": 64, "lr": 5e-4, "standardize": "none",
-                "label_dropout": 0.0}
+                "label_dropout": 0.0, "size_bands": 8}
     sample_suffixes = (".sdf", ".xyz", ".npz")
     default_metrics = ("stability", "validity", "uniqueness", "novelty")
 
@@ -47,6 +52,10 @@ class Molecules(Modality):
     def owns(self, config: dict) -> bool:
         return "molecules" in config or config.get("model", {}).get("name") == "egnn"
 
+    def default_coupling(self, shape: tuple[int, ...]) -> str:
+        """Independent noise (see benchmarks/qm9.py for --coupling ot, the equivariant alignment)."""
+        return "independent"
+
     def model_classes(self) -> dict[str, tuple[type, type]]:
         from .egnn import EGNN, EGNNConfig
 
@@ -54,25 +63,40 @@ class Molecules(Modality):
 
     def load(self, opts: dict, resumed: dict | None = None) -> TrainingSet:
         from ..data import Standardizer
+        from .alignment import align_noise
+        from .batches import SizeBands
         from .data import MoleculeSet
         from .egnn import EGNNConfig
+        from .loss import atom_weight, molecule_loss
         from .space import SizeDistribution, encode, sample_prior
 
         self.check_model(opts["model"])
         given = [flag for key, flag in REFUSED.items() if opts.get(key)]
-        if opts.get("cond") not in (None, "none") or opts.get("pad") or opts.get("coupling") == "ot":
-            given.append("--cond/--pad/--coupling ot")
+        if opts.get("cond") not in (None, "none") or opts.get("pad"):
+            given.append("--cond/--pad")
         if given:
             raise UserError(f"{', '.join(given)} do not apply to molecules: their condition is the atom mask")
         if opts["preset"] not in EGNN_PRESETS:
             raise UserError(f"unknown EGNN preset '{opts['preset']}': expected one of {', '.join(EGNN_PRESETS)}")
+        coupling = self.default_coupling(()) if opts.get("coupling", "auto") == "auto" else opts["coupling"]
+        if coupling == "ot-blocks":
+            raise UserError("--coupling ot-blocks pairs noise across a batch; for molecules use --coupling ot (each "
+                            "molecule's noise permuted and rotated onto it) or independent")
+        if opts["objective"] not in ("velocity", "data", "meanflow"):
+            raise UserError(f"the EGNN predicts a velocity (--objective velocity or meanflow) or the clean molecule "
+                            f"(--objective data), not --objective {opts['objective']}")
         data = MoleculeSet.read(opts["data"][len(PREFIX):])
         x1 = encode(data, TYPE_SCALE)  # (M, N, 3 + T)
         mcfg = EGNNConfig(max_atoms=data.max_atoms, time_embedding=opts.get("time_embedding") or "sinusoidal",
+                          prediction="data" if opts["objective"] == "data" else "velocity", type_scale=TYPE_SCALE,
                           **EGNN_PRESETS[opts["preset"]])
+        bands = int(opts.get("size_bands") or 1)
         return TrainingSet(
             data=x1, standardizer=Standardizer.identity(tuple(x1.shape[1:])), model_config=mcfg.to_dict(),
             cond=data.mask, noise=lambda x, mask, g: sample_prior(mask, generator=g, dtype=x.dtype),
+            batches=SizeBands(data.sizes(), bands) if bands > 1 else None,
+            coupling=(lambda x0, x1, mask: align_noise(x0, x1, mask)) if coupling == "ot" else None,
+            loss=partial(molecule_loss, type_scale=TYPE_SCALE), loss_weight=atom_weight,
             data_config={"molecules": len(data), "max_atoms": data.max_atoms},
             extra_config={"molecules": {"type_scale": TYPE_SCALE, "sizes": SizeDistribution.fit(data).to_dict()}})
 
@@ -97,7 +121,7 @@ class Molecules(Modality):
                             "trajectories")
         t0 = time.perf_counter()
         mols = sample_molecules(run, request.n, solver=request.solver, steps=request.steps, seed=request.seed,
-                                batch_size=request.batch_size or 500)
+                                batch_size=request.batch_size or 100)
         write_molecules(mols, request.out)
         line = (f"wrote {request.out}: {len(mols)} molecules ({request.solver}, {request.steps} steps, "
                 f"step {run.step}, {time.perf_counter() - t0:.1f} s)")

@@ -18,7 +18,7 @@ from ..data import Standardizer
 from ..errors import UserError
 from ..losses import prediction_loss
 from ..meanflow import draw_interval, meanflow_loss
-from ..modalities.base import BatchConditionFn, LossWeightFn, NoiseFn
+from ..modalities.base import BatchConditionFn, BatchIndexFn, CouplingFn, LossFn, LossWeightFn, NoiseFn
 from ..models.conditioning import check_condition, condition_kind, drop_condition
 from ..paths import GaussianPath
 from .checkpoint import (
@@ -61,7 +61,7 @@ def training_step_loss(
     model: nn.Module, path: GaussianPath, x1: Tensor, config: TrainConfig, generator: torch.Generator,
     cond: Tensor | None = None, part: tuple[int, int] | None = None, noise: NoiseFn | None = None,
     loss_weight: LossWeightFn | None = None, x0: Tensor | None = None, teacher: nn.Module | None = None,
-    groups: Tensor | None = None,
+    groups: Tensor | None = None, coupling: CouplingFn | None = None, loss_fn: LossFn | None = None,
 ) -> Tensor:
     """Per-sample loss of one batch ``x1: (B, *D)``: draw t and noise, couple, regress.
 
@@ -72,6 +72,8 @@ def training_step_loss(
     ``loss_weight(cond)`` weights the entries of the loss (e.g. 0 on frames given as context).
     ``x0`` given (reflow: noise already paired with its sample) is used as is, with no coupling.
     ``groups: (B,)`` integers confine the coupling within groups (default: the batch's class labels).
+    ``coupling(x0, x1, cond)`` replaces ``config.coupling`` (a modality's own pairing) and ``loss_fn`` replaces
+    :func:`~noise2data.losses.prediction_loss` (same signature).
     With ``objective="meanflow"`` the model learns jumps [t, r] (:func:`noise2data.meanflow.meanflow_loss`),
     with ``teacher``'s velocity in the target when one is given (distillation).
     """
@@ -86,9 +88,12 @@ def training_step_loss(
             x0 = torch.randn(x1.shape, generator=generator, device=dev, dtype=dt)
         else:
             x0 = noise(x1, cond, generator)
-        if groups is None and cond is not None and cond.ndim == 1 and not cond.is_floating_point():
-            groups = cond
-        x0 = get_coupling(config.coupling)(x0, x1, groups)  # OT pairs within a class
+        if coupling is not None:
+            x0 = coupling(x0, x1, cond)
+        else:
+            if groups is None and cond is not None and cond.ndim == 1 and not cond.is_floating_point():
+                groups = cond
+            x0 = get_coupling(config.coupling)(x0, x1, groups)  # OT pairs within a class
     sample = path.sample(x1, t, x0)
     if part is not None:
         sample = sample.rows(*part)
@@ -97,7 +102,7 @@ def training_step_loss(
     weight = loss_weight(cond) if loss_weight is not None else None  # e.g. only the frames not given
     if r is not None:
         return meanflow_loss(model, sample, r, path, config.mean_flow, cond=cond, weight=weight, teacher=teacher)
-    return prediction_loss(model(sample.x_t, sample.t, cond), sample, path, config.objective, weight)
+    return (loss_fn or prediction_loss)(model(sample.x_t, sample.t, cond), sample, path, config.objective, weight)
 
 
 def check_labels(model: nn.Module, labels: Tensor, data: Tensor) -> int:
@@ -164,6 +169,9 @@ def train(
     pairs: Tensor | None = None,
     teacher: nn.Module | None = None,
     init: dict[str, Tensor] | None = None,
+    batches: BatchIndexFn | None = None,
+    coupling: CouplingFn | None = None,
+    loss_fn: LossFn | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data: (N, *D)`` (already in the units the model sees).
 
@@ -182,6 +190,8 @@ def train(
     was generated from (reflow): batch rows take their own noise and no coupling is applied.
     ``teacher`` (a trained flow model, frozen) gives the velocity in MeanFlow's target (distillation);
     ``init`` (a state dict, possibly lacking the jump embedding) initialises a fresh run's weights.
+    ``batches(batch_size, generator, device)`` draws each batch's indices (default: uniform with
+    replacement); ``coupling`` and ``loss_fn`` are a modality's own (see :func:`training_step_loss`).
     """
     device = resolve_device(config.device)
     null_label = check_labels(model, labels, data) if labels is not None else None
@@ -258,7 +268,10 @@ def train(
     n_since, t_since, train_time, in_a_row = 0, time.perf_counter(), 0.0, 0
     try:
         for step in range(start + 1, config.steps + 1):
-            idx = torch.randint(0, data.shape[0], (config.batch_size,), generator=gen, device=device)
+            if batches is not None:
+                idx = batches(config.batch_size, gen, device)
+            else:
+                idx = torch.randint(0, data.shape[0], (config.batch_size,), generator=gen, device=device)
             for group in opt.param_groups:
                 group["lr"] = config.lr_at(step)
             x1 = data[idx]
@@ -277,7 +290,7 @@ def train(
                 loss = training_step_loss(net, path, x1, config, gen, cond=cond, part=part, noise=noise,
                                           loss_weight=loss_weight, x0=pairs[idx] if pairs is not None else None,
                                           teacher=teacher, groups=buckets[idx] if buckets is not None else None,
-                                          ).float().mean()
+                                          coupling=coupling, loss_fn=loss_fn).float().mean()
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

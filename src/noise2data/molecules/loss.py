@@ -1,0 +1,39 @@
+"""The molecule loss: a per-molecule mean over its real atoms, and cross-entropy on predicted types.
+
+Padding must not count, and a molecule of 5 atoms must weigh as much as one of 29: the loss of a
+molecule is the mean over its real atoms (``weight`` is the atom mask), never over the padded slots.
+With a data prediction (``--objective data``) the network returns the clean molecule, positions and
+type probabilities times the one-hot scale (see :mod:`.egnn`): positions are regressed by MSE, types by
+cross-entropy, ``TYPE_WEIGHT`` times it. Other predictions are regressed by MSE over every feature of
+the real atoms.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..losses import prediction_loss
+from ..paths import GaussianPath, PathSample
+
+TYPE_WEIGHT = 0.2  # cross-entropy (nats) beside the squared error of positions (Angstrom^2 per coordinate)
+
+
+def atom_weight(mask: Tensor) -> Tensor:
+    """The loss weights of ``(B, N, 3 + T)`` entries from the atom mask ``(B, N)``: 1 on real atoms."""
+    return mask.to(torch.float32)[..., None]
+
+
+def molecule_loss(pred: Tensor, sample: PathSample, path: GaussianPath, prediction: str,
+                  weight: Tensor | None = None, type_scale: float = 0.25) -> Tensor:
+    """Per-molecule loss ``(B,)`` of ``pred: (B, N, 3 + T)``; ``weight: (B, N, 1)`` the atom mask."""
+    if prediction != "data":
+        return prediction_loss(pred, sample, path, prediction, weight)
+    atoms = weight[..., 0] if weight is not None else torch.ones(pred.shape[:2], device=pred.device)  # (B, N)
+    count = atoms.sum(1).clamp(min=1)  # (B,)
+    x1 = sample.x1
+    pos = (pred[..., :3] - x1[..., :3]).pow(2).mean(-1)  # (B, N)
+    prob = (pred[..., 3:] / type_scale).clamp(min=1e-8)  # (B, N, T): clamped before the log, no 0 * inf
+    target = (x1[..., 3:] / type_scale).clamp(min=0)  # (B, N, T) one-hot
+    ce = -(target * prob.log()).sum(-1)  # (B, N)
+    return ((pos + TYPE_WEIGHT * ce) * atoms).sum(1) / count

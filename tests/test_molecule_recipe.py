@@ -1,0 +1,192 @@
+"""The molecule training recipe: size-banded batches, the per-atom loss with cross-entropy on types,
+noise aligned to each molecule (Hungarian + Kabsch), the EGNN's data prediction, Beta(2, 1) times."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+
+import pytest
+import torch
+
+from noise2data.cli import main
+from noise2data.losses import TimeDistribution
+from noise2data.molecules.alignment import align_noise, kabsch, permute_to, rotate_to, squared_distance
+from noise2data.molecules.batches import SizeBands
+from noise2data.molecules.egnn import EGNN, EGNNConfig
+from noise2data.molecules.loss import TYPE_WEIGHT, atom_weight, molecule_loss
+from noise2data.molecules.space import NUM_TYPES, remove_com, sample_prior, size_mask
+from noise2data.paths import make_path
+from noise2data.paths.conversion import convert_prediction
+
+
+def _molecules(sizes: list[int], n_max: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random molecules ``(B, n_max, 3 + T)`` with one-hot types x 0.25, and their mask."""
+    g = torch.Generator().manual_seed(seed)
+    mask = size_mask(torch.tensor(sizes), n_max)
+    pos = 1.5 * torch.randn(len(sizes), n_max, 3, generator=g, dtype=torch.float64)
+    types = torch.randint(0, NUM_TYPES, (len(sizes), n_max), generator=g)
+    onehot = torch.nn.functional.one_hot(types, NUM_TYPES).double() * 0.25
+    return remove_com(torch.cat([pos, onehot], -1), mask), mask
+
+
+def test_alignment_moves_only_real_atoms_keeps_the_centre_and_never_lengthens_the_path():
+    x1, mask = _molecules([7, 4, 9, 2], 9)
+    x0 = sample_prior(mask, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    out = align_noise(x0, x1, mask)
+    assert (out[~mask] == 0).all()  # padding stays padding
+    assert out[..., :3].sum(1).abs().max() < 1e-10  # centre of mass 0
+    assert (squared_distance(out, x1) <= squared_distance(x0, x1) + 1e-9).all()
+    assert (squared_distance(out, x1) < squared_distance(x0, x1) - 1e-3).any()  # it does something
+    for b in range(4):  # the same atoms (norms and type noise) in another order and orientation
+        n = int(mask[b].sum())
+        before = torch.cat([x0[b, :n, :3].norm(dim=-1, keepdim=True), x0[b, :n, 3:]], -1)
+        after = torch.cat([out[b, :n, :3].norm(dim=-1, keepdim=True), out[b, :n, 3:]], -1)
+        assert torch.allclose(before[before[:, 1].argsort()], after[after[:, 1].argsort()], atol=1e-10)
+
+
+def test_the_permutation_step_is_the_optimum_found_by_brute_force():
+    x1, mask = _molecules([6], 6, seed=1)
+    x0 = sample_prior(mask, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    best = min(float(((x0[0, list(p), :3] - x1[0, :, :3]) ** 2).sum()) for p in itertools.permutations(range(6)))
+    assert float(squared_distance(permute_to(x0, x1, mask), x1)) == pytest.approx(best, rel=1e-12)
+
+
+def test_kabsch_finds_the_best_proper_rotation():
+    g = torch.Generator().manual_seed(2)
+    p = torch.randn(1, 8, 3, generator=g, dtype=torch.float64)
+    q0, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+    q0 = q0 * torch.sign(torch.linalg.det(q0))  # a proper rotation
+    target = p @ q0.T + 0.05 * torch.randn(1, 8, 3, generator=g, dtype=torch.float64)
+    rot = kabsch(p, target)[0]
+    assert torch.linalg.det(rot) == pytest.approx(1.0) and torch.allclose(rot @ rot.T, torch.eye(3, dtype=rot.dtype))
+    assert torch.allclose(rot, q0, atol=0.05)
+    best = float(((p @ rot.T - target) ** 2).sum())
+    for _ in range(200):  # no other rotation does better
+        q, _ = torch.linalg.qr(torch.randn(3, 3, generator=g, dtype=torch.float64))
+        q = q * torch.sign(torch.linalg.det(q))
+        assert float(((p @ q.T - target) ** 2).sum()) >= best - 1e-12
+    mirrored = target * torch.tensor([1.0, 1.0, -1.0], dtype=torch.float64)  # reflections are not allowed
+    assert torch.linalg.det(kabsch(p, mirrored)[0]) == pytest.approx(1.0)
+    x0 = torch.cat([p, torch.ones(1, 8, 2, dtype=torch.float64)], -1)
+    assert torch.equal(rotate_to(x0, torch.cat([target, x0[..., 3:]], -1))[..., 3:], x0[..., 3:])
+
+
+def test_size_bands_hold_one_band_per_batch_and_draw_every_molecule_alike():
+    sizes = torch.tensor([3] * 50 + [5] * 150 + [9] * 100 + [12] * 100 + [20] * 100)
+    bands = SizeBands(sizes, 4)
+    assert len(bands) <= 4 and bands.describe().startswith("3-")
+    g = torch.Generator().manual_seed(0)
+    counts = torch.zeros(len(sizes))
+    for _ in range(2000):
+        idx = bands(16, g)
+        band = bands.band_of[idx]
+        assert (band == band[0]).all()  # one band per batch
+        counts += torch.bincount(idx, minlength=len(sizes))
+    per_size = torch.stack([counts[sizes == s].mean() for s in sizes.unique()])
+    expected = 2000 * 16 / len(sizes)
+    assert (per_size - expected).abs().max() < 0.1 * expected  # each molecule as often as in uniform batches
+    assert torch.equal(SizeBands(sizes, 4)(16, torch.Generator().manual_seed(7)),
+                       SizeBands(sizes, 4)(16, torch.Generator().manual_seed(7)))  # from the generator alone
+
+
+def test_the_loss_is_a_mean_over_real_atoms_and_padding_changes_nothing():
+    path = make_path("condot")
+    x1, mask = _molecules([3, 8], 8)
+    x0 = sample_prior(mask, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    t = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    s = path.sample(x1, t, x0)
+    pred = remove_com(torch.randn(x1.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64), mask)
+    loss = molecule_loss(pred, s, path, "velocity", atom_weight(mask))
+    err = (pred - path.target(s, "velocity")).pow(2)[0, :3].mean()  # the 3-atom molecule on its own atoms
+    assert loss[0] == pytest.approx(float(err))
+    pad = lambda z: torch.cat([z, torch.zeros(2, 4, z.shape[-1], dtype=z.dtype)], 1)  # noqa: E731
+    mask_p = torch.cat([mask, torch.zeros(2, 4, dtype=torch.bool)], 1)
+    s_p = path.sample(pad(x1), t, pad(x0))
+    assert torch.allclose(molecule_loss(pad(pred), s_p, path, "velocity", atom_weight(mask_p)), loss)
+
+
+def test_data_prediction_loss_is_mse_plus_cross_entropy_and_agrees_with_the_conversion():
+    path = make_path("condot")
+    x1, mask = _molecules([5, 8], 8)
+    x0 = sample_prior(mask, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    t = torch.tensor([0.2, 0.9], dtype=torch.float64)
+    s = path.sample(x1, t, x0)
+    logits = torch.randn(2, 8, NUM_TYPES, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    pos = remove_com(torch.randn(2, 8, 3 + NUM_TYPES, dtype=torch.float64), mask)[..., :3]
+    pred = torch.cat([pos, logits.softmax(-1) * 0.25], -1) * mask[..., None]
+    loss = molecule_loss(pred, s, path, "data", atom_weight(mask))
+    for b, n in enumerate((5, 8)):
+        ce = torch.nn.functional.cross_entropy(logits[b, :n], x1[b, :n, 3:].argmax(-1))
+        mse = (pos[b, :n] - x1[b, :n, :3]).pow(2).mean()
+        assert loss[b] == pytest.approx(float(mse + TYPE_WEIGHT * ce))
+    # a data prediction's error is (1 - t) times the velocity's error of the converted field (condot)
+    v = convert_prediction(pred, s.x_t, s.coeffs, "data", "velocity")
+    v_err = (v - path.target(s, "velocity"))[..., :3].pow(2).sum((1, 2))
+    x_err = (pred - x1)[..., :3].pow(2).sum((1, 2))
+    assert torch.allclose(x_err, (1 - t) ** 2 * v_err)
+
+
+def test_egnn_computes_only_the_used_slots_and_its_data_prediction_is_equivariant():
+    torch.manual_seed(0)
+    for prediction in ("velocity", "data"):
+        m = EGNN(EGNNConfig(max_atoms=9, hidden=16, layers=2, prediction=prediction)).double()
+        for p in m.parameters():
+            torch.nn.init.normal_(p, std=0.2)
+        small, smask = _molecules([4, 3], 9, seed=1)
+        big, bmask = _molecules([9], 9, seed=2)
+        t = torch.tensor([0.3, 0.6, 0.5], dtype=torch.float64)
+        alone = m(small, t[:2], smask)  # only 4 slots used
+        together = m(torch.cat([small, big]), t, torch.cat([smask, bmask]))  # all 9 slots
+        assert torch.allclose(alone, together[:2], atol=1e-12) and (alone[:, 4:] == 0).all()
+        q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+        moved = torch.cat([small[..., :3] @ q.T, small[..., 3:]], -1)
+        out = m(moved, t[:2], smask)
+        assert torch.allclose(out[..., :3], alone[..., :3] @ q.T, atol=1e-10)
+        assert torch.allclose(out[..., 3:], alone[..., 3:], atol=1e-10)
+    types = alone[..., 3:].sum(-1)  # the data prediction's types are probabilities x 0.25 on real atoms
+    assert torch.allclose(types[smask], torch.full_like(types[smask], 0.25)) and (types[~smask] == 0).all()
+
+
+def test_beta_times_follow_their_law():
+    x = TimeDistribution(name="beta", a=2.0, b=1.0).sample(100_000, generator=torch.Generator().manual_seed(0))
+    grid = torch.linspace(0.05, 0.95, 19)
+    ecdf = (x[:, None] <= grid).float().mean(0)
+    assert (ecdf - grid**2).abs().max() < 0.01  # Beta(2, 1): CDF t^2
+    y = TimeDistribution(name="beta", a=3.0, b=2.0).sample(100_000, generator=torch.Generator().manual_seed(1))
+    assert float(y.mean()) == pytest.approx(0.6, abs=0.005)
+    assert float(y.var()) == pytest.approx(3 * 2 / (25 * 6), abs=0.002)
+    with pytest.raises(Exception, match="a, b >= 1"):
+        TimeDistribution(name="beta", a=0.5, b=1.0)
+
+
+def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_apply(tmp_path):
+    from noise2data.molecules.build import build_conformers
+    from noise2data.training.checkpoint import latest_checkpoint, load_checkpoint
+
+    smiles = ["C", "CC", "CO", "C=O", "CN", "CCO", "CC=O", "C#N", "CCN", "OCO", "CF", "NC=O"] * 2
+    data, _ = build_conformers(smiles, seed=0, workers=1)
+    npz = data.save(tmp_path / "mols.npz")
+    flags = ["--data", f"molecules:{npz}", "--batch-size", "8", "--size-bands", "3", "--coupling", "ot",
+             "--objective", "data", "--time-dist", "beta:2,1", "--no-progress", "--checkpoint-every", "3",
+             "--lr-schedule", "constant"]  # the cosine schedule would depend on --steps
+    full, half = tmp_path / "full", tmp_path / "half"
+    assert main(["train", *flags, "--steps", "6", "--out", str(full)]) == 0
+    assert main(["train", *flags, "--steps", "3", "--out", str(half)]) == 0
+    assert main(["train", "--out", str(half), "--resume", "--steps", "6", "--no-progress"]) == 0
+    a, _ = load_checkpoint(latest_checkpoint(full), ("model",))
+    b, _ = load_checkpoint(latest_checkpoint(half), ("model",))
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    cfg = json.loads((full / "config.json").read_text())
+    assert cfg["model"]["prediction"] == "data" and cfg["train"]["time_dist"]["name"] == "beta"
+    losses = [json.loads(line)["loss"] for line in (full / "metrics.jsonl").read_text().splitlines()
+              if "loss" in line]
+    assert all(math.isfinite(v) for v in losses)
+    assert main(["sample", str(full), "--n", "6", "--steps", "3", "--out", str(tmp_path / "s.xyz")]) == 0
+    bad = ["train", "--data", f"molecules:{npz}", "--steps", "1", "--no-progress"]
+    assert main([*bad, "--coupling", "ot-blocks", "--out", str(tmp_path / "b1")]) == 2
+    assert main([*bad, "--objective", "noise", "--out", str(tmp_path / "b2")]) == 2
+    assert main(["train", "--data", "moons", "--size-bands", "4", "--steps", "1", "--out", str(tmp_path / "b3")]) == 2
+    assert main(["train", "--data", "moons", "--time-dist", "beta:0.5,1", "--steps", "1",
+                 "--out", str(tmp_path / "b4")]) == 2

@@ -3,8 +3,9 @@
 1. Builds ``--n`` QM9 conformers (RDKit ETKDGv3 + MMFF94, uncharacterised molecules excluded)
    with ``noise2data data qm9`` (cached in the output folder).
 2. For each recipe row (``--rows``; the pieces switched on in turn, see ``ROWS``): measures the
-   recipe's own step time (a 10- and a 40-step run, so start-up cancels), then trains
-   ``noise2data train`` for that many steps as fit in ``--minutes`` of compute.
+   recipe's own step time (a 10- and a 40-step run, so start-up cancels; all rows first, while the
+   machine is otherwise idle), then trains ``noise2data train`` for as many steps as fit in
+   ``--minutes`` of compute.
 3. Samples ``--eval-n`` molecules from each row's final EMA weights (atom counts from the training
    histogram; midpoint rule, ``--nfe`` evaluations) and prints atom/molecule stability, validity,
    uniqueness and novelty beside the same metrics on ``--eval-n`` training conformers (the ceiling);
@@ -107,30 +108,33 @@ def main() -> None:
     results = {"data (RDKit+MMFF conformers)": dataset_metrics(data.subset(torch.randperm(len(data), generator=g)
                                                                          [: args.eval_n]))}
     info: dict = {}
-    ref = None
+    runs = {row: out / f"run_{args.preset}_{row}" for row in rows}
+    todo = [row for row in rows if not (runs[row] / "config.json").exists()]
+    # every recipe's step time first, in one block: keep the machine otherwise idle during it
+    secs = {row: step_seconds(npz, args, row, out / "scratch") for row in todo}
     for row in rows:
-        run = out / f"run_{args.preset}_{row}"
-        if not (run / "config.json").exists():
-            secs = step_seconds(npz, args, row, out / "scratch")
-            steps = max(200, int(args.minutes * 60 / secs))
-            print(f"{row}: {secs:.3f} s/step -> {steps} steps", file=sys.stderr)
+        run = runs[row]
+        if row in todo:
+            steps = max(200, int(args.minutes * 60 / secs[row]))
+            print(f"{row}: {secs[row]:.3f} s/step -> {steps} steps", file=sys.stderr)
             t0 = time.perf_counter()
             if cli([*train_flags(npz, args, row), "--steps", str(steps), "--checkpoint-every", str(steps),
                     "--keep", "1", "--out", str(run)]):
                 raise SystemExit(2)
-            info[row] = {"step_seconds": secs, "steps": steps, "train_seconds": time.perf_counter() - t0,
+            info[row] = {"step_seconds": secs[row], "steps": steps, "train_seconds": time.perf_counter() - t0,
                          "epochs": steps * args.batch_size / len(data)}
             (run / "bench_info.json").write_text(json.dumps(info[row]))
         else:
             info[row] = json.loads((run / "bench_info.json").read_text())
-        ref = ref if ref is not None else training_smiles(load_run(run))
-        res, secs = evaluate(run, args.eval_n, args.nfe, ref)
-        info[row]["sample_seconds"] = secs
+    ref = training_smiles(load_run(runs[rows[0]]))
+    for row in rows:
+        res, took = evaluate(runs[row], args.eval_n, args.nfe, ref)
+        info[row]["sample_seconds"] = took
         results[row] = res
-        print(f"{row}: {res['molecule_stability']:.3f} molecule stability ({secs:.0f} s to sample)", file=sys.stderr)
+        print(f"{row}: {res['molecule_stability']:.3f} molecule stability ({took:.0f} s to sample)", file=sys.stderr)
     table = {}
     if args.nfe_table:
-        last = out / f"run_{args.preset}_{rows[-1]}"
+        last = runs[rows[-1]]
         for nfe in (int(v) for v in args.nfe_table.split(",")):
             table[f"{rows[-1]}, {nfe} NFE"], secs = evaluate(last, args.eval_n, nfe, ref)
             table[f"{rows[-1]}, {nfe} NFE"]["seconds"] = secs

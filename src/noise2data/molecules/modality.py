@@ -37,7 +37,7 @@ REFUSED = {"labels": "--labels", "cond_file": "--cond-file", "resize": "--resize
 class Molecules(Modality):
     name = "molecules"
     data_help = "molecules:FILE (.npz from 'noise2data data qm9', .xyz or .sdf)"
-    distributed = False
+    distributed = True
     models = ("egnn",)
     own_train_options = ("size_bands",)
     # the QM9 benchmark's batch and learning rate (benchmarks/qm9.py); the tiny EGNN for a CPU

@@ -190,3 +190,52 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
     assert main(["train", "--data", "moons", "--size-bands", "4", "--steps", "1", "--out", str(tmp_path / "b3")]) == 2
     assert main(["train", "--data", "moons", "--time-dist", "beta:0.5,1", "--steps", "1",
                  "--out", str(tmp_path / "b4")]) == 2
+
+
+@pytest.mark.parametrize("divergence", ["exact", "hutchinson"])
+def test_subspace_likelihood_equals_the_closed_form_for_a_gaussian_on_the_subspace(divergence):
+    """Data N(0, s^2 I) on each molecule's zero-CoM subspace; the condot path's marginal velocity is then
+    v = (t s^2 - (1 - t)) / (t^2 s^2 + (1 - t)^2) x, and log p_1 has d = 3 (n - 1) + n T dimensions."""
+    from noise2data.molecules.likelihood import subspace_dimension, subspace_log_likelihood
+
+    s, path = 0.7, make_path("condot")
+    mask = size_mask(torch.tensor([2, 5, 9, 9]), 9)
+    x = s * sample_prior(mask, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+
+    def field_of(m):
+        def v(z, t):
+            tt = t.view(-1, 1, 1)
+            return remove_com((tt * s**2 - (1 - tt)) / (tt**2 * s**2 + (1 - tt) ** 2) * z, m)
+        return v
+
+    d = subspace_dimension(mask, NUM_TYPES).double()
+    truth = -0.5 * (x**2).sum((1, 2)) / s**2 - d * (math.log(s) + 0.5 * math.log(2 * math.pi))
+    if divergence == "exact":
+        out = subspace_log_likelihood(field_of, x, mask, path, solver="rk4", steps=64, divergence="exact")
+        assert torch.allclose(out.log_prob, truth, atol=1e-5)
+    else:  # unbiased: the mean over 50 probes per molecule (one batch of 50 copies) is within its error
+        reps = 50
+        out = subspace_log_likelihood(field_of, x.repeat(reps, 1, 1), mask.repeat(reps, 1), path, solver="rk4",
+                                      steps=32, divergence="hutchinson", probe="gaussian",
+                                      generator=torch.Generator().manual_seed(1))
+        est = out.log_prob.view(reps, -1)
+        assert (est.std(0) > 0).all()  # the probe does add noise ...
+        assert torch.allclose(est.mean(0), truth, atol=4 * float(est.std(0).max()) / math.sqrt(reps))  # ... no bias
+        mask = mask.repeat(reps, 1)
+    assert (out.z[~mask] == 0).all()
+
+
+def test_molecule_likelihood_of_a_run_is_finite_and_does_not_depend_on_the_batch(tmp_path):
+    from noise2data.molecules.build import build_conformers
+    from noise2data.molecules.likelihood import molecule_log_likelihood
+    from noise2data.run import load_run
+
+    data, _ = build_conformers(["C", "CC", "CO", "C=O", "CN", "CCO", "CC=O", "C#N"] * 2, seed=0, workers=1)
+    npz = data.save(tmp_path / "mols.npz")
+    assert main(["train", "--data", f"molecules:{npz}", "--batch-size", "8", "--steps", "4", "--no-progress",
+                 "--objective", "data", "--out", str(tmp_path / "run")]) == 0
+    run = load_run(tmp_path / "run")
+    together = molecule_log_likelihood(run, data.subset(torch.arange(8)), solver="euler", steps=2, divergence="exact")
+    alone = molecule_log_likelihood(run, data.subset(torch.tensor([0])), solver="euler", steps=2, divergence="exact")
+    assert torch.isfinite(together.log_prob).all()
+    assert together.log_prob[0] == pytest.approx(float(alone.log_prob[0]), abs=1e-3)

@@ -106,8 +106,8 @@ class Molecules(Modality):
                         "noise2data.molecules.sampling.sample_molecules")
 
     def check_likelihood(self, run) -> None:  # noqa: ANN001
-        raise UserError(f"{run.run_dir} is a molecule run: Run.log_likelihood (the zero-centre-of-mass density is "
-                        "not implemented)")
+        raise UserError(f"{run.run_dir} is a molecule run: its density lives on each molecule's zero-centre-of-mass "
+                        "subspace; use noise2data.molecules.likelihood.molecule_log_likelihood(run, molecules)")
 
     def sample(self, run, request: SampleRequest) -> str:  # noqa: ANN001
         from .output import plot_molecules, write_molecules

@@ -4,9 +4,11 @@
 :mod:`.space`), ``t: (B,)``, ``mask: (B, N)`` real atoms -> ``(B, N, 3 + T)``: the velocity, or with
 ``prediction="data"`` the clean molecule (updated positions; types as probabilities times
 ``type_scale``, so a cross-entropy can be taken on them and the usual conversion gives the velocity).
-Only the atom slots some molecule of the batch uses are computed (a batch of small molecules costs
-what its largest one needs, not N_max^2 pairs). Messages between
-every pair of real atoms depend on the atoms' features and their squared distance (now and at
+With ``cond_dim = k > 0`` the condition is a float ``(B, N + k)``: the atom mask as 0/1, then k
+molecular properties (standardised; a row with NaN is the null condition of classifier-free
+guidance), embedded and added to the time embedding. Only the atom slots some molecule of the batch
+uses are computed (a batch of small molecules costs what its largest one needs, not N_max^2 pairs).
+Messages between every pair of real atoms depend on the atoms' features and their squared distance (now and at
 the input); features are updated from summed messages, positions move along pair differences
 weighted by a function of the message. So rotating, reflecting or translating the input rotates,
 reflects or leaves unchanged the position part of the output (translated inputs give the same
@@ -40,6 +42,7 @@ class EGNNConfig:
     mean_flow: bool = False  # also take the end time r of a jump (--objective meanflow)
     prediction: str = "velocity"  # or "data": positions and type probabilities of the clean molecule
     type_scale: float = 0.25  # the one-hot scale of the data (a data prediction's types sum to it)
+    cond_dim: int = 0  # properties to condition on, after the atom mask in the condition
     name: str = field(default="egnn", init=False)
 
     def __post_init__(self) -> None:
@@ -96,13 +99,39 @@ class EGNN(nn.Module):
             self.gap = nn.Sequential(nn.Linear(td, td), nn.SiLU(), nn.Linear(td, td))
             nn.init.zeros_(self.gap[-1].weight)
             nn.init.zeros_(self.gap[-1].bias)
+        self.prop = None
+        if config.cond_dim:  # properties -> an offset of the time embedding; a learned one for the null row
+            td = config.time_dim
+            self.prop = nn.Sequential(nn.Linear(config.cond_dim, td), nn.SiLU(), nn.Linear(td, td))
+            self.null_prop = nn.Parameter(torch.zeros(td))
         self.embed = nn.Linear(config.num_types + config.time_dim, hid)
         self.layers = nn.ModuleList(EGNNLayer(hid) for _ in range(config.layers))
         self.out = nn.Sequential(nn.Linear(hid + config.time_dim, hid), nn.SiLU(), nn.Linear(hid, config.num_types))
 
+    def split_condition(self, cond: Tensor | None, b: int, n: int, device: torch.device
+                        ) -> tuple[Tensor, Tensor | None]:
+        """The atom mask ``(B, N)`` and the properties ``(B, k)`` (None without ``cond_dim``) of a condition."""
+        k = self.config.cond_dim
+        if k:
+            if cond is None or cond.dtype == torch.bool or cond.shape != (b, n + k):
+                got = "none" if cond is None else f"{cond.dtype} {tuple(cond.shape)}"
+                raise UserError(f"this EGNN is conditioned on {k} properties: its condition is float ({b}, {n} + {k}), "
+                                f"the atom mask as 0/1 then the properties (NaN: none); got {got}")
+            return cond[:, :n] > 0.5, cond[:, n:]
+        mask = torch.ones(b, n, dtype=torch.bool, device=device) if cond is None else cond
+        if mask.shape != (b, n) or mask.dtype != torch.bool:
+            raise UserError(f"the EGNN's condition is the atom mask, bool ({b}, {n}); got {mask.dtype} "
+                            f"{tuple(mask.shape)}")
+        return mask, None
+
     def check_training_condition(self, cond: Tensor, data: Tensor) -> None:
-        """The training condition is the atom mask of ``data: (M, N, 3 + T)``: bool ``(M, N)``."""
-        if cond.shape != data.shape[:2] or cond.dtype != torch.bool:
+        """The training condition of ``data: (M, N, 3 + T)``: the atom mask, bool ``(M, N)``, or with properties
+        float ``(M, N + k)``."""
+        want = (data.shape[0], data.shape[1] + self.config.cond_dim)
+        if self.config.cond_dim and (cond.shape != want or not cond.is_floating_point()):
+            raise UserError(f"the EGNN is conditioned on atom masks and {self.config.cond_dim} properties, float "
+                            f"{want}; got {cond.dtype} {tuple(cond.shape)}")
+        if not self.config.cond_dim and (cond.shape != data.shape[:2] or cond.dtype != torch.bool):
             raise UserError(f"the EGNN is conditioned on atom masks, bool {tuple(data.shape[:2])}; got {cond.dtype} "
                             f"{tuple(cond.shape)}")
 
@@ -111,19 +140,16 @@ class EGNN(nn.Module):
         if (n, f) != self.config.data_shape:
             raise UserError(f"the EGNN expects molecules (B, {self.config.max_atoms}, {3 + self.config.num_types}), "
                             f"got {tuple(x.shape)}")
-        mask = torch.ones(b, n, dtype=torch.bool, device=x.device) if cond is None else cond
-        if mask.shape != (b, n) or mask.dtype != torch.bool:
-            raise UserError(f"the EGNN's condition is the atom mask, bool ({b}, {n}); got {mask.dtype} "
-                            f"{tuple(mask.shape)}")
+        mask, props = self.split_condition(cond, b, n, x.device)
         used = mask.any(0)  # (N,) slots some molecule of the batch fills
         if bool(used.all()):
-            return self._forward(x, t, mask, r)
+            return self._forward(x, t, mask, r, props)
         out = torch.zeros_like(x)
-        out[:, used] = self._forward(x[:, used], t, mask[:, used], r)
+        out[:, used] = self._forward(x[:, used], t, mask[:, used], r, props)
         return out
 
-    def _forward(self, x: Tensor, t: Tensor, mask: Tensor, r: Tensor | None) -> Tensor:
-        """``x: (B, n, 3 + T)`` on the slots in use, ``mask: (B, n)``."""
+    def _forward(self, x: Tensor, t: Tensor, mask: Tensor, r: Tensor | None, props: Tensor | None) -> Tensor:
+        """``x: (B, n, 3 + T)`` on the slots in use, ``mask: (B, n)``, ``props: (B, k)`` or None."""
         n = x.shape[1]
         atoms = mask.to(x.dtype)[..., None]  # (B, n, 1)
         edges = (atoms[:, :, None] * atoms[:, None]) * (1 - torch.eye(n, device=x.device, dtype=x.dtype))[..., None]
@@ -133,6 +159,9 @@ class EGNN(nn.Module):
         r = check_end_time(r, t, self.gap is not None)
         if self.gap is not None:
             temb = temb + self.gap(self.time_embed(r - t if r is not None else torch.zeros_like(t)))
+        if self.prop is not None:
+            null = torch.isnan(props).any(1, keepdim=True)  # (B, 1)
+            temb = temb + torch.where(null, self.null_prop.to(temb.dtype), self.prop(torch.nan_to_num(props)))
         temb = temb[:, None].expand(-1, n, -1)  # (B, n, time_dim)
         h = self.embed(torch.cat([types, temb], -1)) * atoms
         d0 = (pos[:, :, None] - pos[:, None]).pow(2).sum(-1, keepdim=True)

@@ -30,7 +30,7 @@ TYPE_SCALE = 0.25  # one-hot types x 0.25: positions (std ~1.5 A) lead, types fo
 TRAIN_SMILES = "train_smiles.json"
 PREFIX = "molecules:"
 # options that have no meaning for molecules (the mask is the condition)
-REFUSED = {"labels": "--labels", "cond_file": "--cond-file", "resize": "--resize", "hflip": "--hflip",
+REFUSED = {"labels": "--labels", "resize": "--resize", "hflip": "--hflip",
            "stream": "--stream", "dequantize": "--dequantize", "eval_every": "--eval-every"}
 
 
@@ -68,7 +68,8 @@ class Molecules(Modality):
         from .data import MoleculeSet
         from .egnn import EGNNConfig
         from .loss import atom_weight, molecule_loss
-        from .space import SizeDistribution, encode, sample_prior
+        from .properties import PROPERTIES, read_properties
+        from .space import SizeDistribution, atom_mask, drop_properties, encode, sample_prior, sizes_by_composition
 
         self.check_model(opts["model"])
         given = [flag for key, flag in REFUSED.items() if opts.get(key)]
@@ -87,18 +88,32 @@ class Molecules(Modality):
                             f"(--objective data), not --objective {opts['objective']}")
         data = MoleculeSet.read(opts["data"][len(PREFIX):])
         x1 = encode(data, TYPE_SCALE)  # (M, N, 3 + T)
-        mcfg = EGNNConfig(max_atoms=data.max_atoms, time_embedding=opts.get("time_embedding") or "sinusoidal",
+        n_max = data.max_atoms
+        cond, section, drop = data.mask, {}, None
+        if opts.get("cond_file"):  # properties: the mask as 0/1, then the standardised properties
+            values = read_properties(opts["cond_file"], len(data))  # (M, k)
+            mean, std = values.mean(0), values.std(0).clamp(min=1e-6)
+            cond = torch.cat([data.mask.float(), ((values - mean) / std).float()], 1)
+            p = float(opts["label_dropout"])
+            drop = lambda x, c, g: drop_properties(c, n_max, p, g)  # noqa: E731
+            section = {"properties": {"names": list(PROPERTIES[: values.shape[1]]), "mean": mean.tolist(),
+                                      "std": std.tolist(), "file": str(opts["cond_file"]),
+                                      "sizes_by_composition": sizes_by_composition(data)}}
+        mcfg = EGNNConfig(max_atoms=n_max, time_embedding=opts.get("time_embedding") or "sinusoidal",
                           prediction="data" if opts["objective"] == "data" else "velocity", type_scale=TYPE_SCALE,
+                          cond_dim=cond.shape[1] - n_max if cond.dtype != torch.bool else 0,
                           **EGNN_PRESETS[opts["preset"]])
         bands = int(opts.get("size_bands") or 1)
         return TrainingSet(
             data=x1, standardizer=Standardizer.identity(tuple(x1.shape[1:])), model_config=mcfg.to_dict(),
-            cond=data.mask, noise=lambda x, mask, g: sample_prior(mask, generator=g, dtype=x.dtype),
+            cond=cond, guidable=drop is not None, batch_condition=drop,
+            noise=lambda x, c, g: sample_prior(atom_mask(c, n_max), generator=g, dtype=x.dtype),
             batches=SizeBands(data.sizes(), bands) if bands > 1 else None,
-            coupling=(lambda x0, x1, mask: align_noise(x0, x1, mask)) if coupling == "ot" else None,
-            loss=partial(molecule_loss, type_scale=TYPE_SCALE), loss_weight=atom_weight,
-            data_config={"molecules": len(data), "max_atoms": data.max_atoms},
-            extra_config={"molecules": {"type_scale": TYPE_SCALE, "sizes": SizeDistribution.fit(data).to_dict()}})
+            coupling=(lambda x0, x1, c: align_noise(x0, x1, atom_mask(c, n_max))) if coupling == "ot" else None,
+            loss=partial(molecule_loss, type_scale=TYPE_SCALE), loss_weight=lambda c: atom_weight(atom_mask(c, n_max)),
+            data_config={"molecules": len(data), "max_atoms": n_max},
+            extra_config={"molecules": {"type_scale": TYPE_SCALE, "sizes": SizeDistribution.fit(data).to_dict(),
+                                        **section}})
 
     # ---- sampling ----------------------------------------------------------------------------------
     def prior(self, run, n: int, generator: torch.Generator) -> Tensor:  # noqa: ANN001

@@ -28,6 +28,19 @@ def remove_com(x: Tensor, mask: Tensor) -> Tensor:
     return torch.cat([(pos - mean) * m, x[..., 3:] * m], dim=-1)
 
 
+def atom_mask(cond: Tensor, max_atoms: int) -> Tensor:
+    """The atom mask ``(B, N)`` of a molecule condition: the mask itself (bool), or the float ``(B, N + k)``
+    of a property-conditioned model, whose first ``N`` columns are the mask as 0/1."""
+    return cond if cond.dtype == torch.bool else cond[:, :max_atoms] > 0.5
+
+
+def drop_properties(cond: Tensor, max_atoms: int, p: float, generator: torch.Generator) -> Tensor:
+    """Classifier-free guidance's dropout: each row's properties (after the mask) set to NaN with probability p."""
+    drop = torch.rand(cond.shape[0], generator=generator, device=cond.device) < p  # (B,)
+    props = torch.where(drop[:, None], torch.full_like(cond[:, max_atoms:], float("nan")), cond[:, max_atoms:])
+    return torch.cat([cond[:, :max_atoms], props], 1)
+
+
 def sample_prior(mask: Tensor, *, generator: torch.Generator | None = None,
                  dtype: torch.dtype = torch.float32) -> Tensor:
     """x0 ``(B, N, 3 + T)``: N(0, I) on the zero-centre-of-mass subspace of positions, N(0, I) types."""
@@ -77,6 +90,22 @@ class SizeDistribution:
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """``(n,)`` atom counts."""
         return self.sizes[torch.multinomial(self.probs, n, replacement=True, generator=generator)]
+
+
+def composition_key(types: Tensor) -> str:
+    """A molecule's heavy-atom formula, e.g. ``C6N1O1F0``, from its atom types ``(n,)``."""
+    return "".join(f"{e}{int((types == ELEMENTS.index(e)).sum())}" for e in ELEMENTS if e != "H")
+
+
+def sizes_by_composition(data: MoleculeSet) -> dict[str, dict[str, int]]:
+    """How many training molecules of each heavy-atom formula have each atom count: the sizes to draw when
+    samples are asked for a composition."""
+    out: dict[str, dict[str, int]] = {}
+    for types, mask in zip(data.types, data.mask, strict=True):
+        key, size = composition_key(types[mask]), str(int(mask.sum()))
+        out.setdefault(key, {})
+        out[key][size] = out[key].get(size, 0) + 1
+    return out
 
 
 def size_mask(sizes: Tensor, max_atoms: int) -> Tensor:

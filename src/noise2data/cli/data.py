@@ -1,5 +1,6 @@
 """The ``data`` command: build datasets that need work before training (``qm9``: 3-D conformers;
-``moving-mnist``: clips of MNIST digits in motion)."""
+``properties``: RDKit properties of molecules, to condition on; ``moving-mnist``: clips of MNIST digits in
+motion)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ def add_data_command(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--workers", type=positive_int, help="processes (default: the CPU count)")
     q.add_argument("--out", required=True, help="output .npz")
+    pr = dsub.add_parser("properties", help="RDKit properties of a molecule file, one row per molecule, to condition "
+                         "on (train --cond-file): heavy atoms of C, N, O, F, rings, TPSA")
+    pr.add_argument("--molecules", required=True, help="molecule file (.npz from 'data qm9', .xyz or .sdf)")
+    pr.add_argument("--out", required=True, help="output .npz (properties, names)")
     m = dsub.add_parser("moving-mnist", help="Moving MNIST clips from MNIST digits (Srivastava et al. 2015)")
     m.add_argument("--mnist", required=True, help="folder of the MNIST IDX files")
     m.add_argument("--split", default="train", choices=["train", "test"], help="digits of this split (default train)")
@@ -40,7 +45,23 @@ def add_data_command(sub: argparse._SubParsersAction) -> None:
 def build_data(args: argparse.Namespace) -> int:
     if not args.out.endswith(".npz"):
         raise UserError(f"--out must name a .npz file, got {args.out}")
-    return moving_mnist_command(args) if args.dataset == "moving-mnist" else qm9_command(args)
+    commands = {"moving-mnist": moving_mnist_command, "qm9": qm9_command, "properties": properties_command}
+    return commands[args.dataset](args)
+
+
+def properties_command(args: argparse.Namespace) -> int:
+    from ..molecules.data import MoleculeSet
+    from ..molecules.properties import PROPERTIES, dataset_properties, save_properties
+
+    data = MoleculeSet.read(args.molecules)
+    t0 = time.perf_counter()
+    values = dataset_properties(data)
+    save_properties(args.out, values)
+    means = ", ".join(f"{n} {float(v):.2f}" for n, v in zip(PROPERTIES, values.mean(0), strict=True))
+    print(f"wrote {args.out}: {len(values)} x {values.shape[1]} properties from "
+          f"{'SMILES' if data.smiles is not None else 'conformers'} in {time.perf_counter() - t0:.0f} s "
+          f"(means: {means})", file=sys.stderr)
+    return 0
 
 
 def moving_mnist_command(args: argparse.Namespace) -> int:

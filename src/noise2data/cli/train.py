@@ -113,8 +113,8 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resize", type=positive_int, help="images: resize to N x N (antialiased)")
     t.add_argument("--pad", type=int, help="images: pad every side by this many background pixels, e.g. 2 for "
                    "MNIST 28 -> 32")
-    t.add_argument("--size-bands", type=positive_int, help="molecules: draw each batch from one of K bands of "
-                   "molecule sizes, so the network computes on real atoms, not padding (1 = random batches) "
+    t.add_argument("--size-bands", type=positive_int, help="samples of varying size: draw each batch from one of K "
+                   "bands of sizes, so the network computes on real entries, not padding (1 = random batches) "
                    + _default("size_bands"))
     t.add_argument("--hflip", action="store_true", default=None, help="images: random left-right mirroring")
     t.add_argument("--stream", action="store_true", default=None, help="images:FOLDER: decode images per batch "

@@ -42,8 +42,13 @@ class Molecules(Modality):
     own_train_options = ("size_bands",)
     # the QM9 benchmark's batch and learning rate (benchmarks/qm9.py); the tiny EGNN for a CPU
     defaults = {"model": "egnn", "preset": "tiny", "batch_size": 64, "lr": 5e-4, "standardize": "none",
-                "label_dropout": 0.0, "size_bands": 8}
+                "label_dropout": 0.1, "size_bands": 8}  # dropout: of the properties, with --cond-file
     sample_suffixes = (".sdf", ".xyz", ".npz")
+    sample_options = (
+        (("--composition",), {"help": "molecules: heavy atoms per element as a hard constraint, e.g. C6N1O1 "
+                                      "(hydrogens drawn from training molecules of that formula; or C6N1O1H13)"}),
+        (("--atoms",), {"type": int, "help": "molecules: atoms per molecule (default: drawn from the training sizes)"}),
+    )
     default_metrics = ("stability", "validity", "uniqueness", "novelty")
 
     def matches(self, spec: str) -> bool:
@@ -97,8 +102,7 @@ class Molecules(Modality):
             p = float(opts["label_dropout"])
             drop = lambda x, c, g: drop_properties(c, n_max, p, g)  # noqa: E731
             section = {"properties": {"names": list(PROPERTIES[: values.shape[1]]), "mean": mean.tolist(),
-                                      "std": std.tolist(), "file": str(opts["cond_file"]),
-                                      "sizes_by_composition": sizes_by_composition(data)}}
+                                      "std": std.tolist(), "file": str(opts["cond_file"])}}
         mcfg = EGNNConfig(max_atoms=n_max, time_embedding=opts.get("time_embedding") or "sinusoidal",
                           prediction="data" if opts["objective"] == "data" else "velocity", type_scale=TYPE_SCALE,
                           cond_dim=cond.shape[1] - n_max if cond.dtype != torch.bool else 0,
@@ -113,7 +117,7 @@ class Molecules(Modality):
             loss=partial(molecule_loss, type_scale=TYPE_SCALE), loss_weight=lambda c: atom_weight(atom_mask(c, n_max)),
             data_config={"molecules": len(data), "max_atoms": n_max},
             extra_config={"molecules": {"type_scale": TYPE_SCALE, "sizes": SizeDistribution.fit(data).to_dict(),
-                                        **section}})
+                                        "sizes_by_composition": sizes_by_composition(data), **section}})
 
     # ---- sampling ----------------------------------------------------------------------------------
     def prior(self, run, n: int, generator: torch.Generator) -> Tensor:  # noqa: ANN001
@@ -130,13 +134,20 @@ class Molecules(Modality):
 
         if request.out.suffix not in self.sample_suffixes:
             raise UserError(f"a molecule run writes {', '.join(self.sample_suffixes)}; got --out {request.out}")
-        if (request.label is not None or request.condition is not None or request.grid_per_class or request.sde
-                or request.trajectory_plot or request.trajectory_gif):
-            raise UserError("molecule runs sample with an ODE solver, without labels, conditions, grids or "
-                            "trajectories")
+        if request.label is not None or request.grid_per_class or request.sde or request.trajectory_plot \
+                or request.trajectory_gif:
+            raise UserError("molecule runs sample with an ODE solver, without labels, grids or trajectories")
+        from .properties import parse_composition
+
+        extra = request.extra
+        composition = parse_composition(extra["composition"]) if extra.get("composition") else None
+        if extra.get("atoms") is not None and composition is not None:
+            raise UserError("give --composition or --atoms, not both (a composition fixes the atom count)")
         t0 = time.perf_counter()
         mols = sample_molecules(run, request.n, solver=request.solver, steps=request.steps, seed=request.seed,
-                                batch_size=request.batch_size or 100)
+                                batch_size=request.batch_size or 100, guidance=request.guidance,
+                                condition=torch.tensor(request.condition) if request.condition is not None else None,
+                                composition=composition, atoms=extra.get("atoms"))
         write_molecules(mols, request.out)
         line = (f"wrote {request.out}: {len(mols)} molecules ({request.solver}, {request.steps} steps, "
                 f"step {run.step}, {time.perf_counter() - t0:.1f} s)")

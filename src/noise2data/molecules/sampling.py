@@ -110,12 +110,12 @@ def _condition_rows(run: Run, condition: Tensor | None, n: int) -> Tensor | None
 @torch.inference_mode()
 def sample_molecules(run: Run, n: int, *, sizes: Tensor | None = None, solver: str = "heun", steps: int = 50,
                      seed: int = 0, batch_size: int = 100, condition: Tensor | None = None, guidance: float = 1.0,
-                     composition: dict[str, int] | None = None, atoms: int | None = None
+                     composition: dict[str, int] | list[dict[str, int]] | None = None, atoms: int | None = None
                      ) -> list[tuple[Tensor, Tensor]]:
     """``n`` molecules ``(positions (n_i, 3), types (n_i,))`` (see the module docstring for the options).
 
     ``condition``: ``(k,)`` or ``(n, k)`` properties in their own units (NaN: unconditional);
-    ``composition``: e.g. ``{"C": 6, "N": 1, "O": 1}`` (``"H"`` optional)."""
+    ``composition``: e.g. ``{"C": 6, "N": 1, "O": 1}`` (``"H"`` optional), or one such per molecule."""
     if not is_molecule_run(run):
         raise UserError(f"{run.run_dir} is not a molecule run (model '{run.config['model'].get('name')}')")
     if solver not in ODE_SOLVERS:
@@ -127,8 +127,13 @@ def sample_molecules(run: Run, n: int, *, sizes: Tensor | None = None, solver: s
     cond_rows = _condition_rows(run, condition, n)
     known = None
     if composition is not None:
-        hydrogens = torch.full((n,), composition["H"]) if "H" in composition else _hydrogens(run, composition, n, gen)
-        known = [composition_types({**composition, "H": int(h)}, max_atoms, type_scale) for h in hydrogens]
+        per_row = [composition] * n if isinstance(composition, dict) else list(composition)
+        if len(per_row) != n:
+            raise UserError(f"give one composition, or one per molecule ({n}); got {len(per_row)}")
+        known = []
+        for comp in per_row:
+            h = comp["H"] if "H" in comp else int(_hydrogens(run, comp, 1, gen)[0])
+            known.append(composition_types({**comp, "H": int(h)}, max_atoms, type_scale))
         sizes = torch.tensor([k[0] for k in known])
     sizes = _sizes(run, n, gen, sizes, atoms, cond_rows)
     if len(sizes) != n or int(sizes.min()) < 2:

@@ -91,12 +91,17 @@ def test_size_bands_hold_one_band_per_batch_and_draw_every_molecule_alike():
                        SizeBands(sizes, 4)(16, torch.Generator().manual_seed(7)))  # from the generator alone
 
 
-def test_the_loss_is_a_mean_over_real_atoms_and_padding_changes_nothing():
+def _path_sample(sizes: list[int], times: list[float]):  # noqa: ANN202
+    """Molecules of ``sizes`` (8 slots), their noise and mask, and a condot path sample at ``times``."""
     path = make_path("condot")
-    x1, mask = _molecules([3, 8], 8)
+    x1, mask = _molecules(sizes, 8)
     x0 = sample_prior(mask, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    t = torch.tensor([0.3, 0.7], dtype=torch.float64)
-    s = path.sample(x1, t, x0)
+    t = torch.tensor(times, dtype=torch.float64)
+    return path, x1, x0, mask, t, path.sample(x1, t, x0)
+
+
+def test_the_loss_is_a_mean_over_real_atoms_and_padding_changes_nothing():
+    path, x1, x0, mask, t, s = _path_sample([3, 8], [0.3, 0.7])
     pred = remove_com(torch.randn(x1.shape, generator=torch.Generator().manual_seed(2), dtype=torch.float64), mask)
     loss = molecule_loss(pred, s, path, "velocity", atom_weight(mask))
     err = (pred - path.target(s, "velocity")).pow(2)[0, :3].mean()  # the 3-atom molecule on its own atoms
@@ -108,11 +113,7 @@ def test_the_loss_is_a_mean_over_real_atoms_and_padding_changes_nothing():
 
 
 def test_data_prediction_loss_is_mse_plus_cross_entropy_and_agrees_with_the_conversion():
-    path = make_path("condot")
-    x1, mask = _molecules([5, 8], 8)
-    x0 = sample_prior(mask, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    t = torch.tensor([0.2, 0.9], dtype=torch.float64)
-    s = path.sample(x1, t, x0)
+    path, x1, x0, mask, t, s = _path_sample([5, 8], [0.2, 0.9])
     logits = torch.randn(2, 8, NUM_TYPES, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     pos = remove_com(torch.randn(2, 8, 3 + NUM_TYPES, dtype=torch.float64), mask)[..., :3]
     pred = torch.cat([pos, logits.softmax(-1) * 0.25], -1) * mask[..., None]

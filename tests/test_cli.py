@@ -173,3 +173,11 @@ def test_damaged_checkpoint_falls_back_when_sampling(tmp_path, capsys):
     assert main(["sample", str(out), "--n", "10", "--out", str(tmp_path / "s.npy"), "--device", "cpu"]) == 0
     err = capsys.readouterr().err
     assert "skipping damaged checkpoint" in err and "step 30" in err
+
+
+def test_freed_memory_is_kept_on_linux():
+    import sys
+
+    from noise2data.cpu_memory import keep_freed_memory
+
+    assert keep_freed_memory() == sys.platform.startswith("linux")

@@ -39,6 +39,9 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit status (0 ok, 2 for a user error)."""
+    from ..cpu_memory import keep_freed_memory
+
+    keep_freed_memory()
     try:
         args = build_parser().parse_args(expand_config(sys.argv[1:] if argv is None else argv))
         return COMMANDS[args.command](args)

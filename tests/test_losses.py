@@ -92,4 +92,4 @@ def test_time_distributions(gen):
     assert ln.min() > 0 and ln.max() < 1
     assert abs(ln.median() - 1 / (1 + math.exp(-0.5))) < 0.01  # the median is sigmoid(mean)
     with pytest.raises(UserError, match="unknown time distribution"):
-        TimeDistribution("beta")
+        TimeDistribution("gamma")

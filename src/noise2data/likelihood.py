@@ -41,6 +41,15 @@ class LikelihoodOutput:
     z: Tensor
     nfe: int
 
+    @classmethod
+    def concat(cls, outs: list[LikelihoodOutput], shift: float = 0.0) -> LikelihoodOutput:
+        """The outputs of consecutive batches as one, on the CPU; ``shift`` is added to ``log_prob`` (a change of
+        units)."""
+        return cls(log_prob=torch.cat([o.log_prob for o in outs]).cpu() + shift,
+                   prior_log_prob=torch.cat([o.prior_log_prob for o in outs]).cpu(),
+                   delta_log_prob=torch.cat([o.delta_log_prob for o in outs]).cpu(),
+                   z=torch.cat([o.z for o in outs]).cpu(), nfe=outs[0].nfe)
+
 
 def gaussian_log_prob(std: float) -> Callable[[Tensor], Tensor]:
     """log N(z; 0, std^2 I) summed over all but the batch dimension, ``(B, *D) -> (B,)``."""

@@ -213,12 +213,7 @@ class Run:
             z = self.standardizer.forward(x[start:start + batch_size].float().to(self.device))
             outs.append(log_likelihood(field, z, self.path, solver=solver, steps=steps, t_lo=lo, t_hi=hi,
                                        divergence=divergence, probe=probe, generator=gen, rtol=rtol, atol=atol))
-        return LikelihoodOutput(
-            log_prob=torch.cat([o.log_prob for o in outs]).cpu() - log_det,
-            prior_log_prob=torch.cat([o.prior_log_prob for o in outs]).cpu(),
-            delta_log_prob=torch.cat([o.delta_log_prob for o in outs]).cpu(),
-            z=torch.cat([o.z for o in outs]).cpu(), nfe=outs[0].nfe,
-        )
+        return LikelihoodOutput.concat(outs, shift=-log_det)
 
 
 def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu", step: int | None = None) -> Run:

@@ -100,7 +100,4 @@ def molecule_log_likelihood(run, molecules, *, solver: str = "rk4", steps: int =
             outs.append(subspace_log_likelihood(
                 lambda m: model_field(run.model, run.path, run.prediction, cond=m), xb, mb, run.path, solver=solver,
                 steps=steps, t_lo=lo, t_hi=hi, divergence=divergence, generator=gen))
-    return LikelihoodOutput(log_prob=torch.cat([o.log_prob for o in outs]).cpu(),
-                            prior_log_prob=torch.cat([o.prior_log_prob for o in outs]).cpu(),
-                            delta_log_prob=torch.cat([o.delta_log_prob for o in outs]).cpu(),
-                            z=torch.cat([o.z for o in outs]).cpu(), nfe=outs[0].nfe)
+    return LikelihoodOutput.concat(outs)

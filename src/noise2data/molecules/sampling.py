@@ -25,7 +25,8 @@ from ..paths import GaussianPath
 from ..run import Run
 from ..samplers import ODE_SOLVERS, make_grid
 from .chemistry import ELEMENTS
-from .space import SizeDistribution, composition_key, decode, sample_prior, size_mask
+from .properties import HEAVY
+from .space import SizeDistribution, decode, formula_key, sample_prior, size_mask
 
 
 def is_molecule_run(run_or_config: Run | dict) -> bool:
@@ -58,14 +59,19 @@ def composition_types(composition: dict[str, int], max_atoms: int, type_scale: f
     return len(order), types
 
 
+def _formula_sizes(run: Run, counts: dict[str, int]) -> SizeDistribution | None:
+    """Atom counts of the training molecules with these heavy atoms, or None when there are none."""
+    table = run.config["molecules"].get("sizes_by_composition", {}).get(formula_key(counts))
+    return SizeDistribution({int(k): v for k, v in table.items()}) if table else None
+
+
 def _hydrogens(run: Run, composition: dict[str, int], n: int, gen: torch.Generator) -> Tensor:
     """``(n,)`` hydrogen counts for a heavy-atom formula, drawn from the training molecules of that formula."""
-    key = composition_key(torch.tensor([ELEMENTS.index(e) for e in ELEMENTS for _ in range(composition.get(e, 0))]))
-    table = run.config["molecules"].get("sizes_by_composition", {}).get(key)
-    if not table:
+    sizes = _formula_sizes(run, composition)
+    if sizes is None:
+        key = formula_key(composition)
         raise UserError(f"no training molecule has the heavy atoms {key}: give the hydrogens too (e.g. {key}H10)")
-    heavy = sum(v for e, v in composition.items() if e != "H")
-    return SizeDistribution({int(k): v for k, v in table.items()}).sample(n, gen) - heavy
+    return sizes.sample(n, gen) - sum(v for e, v in composition.items() if e != "H")
 
 
 def _sizes(run: Run, n: int, gen: torch.Generator, sizes: Tensor | None, atoms: int | None,
@@ -77,17 +83,11 @@ def _sizes(run: Run, n: int, gen: torch.Generator, sizes: Tensor | None, atoms: 
             raise UserError(f"--atoms must be between 2 and the model's {run.config['model']['max_atoms']} slots, "
                             f"got {atoms}")
         return torch.full((n,), atoms)
-    hist = SizeDistribution.from_dict(run.config["molecules"]["sizes"])
-    if condition is None:
-        return hist.sample(n, gen)
-    table = run.config["molecules"].get("sizes_by_composition", {})
-    out = hist.sample(n, gen)
-    for i, row in enumerate(condition):  # the atom counts of training molecules with the requested formula
-        heavy = [int(round(float(v))) for v in row[:4]]
-        key = composition_key(torch.tensor([ELEMENTS.index(e) for e, k in zip(ELEMENTS[1:], heavy, strict=True)
-                                            for _ in range(max(k, 0))], dtype=torch.long))
-        if key in table:
-            out[i] = SizeDistribution({int(k): v for k, v in table[key].items()}).sample(1, gen)[0]
+    out = SizeDistribution.from_dict(run.config["molecules"]["sizes"]).sample(n, gen)
+    for i, row in enumerate(condition if condition is not None else []):  # sizes of the requested formula
+        sizes = _formula_sizes(run, {e: max(int(round(float(v))), 0) for e, v in zip(HEAVY, row[:4], strict=True)})
+        if sizes is not None:
+            out[i] = sizes.sample(1, gen)[0]
     return out
 
 

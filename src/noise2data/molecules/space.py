@@ -92,9 +92,14 @@ class SizeDistribution:
         return self.sizes[torch.multinomial(self.probs, n, replacement=True, generator=generator)]
 
 
+def formula_key(counts: dict[str, int]) -> str:
+    """A heavy-atom formula, e.g. ``C6N1O1F0``, from atom counts per element (hydrogens ignored)."""
+    return "".join(f"{e}{int(counts.get(e, 0))}" for e in ELEMENTS if e != "H")
+
+
 def composition_key(types: Tensor) -> str:
-    """A molecule's heavy-atom formula, e.g. ``C6N1O1F0``, from its atom types ``(n,)``."""
-    return "".join(f"{e}{int((types == ELEMENTS.index(e)).sum())}" for e in ELEMENTS if e != "H")
+    """A molecule's heavy-atom formula (see :func:`formula_key`) from its atom types ``(n,)``."""
+    return formula_key({e: int((types == ELEMENTS.index(e)).sum()) for e in ELEMENTS})
 
 
 def sizes_by_composition(data: MoleculeSet) -> dict[str, dict[str, int]]:

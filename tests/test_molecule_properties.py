@@ -101,6 +101,8 @@ def test_a_property_run_samples_with_guidance_and_compositions_are_exact(conditi
     assert main(["sample", str(run), "--n", "4", "--steps", "3", "--condition", "2,0,1,0,0,20", "--guidance", "2",
                  "--out", str(tmp_path / "g.xyz")]) == 0
     assert len(read_xyz(tmp_path / "g.xyz")) == 4
+    assert main(["sample", str(run), "--n", "2", "--steps", "2", "--condition", ",".join(["nan"] * 6),
+                 "--out", str(tmp_path / "null.xyz")]) == 0  # a null request samples unconditionally
     for spec, want in (("C2O1", {"C": 2, "O": 1}), ("C3O1H6", {"C": 3, "O": 1, "H": 6})):
         out = tmp_path / f"{spec}.xyz"
         assert main(["sample", str(run), "--n", "5", "--steps", "3", "--composition", spec, "--out", str(out)]) == 0

@@ -85,6 +85,8 @@ def _sizes(run: Run, n: int, gen: torch.Generator, sizes: Tensor | None, atoms: 
         return torch.full((n,), atoms)
     out = SizeDistribution.from_dict(run.config["molecules"]["sizes"]).sample(n, gen)
     for i, row in enumerate(condition if condition is not None else []):  # sizes of the requested formula
+        if not torch.isfinite(row[:4]).all():  # a null (NaN) request: sizes from the histogram
+            continue
         sizes = _formula_sizes(run, {e: max(int(round(float(v))), 0) for e, v in zip(HEAVY, row[:4], strict=True)})
         if sizes is not None:
             out[i] = sizes.sample(1, gen)[0]

@@ -98,18 +98,19 @@ class Molecules(Modality):
         data = MoleculeSet.read(opts["data"][len(PREFIX):])
         x1 = encode(data, TYPE_SCALE)  # (M, N, 3 + T)
         n_max = data.max_atoms
-        cond, section, drop = data.mask, {}, None
+        cond, section, drop, k = data.mask, {}, None, 0
         if opts.get("cond_file"):  # properties: the mask as 0/1, then the standardised properties
             values = read_properties(opts["cond_file"], len(data))  # (M, k)
+            k = values.shape[1]
             mean, std = values.mean(0), values.std(0).clamp(min=1e-6)
             cond = torch.cat([data.mask.float(), ((values - mean) / std).float()], 1)
             p = float(opts["label_dropout"])
             drop = lambda x, c, g: drop_properties(c, n_max, p, g)  # noqa: E731
-            section = {"properties": {"names": list(PROPERTIES[: values.shape[1]]), "mean": mean.tolist(),
+            section = {"properties": {"names": list(PROPERTIES[:k]), "mean": mean.tolist(),
                                       "std": std.tolist(), "file": str(opts["cond_file"])}}
         mcfg = EGNNConfig(max_atoms=n_max, time_embedding=opts.get("time_embedding") or "sinusoidal",
                           prediction="data" if opts["objective"] == "data" else "velocity", type_scale=TYPE_SCALE,
-                          cond_dim=cond.shape[1] - n_max if cond.dtype != torch.bool else 0,
+                          cond_dim=k,
                           **EGNN_PRESETS[opts["preset"]])
         bands = int(opts.get("size_bands") or 1)
         return TrainingSet(

@@ -38,7 +38,8 @@ from noise2data.molecules.sampling import sample_molecules
 from noise2data.run import load_run
 
 COLS = ("atom_stability", "molecule_stability", "validity", "uniqueness", "novelty")
-PLAIN = ["--size-bands", "1", "--coupling", "independent", "--objective", "velocity", "--time-dist", "uniform"]
+PLAIN = ["--size-bands", "1", "--coupling", "independent", "--objective", "velocity", "--time-dist", "uniform",
+         "--rbf", "0"]
 ROWS = {  # each piece of the recipe switched on in turn (later flags win)
     "plain": PLAIN,  # random batches padded to 29 atoms, independent noise, velocity, uniform t
     "bands": PLAIN + ["--size-bands", "8"],  # batches of one size band: the network computes on real atoms
@@ -46,12 +47,14 @@ ROWS = {  # each piece of the recipe switched on in turn (later flags win)
     "bands+data": PLAIN + ["--size-bands", "8", "--objective", "data", "--time-dist", "beta:2,1"],
     "all": PLAIN + ["--size-bands", "8", "--coupling", "ot", "--objective", "data", "--time-dist", "beta:2,1"],
 }
+ROWS["bands+data+rbf"] = ROWS["bands+data"] + ["--rbf", "16"]  # + radial basis functions of pair distances
 ROWS["all+props"] = ROWS["all"]  # + --cond-file: conditioned on the molecules' RDKit properties
 DESCRIBE = {
     "plain": "random batches, independent noise, velocity, t ~ U(0, 1)",
     "bands": "+ batches from 8 size bands",
     "bands+ot": "+ noise aligned to each molecule (Hungarian + Kabsch)",
     "bands+data": "bands + data prediction (MSE + CE on types), t ~ Beta(2, 1)",
+    "bands+data+rbf": "bands+data + 16 radial basis functions of each distance",
     "all": "bands + aligned noise + data prediction + Beta(2, 1)",
     "all+props": "all + conditioned on properties (C, N, O, F, rings, TPSA; 10% dropped)",
 }

@@ -19,6 +19,7 @@ from noise2data.molecules.loss import TYPE_WEIGHT, atom_weight, molecule_loss
 from noise2data.molecules.space import NUM_TYPES, remove_com, sample_prior, size_mask
 from noise2data.paths import make_path
 from noise2data.paths.conversion import convert_prediction
+from noise2data.run import load_run
 
 
 def _molecules(sizes: list[int], n_max: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -131,8 +132,8 @@ def test_data_prediction_loss_is_mse_plus_cross_entropy_and_agrees_with_the_conv
 
 def test_egnn_computes_only_the_used_slots_and_its_data_prediction_is_equivariant():
     torch.manual_seed(0)
-    for prediction in ("velocity", "data"):
-        m = EGNN(EGNNConfig(max_atoms=9, hidden=16, layers=2, prediction=prediction)).double()
+    for prediction, rbf in (("velocity", 0), ("data", 0), ("data", 8)):
+        m = EGNN(EGNNConfig(max_atoms=9, hidden=16, layers=2, prediction=prediction, rbf=rbf)).double()
         for p in m.parameters():
             torch.nn.init.normal_(p, std=0.2)
         small, smask = _molecules([4, 3], 9, seed=1)
@@ -146,8 +147,24 @@ def test_egnn_computes_only_the_used_slots_and_its_data_prediction_is_equivarian
         out = m(moved, t[:2], smask)
         assert torch.allclose(out[..., :3], alone[..., :3] @ q.T, atol=1e-10)
         assert torch.allclose(out[..., 3:], alone[..., 3:], atol=1e-10)
+        perm = torch.tensor([2, 0, 3, 1, 4, 5, 6, 7, 8])  # atoms of the first molecule reordered
+        swapped = m(small[:, perm], t[:2], smask[:, perm])
+        assert torch.allclose(swapped, alone[:, perm], atol=1e-10)
     types = alone[..., 3:].sum(-1)  # the data prediction's types are probabilities x 0.25 on real atoms
     assert torch.allclose(types[smask], torch.full_like(types[smask], 0.25)) and (types[~smask] == 0).all()
+
+
+def test_radial_basis_functions_peak_at_their_centres_and_separate_bond_lengths():
+    from noise2data.molecules.egnn import RadialBasis
+
+    rbf = RadialBasis(17, 8.0)  # centres 0, 0.5, ..., 8
+    d = torch.tensor([0.0, 1.0, 1.5, 8.0])
+    phi = rbf(d[:, None] ** 2)  # (4, 17)
+    assert torch.allclose(phi.max(1).values, torch.ones(4), atol=1e-3)
+    assert phi.argmax(1).tolist() == [0, 2, 3, 16]
+    assert torch.allclose(phi[1, 1], torch.exp(torch.tensor(-1.0)), atol=1e-4)  # one spacing away: one sd
+    single, double = rbf(torch.tensor([[1.54**2], [1.34**2]]))  # C-C and C=C: distinct features
+    assert (single - double).abs().max() > 0.3
 
 
 def test_beta_times_follow_their_law():
@@ -181,6 +198,7 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     cfg = json.loads((full / "config.json").read_text())
     assert cfg["model"]["prediction"] == "data" and cfg["train"]["time_dist"]["name"] == "beta"
+    assert cfg["model"]["rbf"] == 16  # the molecule default
     losses = [json.loads(line)["loss"] for line in (full / "metrics.jsonl").read_text().splitlines()
               if "loss" in line]
     assert all(math.isfinite(v) for v in losses)
@@ -191,6 +209,26 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
     assert main(["train", "--data", "moons", "--size-bands", "4", "--steps", "1", "--out", str(tmp_path / "b3")]) == 2
     assert main(["train", "--data", "moons", "--time-dist", "beta:0.5,1", "--steps", "1",
                  "--out", str(tmp_path / "b4")]) == 2
+    assert main(["train", "--data", "moons", "--rbf", "8", "--steps", "1", "--out", str(tmp_path / "b5")]) == 2
+    with pytest.raises(SystemExit) as exit_:
+        main([*bad, "--rbf", "-1", "--out", str(tmp_path / "b6")])
+    assert exit_.value.code == 2
+
+
+def test_a_run_from_before_radial_basis_functions_resumes_without_them(tmp_path):
+    from noise2data.molecules.build import build_conformers
+
+    data, _ = build_conformers(["C", "CC", "CO", "CN", "CCO", "OCO"] * 2, seed=0, workers=1)
+    npz = data.save(tmp_path / "mols.npz")
+    run = tmp_path / "old"
+    assert main(["train", "--data", f"molecules:{npz}", "--batch-size", "4", "--rbf", "0", "--steps", "2",
+                 "--checkpoint-every", "2", "--no-progress", "--out", str(run)]) == 0
+    cfg = json.loads((run / "config.json").read_text())
+    del cfg["model"]["rbf"], cfg["model"]["rbf_cutoff"]  # as an older version wrote it
+    cfg["cli"].pop("rbf")
+    (run / "config.json").write_text(json.dumps(cfg))
+    assert main(["train", "--out", str(run), "--resume", "--steps", "4", "--no-progress"]) == 0
+    assert load_run(run).model.config.rbf == 0 and load_run(run).step == 4
 
 
 @pytest.mark.parametrize("divergence", ["exact", "hutchinson"])

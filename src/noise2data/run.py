@@ -218,7 +218,7 @@ class Run:
 
 def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu", step: int | None = None) -> Run:
     """Load a run's newest intact checkpoint (or the one of ``step``; EMA weights by default) for sampling."""
-    from .models import build_model
+    from .models import build_model, complete_model_config
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)
@@ -235,11 +235,13 @@ def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu", step
     if ckpt is None:
         raise UserError(f"{run_dir} has no intact checkpoint yet: train it first")
     groups, meta = load_checkpoint(ckpt, ("ema" if ema else "model", "stats"))
-    stored = meta.get("model")
-    if stored is not None and stored != cfg["model"]:
-        key = next(k for k in sorted(set(stored) | set(cfg["model"])) if stored.get(k) != cfg["model"].get(k))
+    stored, described = meta.get("model"), cfg["model"]
+    if stored is not None and stored != described:
+        stored, described = complete_model_config(stored), complete_model_config(described)
+    if stored is not None and stored != described:
+        key = next(k for k in sorted(set(stored) | set(described)) if stored.get(k) != described.get(k))
         raise UserError(f"{ckpt} was written for another model than config.json describes: {key} is "
-                        f"{stored.get(key)!r} in the checkpoint and {cfg['model'].get(key)!r} in config.json")
+                        f"{stored.get(key)!r} in the checkpoint and {described.get(key)!r} in config.json")
     model = build_model(cfg["model"])
     weights = groups["ema" if ema else "model"]
     check_compatible(model, weights, ckpt)

@@ -9,15 +9,24 @@ from ..samplers.budget import solver_steps_for_nfe
 from ..samplers.grids import GRIDS
 
 
-def positive_int(s: str) -> int:
-    """An argparse type: an integer >= 1."""
+def _int_at_least(s: str, low: int, what: str) -> int:
     try:
         v = int(s)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+        raise argparse.ArgumentTypeError(f"expected {what}, got {s!r}") from None
+    if v < low:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {v}")
     return v
+
+
+def positive_int(s: str) -> int:
+    """An argparse type: an integer >= 1."""
+    return _int_at_least(s, 1, "a positive integer")
+
+
+def non_negative_int(s: str) -> int:
+    """An argparse type: an integer >= 0."""
+    return _int_at_least(s, 0, "an integer >= 0")
 
 
 class Parser(argparse.ArgumentParser):

@@ -18,7 +18,7 @@ import torch
 from ..errors import UserError, require
 from ..modalities.registry import all_modalities, model_names
 from ..training.distributed import init_distributed, leave_worker, shutdown_distributed
-from .common import positive_int
+from .common import non_negative_int, positive_int
 
 TRAIN_DEFAULTS = {
     "steps": 5000, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
@@ -30,6 +30,7 @@ TRAIN_DEFAULTS = {
     "labels": None, "label_key": None, "label_dropout": 0.1, "model": "mlp", "preset": "tiny", "cond": "none",
     "cond_file": None, "cond_key": None, "resize": None, "pad": 0, "hflip": False, "stream": False,
     "mf_ratio": 0.25, "mf_power": 1.0, "mf_jvp": "forward", "mf_guidance": 1.0, "size_bands": None,
+    "rbf": None,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
@@ -37,9 +38,10 @@ FIXED_ON_RESUME = (
     "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
     "dequantize", "labels", "label_key", "label_dropout", "model", "preset", "cond", "cond_file", "cond_key",
     "resize", "pad", "hflip", "mf_ratio", "mf_power", "mf_jvp", "mf_guidance", "size_bands",
+    "rbf",
 )
 # training flags that only some kinds of data take (they list them in Modality.own_train_options)
-OWN_FLAGS = {"size_bands": "--size-bands"}
+OWN_FLAGS = {"size_bands": "--size-bands", "rbf": "--rbf"}
 OPTION_NAMES = ("data", *TRAIN_DEFAULTS)
 
 
@@ -116,6 +118,8 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--size-bands", type=positive_int, help="samples of varying size: draw each batch from one of K "
                    "bands of sizes, so the network computes on real entries, not padding (1 = random batches) "
                    + _default("size_bands"))
+    t.add_argument("--rbf", type=non_negative_int, help="graph networks: K Gaussian radial basis functions of each "
+                   "pair distance as edge features (0 = the squared distance alone) " + _default("rbf"))
     t.add_argument("--hflip", action="store_true", default=None, help="images: random left-right mirroring")
     t.add_argument("--stream", action="store_true", default=None, help="images:FOLDER: decode images per batch "
                    "instead of holding them in memory (automatic above 4 GiB of pixels)")

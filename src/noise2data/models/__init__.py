@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from torch import nn
 
 from ..errors import UserError
@@ -30,18 +32,29 @@ def model_config_class(name: str) -> type:
     return model_classes(name)[1]
 
 
-def build_model(config_dict: dict) -> nn.Module:
-    """Rebuild a model from ``{"name": ..., **config}`` (as stored in config.json)."""
+def _config(config_dict: dict) -> tuple[type, object]:
     params = dict(config_dict)
     name = params.pop("name", "mlp")
     cls, cfg_cls = model_classes(name)
     try:
-        return cls(cfg_cls(**params))
+        return cls, cfg_cls(**params)
     except TypeError as exc:
         raise UserError(f"model config does not fit '{name}': {exc}") from None
 
 
+def build_model(config_dict: dict) -> nn.Module:
+    """Rebuild a model from ``{"name": ..., **config}`` (as stored in config.json)."""
+    cls, config = _config(config_dict)
+    return cls(config)
+
+
+def complete_model_config(config_dict: dict) -> dict:
+    """``config_dict`` with every field its config class has: fields added since it was written take their
+    defaults, so configs of one model written by different versions compare equal."""
+    return asdict(_config(config_dict)[1])
+
+
 __all__ = [
     "MLP", "MODELS", "DiT", "DiTConfig", "FourierEmbedding", "MLPConfig", "SinusoidalEmbedding", "UNet", "UNetConfig",
-    "build_model", "model_classes", "model_config_class",
+    "build_model", "complete_model_config", "model_classes", "model_config_class",
 ]

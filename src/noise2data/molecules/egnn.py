@@ -8,9 +8,10 @@ With ``cond_dim = k > 0`` the condition is a float ``(B, N + k)``: the atom mask
 molecular properties (standardised; a row with NaN is the null condition of classifier-free
 guidance), embedded and added to the time embedding. Only the atom slots some molecule of the batch
 uses are computed (a batch of small molecules costs what its largest one needs, not N_max^2 pairs).
-Messages between every pair of real atoms depend on the atoms' features and their squared distance (now and at
-the input); features are updated from summed messages, positions move along pair differences
-weighted by a function of the message. So rotating, reflecting or translating the input rotates,
+Messages between every pair of real atoms depend on the atoms' features and their squared distance (now
+and at the input; with ``rbf = K > 0`` also K Gaussian radial basis functions of each distance); features
+are updated from summed messages, positions move along pair differences weighted by a function of the
+message. So rotating, reflecting or translating the input rotates,
 reflects or leaves unchanged the position part of the output (translated inputs give the same
 velocity), the type part is invariant, and permuting atoms permutes the output. The position
 part is returned with zero centre of mass over real atoms; padded atoms get 0.
@@ -43,6 +44,8 @@ class EGNNConfig:
     prediction: str = "velocity"  # or "data": positions and type probabilities of the clean molecule
     type_scale: float = 0.25  # the one-hot scale of the data (a data prediction's types sum to it)
     cond_dim: int = 0  # properties to condition on, after the atom mask in the condition
+    rbf: int = 0  # Gaussian radial basis functions of each pair distance (0: the squared distance alone)
+    rbf_cutoff: float = 8.0  # the last basis function's centre, in the positions' unit (Angstrom for QM9)
     name: str = field(default="egnn", init=False)
 
     def __post_init__(self) -> None:
@@ -59,14 +62,29 @@ class EGNNConfig:
         return asdict(self)
 
 
+class RadialBasis(nn.Module):
+    """``d2: (..., 1)`` squared distances -> ``(..., K)``: Gaussians of the distance centred on 0 .. cutoff."""
+
+    def __init__(self, k: int, cutoff: float) -> None:
+        super().__init__()
+        self.register_buffer("centres", torch.linspace(0.0, cutoff, k), persistent=False)
+        self.gamma = 1.0 / (cutoff / max(k - 1, 1)) ** 2  # one spacing is one standard deviation
+
+    def forward(self, d2: Tensor) -> Tensor:
+        return torch.exp(-self.gamma * ((d2 + 1e-8).sqrt() - self.centres.to(d2.dtype)) ** 2)
+
+
 class EGNNLayer(nn.Module):
     """One round of messages: features and positions, both masked to real atoms."""
 
-    def __init__(self, hidden: int) -> None:
+    def __init__(self, hidden: int, rbf: RadialBasis | None = None) -> None:
         super().__init__()
-        # the edge MLP's first layer on [h_i, h_j, d2_ij, d0_ij], split so no (B, N, N, 2H) tensor is built
+        # the edge MLP's first layer on [h_i, h_j, d2_ij, d0_ij (, rbf(d_ij), rbf(d0_ij))], split so no
+        # (B, N, N, 2H) tensor is built; d0 and its basis functions come in precomputed as `d0`
+        self.rbf = rbf
+        k = 0 if rbf is None else len(rbf.centres)
         self.edge_i, self.edge_j = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden, bias=False)
-        self.edge_d = nn.Linear(2, hidden, bias=False)
+        self.edge_d = nn.Linear(2 + 2 * k, hidden, bias=False)
         self.edge = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
         self.gate = nn.Sequential(nn.Linear(hidden, 1), nn.Sigmoid())
         self.node = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
@@ -75,10 +93,12 @@ class EGNNLayer(nn.Module):
 
     def forward(self, h: Tensor, pos: Tensor, d0: Tensor, edges: Tensor, atoms: Tensor, norm: Tensor
                 ) -> tuple[Tensor, Tensor]:
-        """``h: (B, N, H)``, ``pos: (B, N, 3)``, ``d0: (B, N, N, 1)``, ``edges: (B, N, N, 1)``, ``atoms: (B, N, 1)``."""
+        """``h: (B, N, H)``, ``pos: (B, N, 3)``, ``d0: (B, N, N, 1 + K)`` (the input's squared distances and their
+        basis functions), ``edges: (B, N, N, 1)``, ``atoms: (B, N, 1)``."""
         diff = pos[:, :, None] - pos[:, None]  # (B, N, N, 3): x_i - x_j
         d2 = diff.pow(2).sum(-1, keepdim=True)  # (B, N, N, 1)
-        first = self.edge_i(h)[:, :, None] + self.edge_j(h)[:, None] + self.edge_d(torch.cat([d2, d0], -1))
+        dist = [d2, d0] if self.rbf is None else [d2, self.rbf(d2), d0]
+        first = self.edge_i(h)[:, :, None] + self.edge_j(h)[:, None] + self.edge_d(torch.cat(dist, -1))
         m = self.edge(first)  # (B, N, N, H)
         m = m * self.gate(m) * edges  # (B, N, N, H)
         h = (h + self.node(torch.cat([h, m.sum(2) / norm], -1))) * atoms
@@ -105,7 +125,8 @@ class EGNN(nn.Module):
             self.prop = nn.Sequential(nn.Linear(config.cond_dim, td), nn.SiLU(), nn.Linear(td, td))
             self.null_prop = nn.Parameter(torch.zeros(td))
         self.embed = nn.Linear(config.num_types + config.time_dim, hid)
-        self.layers = nn.ModuleList(EGNNLayer(hid) for _ in range(config.layers))
+        self.rbf = RadialBasis(config.rbf, config.rbf_cutoff) if config.rbf else None
+        self.layers = nn.ModuleList(EGNNLayer(hid, self.rbf) for _ in range(config.layers))
         self.out = nn.Sequential(nn.Linear(hid + config.time_dim, hid), nn.SiLU(), nn.Linear(hid, config.num_types))
 
     def split_condition(self, cond: Tensor | None, b: int, n: int, device: torch.device
@@ -164,7 +185,9 @@ class EGNN(nn.Module):
             temb = temb + torch.where(null, self.null_prop.to(temb.dtype), self.prop(torch.nan_to_num(props)))
         temb = temb[:, None].expand(-1, n, -1)  # (B, n, time_dim)
         h = self.embed(torch.cat([types, temb], -1)) * atoms
-        d0 = (pos[:, :, None] - pos[:, None]).pow(2).sum(-1, keepdim=True)
+        d0 = (pos[:, :, None] - pos[:, None]).pow(2).sum(-1, keepdim=True)  # (B, n, n, 1)
+        if self.rbf is not None:
+            d0 = torch.cat([d0, self.rbf(d0)], -1)  # (B, n, n, 1 + K)
         new = pos
         for layer in self.layers:
             h, new = layer(h, new, d0, edges, atoms, norm)
@@ -174,4 +197,4 @@ class EGNN(nn.Module):
         return remove_com(torch.cat([new - pos, v_types], -1), mask)
 
 
-__all__ = ["EGNN", "EGNNConfig", "EGNNLayer"]
+__all__ = ["EGNN", "EGNNConfig", "EGNNLayer", "RadialBasis"]

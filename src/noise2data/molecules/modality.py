@@ -39,14 +39,15 @@ class Molecules(Modality):
     data_help = "molecules:FILE (.npz from 'noise2data data qm9', .xyz or .sdf)"
     distributed = True
     models = ("egnn",)
-    own_train_options = ("size_bands",)
+    own_train_options = ("size_bands", "rbf")
     # the QM9 benchmark's batch and learning rate; the tiny EGNN for a CPU; the recipe from its ablation
     # (benchmarks/qm9.py, 6 CPU minutes per row): size bands halve the step time (atom stability 21.3 -> 26.5%,
     # validity 22.4 -> 32.6%); data prediction with cross-entropy and t ~ Beta(2, 1) raise atom stability to
     # 32.5% and uniqueness 38 -> 51%; noise aligned to each molecule (--coupling ot) cut validity to 8%, so it
     # stays off. label_dropout: of the properties, with --cond-file
     defaults = {"model": "egnn", "preset": "tiny", "batch_size": 64, "lr": 5e-4, "standardize": "none",
-                "label_dropout": 0.1, "size_bands": 8, "objective": "data", "time_dist": "beta:2,1"}
+                "label_dropout": 0.1, "size_bands": 8, "objective": "data", "time_dist": "beta:2,1",
+                "rbf": 16}
     sample_suffixes = (".sdf", ".xyz", ".npz")
     sample_options = (
         (("--composition",), {"help": "molecules: heavy atoms per element as a hard constraint, e.g. C6N1O1 "
@@ -108,9 +109,11 @@ class Molecules(Modality):
             drop = lambda x, c, g: drop_properties(c, n_max, p, g)  # noqa: E731
             section = {"properties": {"names": list(PROPERTIES[:k]), "mean": mean.tolist(),
                                       "std": std.tolist(), "file": str(opts["cond_file"])}}
+        # a run from before --rbf existed resumes without the basis functions it was trained without
+        rbf = int(opts.get("rbf") or 0) if resumed is None else int(resumed.get("model", {}).get("rbf", 0))
         mcfg = EGNNConfig(max_atoms=n_max, time_embedding=opts.get("time_embedding") or "sinusoidal",
                           prediction="data" if opts["objective"] == "data" else "velocity", type_scale=TYPE_SCALE,
-                          cond_dim=k,
+                          cond_dim=k, rbf=rbf,
                           **EGNN_PRESETS[opts["preset"]])
         bands = int(opts.get("size_bands") or 1)
         return TrainingSet(

@@ -39,7 +39,7 @@ from noise2data.run import load_run
 
 COLS = ("atom_stability", "molecule_stability", "validity", "uniqueness", "novelty")
 PLAIN = ["--size-bands", "1", "--coupling", "independent", "--objective", "velocity", "--time-dist", "uniform",
-         "--rbf", "0"]
+         "--rbf", "0", "--no-self-condition"]
 ROWS = {  # each piece of the recipe switched on in turn (later flags win)
     "plain": PLAIN,  # random batches padded to 29 atoms, independent noise, velocity, uniform t
     "bands": PLAIN + ["--size-bands", "8"],  # batches of one size band: the network computes on real atoms
@@ -48,6 +48,8 @@ ROWS = {  # each piece of the recipe switched on in turn (later flags win)
     "all": PLAIN + ["--size-bands", "8", "--coupling", "ot", "--objective", "data", "--time-dist", "beta:2,1"],
 }
 ROWS["bands+data+rbf"] = ROWS["bands+data"] + ["--rbf", "16"]  # + radial basis functions of pair distances
+ROWS["bands+data+sc"] = ROWS["bands+data"] + ["--self-condition"]  # + the network's own last estimate as input
+ROWS["bands+data+rbf+sc"] = ROWS["bands+data+rbf"] + ["--self-condition"]
 ROWS["all+props"] = ROWS["all"]  # + --cond-file: conditioned on the molecules' RDKit properties
 DESCRIBE = {
     "plain": "random batches, independent noise, velocity, t ~ U(0, 1)",
@@ -55,6 +57,8 @@ DESCRIBE = {
     "bands+ot": "+ noise aligned to each molecule (Hungarian + Kabsch)",
     "bands+data": "bands + data prediction (MSE + CE on types), t ~ Beta(2, 1)",
     "bands+data+rbf": "bands+data + 16 radial basis functions of each distance",
+    "bands+data+sc": "bands+data + self-conditioning",
+    "bands+data+rbf+sc": "bands+data + radial basis functions + self-conditioning",
     "all": "bands + aligned noise + data prediction + Beta(2, 1)",
     "all+props": "all + conditioned on properties (C, N, O, F, rings, TPSA; 10% dropped)",
 }

@@ -133,8 +133,9 @@ def test_two_nodes_compute_what_one_process_does(single, tmp_path):
 
 
 def test_molecule_training_on_two_processes_equals_one(tmp_path):
-    """Molecules under torchrun: size-banded batches, noise aligned to each molecule and the per-atom loss
-    are all drawn or solved on the global batch, so 1 and 2 processes end at the same weights."""
+    """Molecules under torchrun: size-banded batches, noise aligned to each molecule, self-conditioning's coin
+    and the per-atom loss are all drawn or solved on the global batch, so 1 and 2 processes end at the same
+    weights."""
     from noise2data.molecules.build import build_conformers
 
     data, _ = build_conformers(["C", "CC", "CO", "C=O", "CN", "CCO", "CC=O", "C#N", "CCN", "OCO"] * 2, seed=0,
@@ -142,7 +143,7 @@ def test_molecule_training_on_two_processes_equals_one(tmp_path):
     npz = data.save(tmp_path / "mols.npz")
     flags = ["--data", f"molecules:{npz}", "--batch-size", "8", "--size-bands", "3", "--coupling", "ot",
              "--objective", "data", "--time-dist", "beta:2,1", "--checkpoint-every", "10", "--no-progress",
-             "--device", "cpu", "--lr-schedule", "constant", "--steps", "10"]
+             "--self-condition", "--device", "cpu", "--lr-schedule", "constant", "--steps", "10"]
     outs = []
     for nproc in (1, 2):
         outs.append(tmp_path / f"p{nproc}")

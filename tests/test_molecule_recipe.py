@@ -154,6 +154,50 @@ def test_egnn_computes_only_the_used_slots_and_its_data_prediction_is_equivarian
     assert torch.allclose(types[smask], torch.full_like(types[smask], 0.25)) and (types[~smask] == 0).all()
 
 
+def test_self_conditioning_reads_the_estimate_equivariantly_and_trains_on_its_own_estimate():
+    from noise2data.molecules.self_conditioning import recycling, self_conditioned_prediction
+
+    torch.manual_seed(0)
+    m = EGNN(EGNNConfig(max_atoms=9, hidden=16, layers=2, prediction="data", rbf=4, self_condition=True)).double()
+    for p in m.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    x, mask = _molecules([5, 3], 9, seed=1)
+    est, _ = _molecules([5, 3], 9, seed=2)
+    t = torch.tensor([0.3, 0.7], dtype=torch.float64)
+    assert torch.equal(m(x, t, mask), m(x, t, mask, x1_prev=torch.zeros_like(x)))  # none = zeros
+    given = m(x, t, mask, x1_prev=est)
+    assert (given - m(x, t, mask)).abs().max() > 1e-3  # the estimate is read
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64))
+    rot = lambda z: torch.cat([z[..., :3] @ q.T, z[..., 3:]], -1)  # noqa: E731
+    assert torch.allclose(m(rot(x), t, mask, x1_prev=rot(est)), rot(given), atol=1e-10)
+    with pytest.raises(Exception, match="prediction='data'"):
+        EGNNConfig(max_atoms=9, self_condition=True)
+
+    calls = []
+    spy = lambda x, t, c, x1_prev=None: calls.append(x1_prev) or m(x, t, c, x1_prev=x1_prev)  # noqa: E731
+    gen = torch.Generator().manual_seed(0)
+    out = self_conditioned_prediction(spy, x, t, mask, gen, share=1.0)
+    assert calls[0] is None and torch.allclose(calls[1], m(x, t, mask))
+    assert torch.allclose(out, m(x, t, mask, x1_prev=calls[1]))
+    assert not calls[1].requires_grad and out.requires_grad  # the gradient flows through the second call only
+    calls.clear()
+    self_conditioned_prediction(spy, x, t, mask, gen, share=0.0)
+    assert calls == [None]
+    shares = [len(calls)]
+    for _ in range(400):  # one coin per batch, at the given share
+        calls.clear()
+        self_conditioned_prediction(lambda *a, x1_prev=None: calls.append(1) or x, x, t, mask, gen, share=0.5)
+        shares.append(len(calls))
+    assert 0.4 < (torch.tensor(shares[1:]) == 2).float().mean() < 0.6
+
+    field = recycling(m)  # sampling: each call hands the next its estimate
+    first = field(x, t, mask)
+    assert torch.equal(first, m(x, t, mask))
+    assert torch.allclose(field(x, t, mask), m(x, t, mask, x1_prev=first))
+    plain = EGNN(EGNNConfig(max_atoms=9, hidden=8, layers=1))
+    assert recycling(m) is not field and recycling(plain) is plain
+
+
 def test_radial_basis_functions_peak_at_their_centres_and_separate_bond_lengths():
     from noise2data.molecules.egnn import RadialBasis
 
@@ -188,7 +232,7 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
     npz = data.save(tmp_path / "mols.npz")
     flags = ["--data", f"molecules:{npz}", "--batch-size", "8", "--size-bands", "3", "--coupling", "ot",
              "--objective", "data", "--time-dist", "beta:2,1", "--no-progress", "--checkpoint-every", "3",
-             "--lr-schedule", "constant"]  # the cosine schedule would depend on --steps
+             "--lr-schedule", "constant", "--self-condition"]  # the cosine schedule would depend on --steps
     full, half = tmp_path / "full", tmp_path / "half"
     assert main(["train", *flags, "--steps", "6", "--out", str(full)]) == 0
     assert main(["train", *flags, "--steps", "3", "--out", str(half)]) == 0
@@ -198,7 +242,7 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
     assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
     cfg = json.loads((full / "config.json").read_text())
     assert cfg["model"]["prediction"] == "data" and cfg["train"]["time_dist"]["name"] == "beta"
-    assert cfg["model"]["rbf"] == 16  # the molecule default
+    assert cfg["model"]["rbf"] == 16 and cfg["model"]["self_condition"]  # rbf: the molecule default
     losses = [json.loads(line)["loss"] for line in (full / "metrics.jsonl").read_text().splitlines()
               if "loss" in line]
     assert all(math.isfinite(v) for v in losses)
@@ -210,6 +254,8 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
     assert main(["train", "--data", "moons", "--time-dist", "beta:0.5,1", "--steps", "1",
                  "--out", str(tmp_path / "b4")]) == 2
     assert main(["train", "--data", "moons", "--rbf", "8", "--steps", "1", "--out", str(tmp_path / "b5")]) == 2
+    assert main([*bad, "--self-condition", "--objective", "velocity", "--out", str(tmp_path / "b7")]) == 2
+    assert main(["train", "--data", "moons", "--self-condition", "--steps", "1", "--out", str(tmp_path / "b8")]) == 2
     with pytest.raises(SystemExit) as exit_:
         main([*bad, "--rbf", "-1", "--out", str(tmp_path / "b6")])
     assert exit_.value.code == 2

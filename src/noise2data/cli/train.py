@@ -30,7 +30,7 @@ TRAIN_DEFAULTS = {
     "labels": None, "label_key": None, "label_dropout": 0.1, "model": "mlp", "preset": "tiny", "cond": "none",
     "cond_file": None, "cond_key": None, "resize": None, "pad": 0, "hflip": False, "stream": False,
     "mf_ratio": 0.25, "mf_power": 1.0, "mf_jvp": "forward", "mf_guidance": 1.0, "size_bands": None,
-    "rbf": None,
+    "rbf": None, "self_condition": None,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
@@ -38,10 +38,10 @@ FIXED_ON_RESUME = (
     "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
     "dequantize", "labels", "label_key", "label_dropout", "model", "preset", "cond", "cond_file", "cond_key",
     "resize", "pad", "hflip", "mf_ratio", "mf_power", "mf_jvp", "mf_guidance", "size_bands",
-    "rbf",
+    "rbf", "self_condition",
 )
 # training flags that only some kinds of data take (they list them in Modality.own_train_options)
-OWN_FLAGS = {"size_bands": "--size-bands", "rbf": "--rbf"}
+OWN_FLAGS = {"size_bands": "--size-bands", "rbf": "--rbf", "self_condition": "--self-condition"}
 OPTION_NAMES = ("data", *TRAIN_DEFAULTS)
 
 
@@ -120,6 +120,10 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    + _default("size_bands"))
     t.add_argument("--rbf", type=non_negative_int, help="graph networks: K Gaussian radial basis functions of each "
                    "pair distance as edge features (0 = the squared distance alone) " + _default("rbf"))
+    t.add_argument("--self-condition", action=argparse.BooleanOptionalAction, default=None,
+                   help="data-predicting graph networks: also read the network's own previous estimate of the "
+                   "sample (trained on half the batches; sampling hands each evaluation the last estimate) "
+                   + _default("self_condition"))
     t.add_argument("--hflip", action="store_true", default=None, help="images: random left-right mirroring")
     t.add_argument("--stream", action="store_true", default=None, help="images:FOLDER: decode images per batch "
                    "instead of holding them in memory (automatic above 4 GiB of pixels)")
@@ -364,7 +368,8 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
                    pairs=derived.pairs if derived is not None else None,
                    teacher=derived.teacher if derived is not None else None,
                    init=derived.init if derived is not None else None,
-                   batches=ts.batches, coupling=ts.coupling, loss_fn=ts.loss)
+                   batches=ts.batches, coupling=ts.coupling, loss_fn=ts.loss,
+                   predict=ts.predict)
     final = result.log[-1][1] if result.log else float("nan")
     if ctx.is_main:
         skips = f", {result.skipped} non-finite steps skipped" if result.skipped else ""

@@ -30,6 +30,7 @@ LossWeightFn = Callable[[Tensor], Tensor]  # cond -> weights of the loss's entri
 BatchIndexFn = Callable[[int, torch.Generator, Any], Tensor]  # (batch size, generator, device) -> indices (B,)
 CouplingFn = Callable[[Tensor, Tensor, Tensor | None], Tensor]  # (x0, x1, cond) -> x0 re-paired with x1's rows
 LossFn = Callable[..., Tensor]  # (pred, sample, path, prediction, weight) -> (B,), as losses.prediction_loss
+PredictFn = Callable[..., Tensor]  # (network, x_t, t, cond, generator) -> the prediction the loss regresses
 
 
 @dataclass
@@ -50,6 +51,8 @@ class TrainingSet:
         coupling: pairs each batch's noise with its data in the modality's own way (molecules: rotated and
             permuted onto each molecule), replacing the shared ``--coupling``.
         loss: the per-sample loss, in place of ``losses.prediction_loss`` (molecules: cross-entropy on types).
+        predict: how a training step calls the network, in place of ``network(x_t, t, cond)`` (molecules:
+            self-conditioning, which calls it twice); its random numbers come from the generator it is given.
         data_config: entries added to config.json's ``data`` section (units, classes, ...).
         extra_config: further top-level sections of config.json this modality reads back when sampling.
     """
@@ -65,6 +68,7 @@ class TrainingSet:
     batches: BatchIndexFn | None = None
     coupling: CouplingFn | None = None
     loss: LossFn | None = None
+    predict: PredictFn | None = None
     data_config: dict = field(default_factory=dict)
     extra_config: dict = field(default_factory=dict)
 

@@ -46,6 +46,7 @@ class EGNNConfig:
     cond_dim: int = 0  # properties to condition on, after the atom mask in the condition
     rbf: int = 0  # Gaussian radial basis functions of each pair distance (0: the squared distance alone)
     rbf_cutoff: float = 8.0  # the last basis function's centre, in the positions' unit (Angstrom for QM9)
+    self_condition: bool = False  # also read a previous estimate of the clean molecule (x1_prev)
     name: str = field(default="egnn", init=False)
 
     def __post_init__(self) -> None:
@@ -53,6 +54,9 @@ class EGNNConfig:
             raise UserError(f"EGNN needs max_atoms >= 2, hidden, layers and num_types >= 1; got {self}")
         if self.prediction not in ("velocity", "data"):
             raise UserError(f"the EGNN predicts a velocity or the data, not '{self.prediction}'")
+        if self.self_condition and self.prediction != "data":
+            raise UserError("self-conditioning feeds the EGNN its own estimate of the clean molecule: it needs "
+                            "prediction='data' (--objective data)")
 
     @property
     def data_shape(self) -> tuple[int, int]:
@@ -77,14 +81,14 @@ class RadialBasis(nn.Module):
 class EGNNLayer(nn.Module):
     """One round of messages: features and positions, both masked to real atoms."""
 
-    def __init__(self, hidden: int, rbf: RadialBasis | None = None) -> None:
+    def __init__(self, hidden: int, rbf: RadialBasis | None = None, fixed: int = 1) -> None:
         super().__init__()
-        # the edge MLP's first layer on [h_i, h_j, d2_ij, d0_ij (, rbf(d_ij), rbf(d0_ij))], split so no
-        # (B, N, N, 2H) tensor is built; d0 and its basis functions come in precomputed as `d0`
+        # the edge MLP's first layer on [h_i, h_j, d2_ij (, rbf(d_ij)), fixed_ij], split so no (B, N, N, 2H)
+        # tensor is built; `fixed` edge features stay the same through the layers (the input's distances)
         self.rbf = rbf
         k = 0 if rbf is None else len(rbf.centres)
         self.edge_i, self.edge_j = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden, bias=False)
-        self.edge_d = nn.Linear(2 + 2 * k, hidden, bias=False)
+        self.edge_d = nn.Linear(1 + k + fixed, hidden, bias=False)
         self.edge = nn.Sequential(nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU())
         self.gate = nn.Sequential(nn.Linear(hidden, 1), nn.Sigmoid())
         self.node = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
@@ -93,8 +97,9 @@ class EGNNLayer(nn.Module):
 
     def forward(self, h: Tensor, pos: Tensor, d0: Tensor, edges: Tensor, atoms: Tensor, norm: Tensor
                 ) -> tuple[Tensor, Tensor]:
-        """``h: (B, N, H)``, ``pos: (B, N, 3)``, ``d0: (B, N, N, 1 + K)`` (the input's squared distances and their
-        basis functions), ``edges: (B, N, N, 1)``, ``atoms: (B, N, 1)``."""
+        """``h: (B, N, H)``, ``pos: (B, N, 3)``, ``d0: (B, N, N, F)`` (the fixed edge features: the input's squared
+        distances and their basis functions, and a previous estimate's), ``edges: (B, N, N, 1)``,
+        ``atoms: (B, N, 1)``."""
         diff = pos[:, :, None] - pos[:, None]  # (B, N, N, 3): x_i - x_j
         d2 = diff.pow(2).sum(-1, keepdim=True)  # (B, N, N, 1)
         dist = [d2, d0] if self.rbf is None else [d2, self.rbf(d2), d0]
@@ -124,9 +129,11 @@ class EGNN(nn.Module):
             td = config.time_dim
             self.prop = nn.Sequential(nn.Linear(config.cond_dim, td), nn.SiLU(), nn.Linear(td, td))
             self.null_prop = nn.Parameter(torch.zeros(td))
-        self.embed = nn.Linear(config.num_types + config.time_dim, hid)
+        sc = 2 if config.self_condition else 1  # the input's distances, and those of a previous estimate
+        self.embed = nn.Linear(sc * config.num_types + config.time_dim, hid)
         self.rbf = RadialBasis(config.rbf, config.rbf_cutoff) if config.rbf else None
-        self.layers = nn.ModuleList(EGNNLayer(hid, self.rbf) for _ in range(config.layers))
+        fixed = sc * (1 + config.rbf)
+        self.layers = nn.ModuleList(EGNNLayer(hid, self.rbf, fixed) for _ in range(config.layers))
         self.out = nn.Sequential(nn.Linear(hid + config.time_dim, hid), nn.SiLU(), nn.Linear(hid, config.num_types))
 
     def split_condition(self, cond: Tensor | None, b: int, n: int, device: torch.device
@@ -156,21 +163,37 @@ class EGNN(nn.Module):
             raise UserError(f"the EGNN is conditioned on atom masks, bool {tuple(data.shape[:2])}; got {cond.dtype} "
                             f"{tuple(cond.shape)}")
 
-    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, r: Tensor | None = None) -> Tensor:
+    def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, r: Tensor | None = None,
+                x1_prev: Tensor | None = None) -> Tensor:
+        """``x1_prev: (B, N, 3 + T)``, with ``self_condition``: an earlier estimate of the clean molecule (this
+        network's own output, see :mod:`.self_conditioning`); None reads as zeros (no estimate yet)."""
         b, n, f = x.shape if x.ndim == 3 else (None, None, None)
         if (n, f) != self.config.data_shape:
             raise UserError(f"the EGNN expects molecules (B, {self.config.max_atoms}, {3 + self.config.num_types}), "
                             f"got {tuple(x.shape)}")
+        if x1_prev is not None and (not self.config.self_condition or x1_prev.shape != x.shape):
+            raise UserError(f"x1_prev is an estimate of the clean molecules {tuple(x.shape)} for a self-conditioned "
+                            f"EGNN; got {tuple(x1_prev.shape)} (self_condition={self.config.self_condition})")
         mask, props = self.split_condition(cond, b, n, x.device)
+        if self.config.self_condition and x1_prev is None:
+            x1_prev = torch.zeros_like(x)
         used = mask.any(0)  # (N,) slots some molecule of the batch fills
         if bool(used.all()):
-            return self._forward(x, t, mask, r, props)
+            return self._forward(x, t, mask, r, props, x1_prev)
         out = torch.zeros_like(x)
-        out[:, used] = self._forward(x[:, used], t, mask[:, used], r, props)
+        out[:, used] = self._forward(x[:, used], t, mask[:, used], r, props,
+                                     None if x1_prev is None else x1_prev[:, used])
         return out
 
-    def _forward(self, x: Tensor, t: Tensor, mask: Tensor, r: Tensor | None, props: Tensor | None) -> Tensor:
-        """``x: (B, n, 3 + T)`` on the slots in use, ``mask: (B, n)``, ``props: (B, k)`` or None."""
+    def _distances(self, pos: Tensor) -> Tensor:
+        """``pos: (B, n, 3)`` -> ``(B, n, n, 1 + K)``: squared pair distances and their basis functions."""
+        d2 = (pos[:, :, None] - pos[:, None]).pow(2).sum(-1, keepdim=True)
+        return d2 if self.rbf is None else torch.cat([d2, self.rbf(d2)], -1)
+
+    def _forward(self, x: Tensor, t: Tensor, mask: Tensor, r: Tensor | None, props: Tensor | None,
+                 x1_prev: Tensor | None) -> Tensor:
+        """``x: (B, n, 3 + T)`` on the slots in use, ``mask: (B, n)``, ``props: (B, k)`` or None,
+        ``x1_prev: (B, n, 3 + T)`` or None."""
         n = x.shape[1]
         atoms = mask.to(x.dtype)[..., None]  # (B, n, 1)
         edges = (atoms[:, :, None] * atoms[:, None]) * (1 - torch.eye(n, device=x.device, dtype=x.dtype))[..., None]
@@ -184,10 +207,11 @@ class EGNN(nn.Module):
             null = torch.isnan(props).any(1, keepdim=True)  # (B, 1)
             temb = temb + torch.where(null, self.null_prop.to(temb.dtype), self.prop(torch.nan_to_num(props)))
         temb = temb[:, None].expand(-1, n, -1)  # (B, n, time_dim)
+        d0 = self._distances(pos)  # (B, n, n, 1 + K)
+        if x1_prev is not None:  # the estimate enters through its types and its (invariant) distances
+            types = torch.cat([types, x1_prev[..., 3:] * atoms], -1)
+            d0 = torch.cat([d0, self._distances(x1_prev[..., :3] * atoms)], -1)  # (B, n, n, 2 (1 + K))
         h = self.embed(torch.cat([types, temb], -1)) * atoms
-        d0 = (pos[:, :, None] - pos[:, None]).pow(2).sum(-1, keepdim=True)  # (B, n, n, 1)
-        if self.rbf is not None:
-            d0 = torch.cat([d0, self.rbf(d0)], -1)  # (B, n, n, 1 + K)
         new = pos
         for layer in self.layers:
             h, new = layer(h, new, d0, edges, atoms, norm)

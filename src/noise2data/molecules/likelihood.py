@@ -98,6 +98,7 @@ def molecule_log_likelihood(run, molecules, *, solver: str = "rk4", steps: int =
         for start in range(0, len(x), batch_size):
             xb, mb = x[start:start + batch_size].to(run.device), mask[start:start + batch_size].to(run.device)
             outs.append(subspace_log_likelihood(
+                # a self-conditioned network is read without an estimate: a field of (x, t) alone
                 lambda m: model_field(run.model, run.path, run.prediction, cond=m), xb, mb, run.path, solver=solver,
                 steps=steps, t_lo=lo, t_hi=hi, divergence=divergence, generator=gen))
     return LikelihoodOutput.concat(outs)

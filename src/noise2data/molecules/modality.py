@@ -39,7 +39,7 @@ class Molecules(Modality):
     data_help = "molecules:FILE (.npz from 'noise2data data qm9', .xyz or .sdf)"
     distributed = True
     models = ("egnn",)
-    own_train_options = ("size_bands", "rbf")
+    own_train_options = ("size_bands", "rbf", "self_condition")
     # the QM9 benchmark's batch and learning rate; the tiny EGNN for a CPU; the recipe from its ablation
     # (benchmarks/qm9.py, 6 CPU minutes per row): size bands halve the step time (atom stability 21.3 -> 26.5%,
     # validity 22.4 -> 32.6%); data prediction with cross-entropy and t ~ Beta(2, 1) raise atom stability to
@@ -47,7 +47,7 @@ class Molecules(Modality):
     # stays off. label_dropout: of the properties, with --cond-file
     defaults = {"model": "egnn", "preset": "tiny", "batch_size": 64, "lr": 5e-4, "standardize": "none",
                 "label_dropout": 0.1, "size_bands": 8, "objective": "data", "time_dist": "beta:2,1",
-                "rbf": 16}
+                "rbf": 16, "self_condition": False}
     sample_suffixes = (".sdf", ".xyz", ".npz")
     sample_options = (
         (("--composition",), {"help": "molecules: heavy atoms per element as a hard constraint, e.g. C6N1O1 "
@@ -79,6 +79,7 @@ class Molecules(Modality):
         from .egnn import EGNNConfig
         from .loss import atom_weight, molecule_loss
         from .properties import PROPERTIES, read_properties
+        from .self_conditioning import self_conditioned_prediction
         from .space import SizeDistribution, atom_mask, drop_properties, encode, sample_prior, sizes_by_composition
 
         self.check_model(opts["model"])
@@ -109,11 +110,13 @@ class Molecules(Modality):
             drop = lambda x, c, g: drop_properties(c, n_max, p, g)  # noqa: E731
             section = {"properties": {"names": list(PROPERTIES[:k]), "mean": mean.tolist(),
                                       "std": std.tolist(), "file": str(opts["cond_file"])}}
-        # a run from before --rbf existed resumes without the basis functions it was trained without
-        rbf = int(opts.get("rbf") or 0) if resumed is None else int(resumed.get("model", {}).get("rbf", 0))
+        # a resumed run keeps the network it was built with (one from before --rbf existed has no basis functions)
+        built = resumed.get("model", {}) if resumed is not None else None
+        rbf = int(opts.get("rbf") or 0) if built is None else int(built.get("rbf", 0))
+        self_condition = bool(opts.get("self_condition")) if built is None else bool(built.get("self_condition"))
         mcfg = EGNNConfig(max_atoms=n_max, time_embedding=opts.get("time_embedding") or "sinusoidal",
                           prediction="data" if opts["objective"] == "data" else "velocity", type_scale=TYPE_SCALE,
-                          cond_dim=k, rbf=rbf,
+                          cond_dim=k, rbf=rbf, self_condition=self_condition,
                           **EGNN_PRESETS[opts["preset"]])
         bands = int(opts.get("size_bands") or 1)
         return TrainingSet(
@@ -122,7 +125,9 @@ class Molecules(Modality):
             noise=lambda x, c, g: sample_prior(atom_mask(c, n_max), generator=g, dtype=x.dtype),
             batches=SizeBands(data.sizes(), bands) if bands > 1 else None,
             coupling=(lambda x0, x1, c: align_noise(x0, x1, atom_mask(c, n_max))) if coupling == "ot" else None,
-            loss=partial(molecule_loss, type_scale=TYPE_SCALE), loss_weight=lambda c: atom_weight(atom_mask(c, n_max)),
+            loss=partial(molecule_loss, type_scale=TYPE_SCALE),
+            loss_weight=lambda c: atom_weight(atom_mask(c, n_max)),
+            predict=self_conditioned_prediction if self_condition else None,
             data_config={"molecules": len(data), "max_atoms": n_max},
             extra_config={"molecules": {"type_scale": TYPE_SCALE, "sizes": SizeDistribution.fit(data).to_dict(),
                                         "sizes_by_composition": sizes_by_composition(data), **section}})

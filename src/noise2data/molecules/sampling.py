@@ -26,6 +26,7 @@ from ..run import Run
 from ..samplers import ODE_SOLVERS, make_grid
 from .chemistry import ELEMENTS
 from .properties import HEAVY
+from .self_conditioning import recycling
 from .space import SizeDistribution, decode, formula_key, sample_prior, size_mask
 
 
@@ -166,15 +167,17 @@ def sample_molecules(run: Run, n: int, *, sizes: Tensor | None = None, solver: s
 
 
 def _field(run: Run, mask: Tensor, cond: Tensor | None, guidance: float) -> Field:
-    """The velocity for molecules of ``mask: (B, N)``, conditioned on properties ``cond: (B, k)`` if given."""
+    """The velocity for molecules of ``mask: (B, N)``, conditioned on properties ``cond: (B, k)`` if given. A
+    self-conditioned network is fed its last estimate, separately in the conditional and the null field."""
     props = run.config["molecules"].get("properties")
     if props is None:
-        return model_field(run.model, run.path, run.prediction, cond=mask)
+        return model_field(recycling(run.model), run.path, run.prediction, cond=mask)
     y = torch.full((mask.shape[0], len(props["names"])), float("nan"), dtype=torch.float64) if cond is None else \
         (cond - torch.tensor(props["mean"], dtype=torch.float64)) / torch.tensor(props["std"], dtype=torch.float64)
     full = torch.cat([mask.float(), y.float().to(mask.device)], 1)
-    field = model_field(run.model, run.path, run.prediction, cond=full)
+    field = model_field(recycling(run.model), run.path, run.prediction, cond=full)
     if guidance == 1.0 or cond is None:
         return field
     null = torch.cat([mask.float(), torch.full_like(full[:, mask.shape[1]:], float("nan"))], 1)
-    return classifier_free_guidance(field, model_field(run.model, run.path, run.prediction, cond=null), guidance)
+    null_field = model_field(recycling(run.model), run.path, run.prediction, cond=null)
+    return classifier_free_guidance(field, null_field, guidance)

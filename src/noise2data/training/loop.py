@@ -18,7 +18,7 @@ from ..data import Standardizer
 from ..errors import UserError
 from ..losses import prediction_loss
 from ..meanflow import draw_interval, meanflow_loss
-from ..modalities.base import BatchConditionFn, BatchIndexFn, CouplingFn, LossFn, LossWeightFn, NoiseFn
+from ..modalities.base import BatchConditionFn, BatchIndexFn, CouplingFn, LossFn, LossWeightFn, NoiseFn, PredictFn
 from ..models.conditioning import check_condition, condition_kind, drop_condition
 from ..paths import GaussianPath
 from .checkpoint import (
@@ -62,6 +62,7 @@ def training_step_loss(
     cond: Tensor | None = None, part: tuple[int, int] | None = None, noise: NoiseFn | None = None,
     loss_weight: LossWeightFn | None = None, x0: Tensor | None = None, teacher: nn.Module | None = None,
     groups: Tensor | None = None, coupling: CouplingFn | None = None, loss_fn: LossFn | None = None,
+    predict: PredictFn | None = None,
 ) -> Tensor:
     """Per-sample loss of one batch ``x1: (B, *D)``: draw t and noise, couple, regress.
 
@@ -73,7 +74,8 @@ def training_step_loss(
     ``x0`` given (reflow: noise already paired with its sample) is used as is, with no coupling.
     ``groups: (B,)`` integers confine the coupling within groups (default: the batch's class labels).
     ``coupling(x0, x1, cond)`` replaces ``config.coupling`` (a modality's own pairing) and ``loss_fn`` replaces
-    :func:`~noise2data.losses.prediction_loss` (same signature).
+    :func:`~noise2data.losses.prediction_loss` (same signature); ``predict(model, x_t, t, cond, generator)``
+    replaces the call ``model(x_t, t, cond)`` (e.g. self-conditioning).
     With ``objective="meanflow"`` the model learns jumps [t, r] (:func:`noise2data.meanflow.meanflow_loss`),
     with ``teacher``'s velocity in the target when one is given (distillation).
     """
@@ -102,7 +104,11 @@ def training_step_loss(
     weight = loss_weight(cond) if loss_weight is not None else None  # e.g. only the frames not given
     if r is not None:
         return meanflow_loss(model, sample, r, path, config.mean_flow, cond=cond, weight=weight, teacher=teacher)
-    return (loss_fn or prediction_loss)(model(sample.x_t, sample.t, cond), sample, path, config.objective, weight)
+    if predict is None:
+        pred = model(sample.x_t, sample.t, cond)
+    else:
+        pred = predict(model, sample.x_t, sample.t, cond, generator)
+    return (loss_fn or prediction_loss)(pred, sample, path, config.objective, weight)
 
 
 def check_labels(model: nn.Module, labels: Tensor, data: Tensor) -> int:
@@ -172,6 +178,7 @@ def train(
     batches: BatchIndexFn | None = None,
     coupling: CouplingFn | None = None,
     loss_fn: LossFn | None = None,
+    predict: PredictFn | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``data: (N, *D)`` (already in the units the model sees).
 
@@ -191,7 +198,7 @@ def train(
     ``teacher`` (a trained flow model, frozen) gives the velocity in MeanFlow's target (distillation);
     ``init`` (a state dict, possibly lacking the jump embedding) initialises a fresh run's weights.
     ``batches(batch_size, generator, device)`` draws each batch's indices (default: uniform with
-    replacement); ``coupling`` and ``loss_fn`` are a modality's own (see :func:`training_step_loss`).
+    replacement); ``coupling``, ``loss_fn`` and ``predict`` are a modality's own (see :func:`training_step_loss`).
     """
     device = resolve_device(config.device)
     null_label = check_labels(model, labels, data) if labels is not None else None
@@ -290,7 +297,7 @@ def train(
                 loss = training_step_loss(net, path, x1, config, gen, cond=cond, part=part, noise=noise,
                                           loss_weight=loss_weight, x0=pairs[idx] if pairs is not None else None,
                                           teacher=teacher, groups=buckets[idx] if buckets is not None else None,
-                                          coupling=coupling, loss_fn=loss_fn).float().mean()
+                                          coupling=coupling, loss_fn=loss_fn, predict=predict).float().mean()
             opt.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()

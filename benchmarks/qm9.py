@@ -13,6 +13,10 @@
 
     python benchmarks/qm9.py --smiles ../shared/data/qm9/qm9_smiles.txt --minutes 30 --nfe-table 20,50,100
     python benchmarks/qm9.py --smiles ... --minutes 6 --rows plain,bands,bands+ot,bands+data,all,all+props --out DIR
+    python benchmarks/qm9.py --smiles ... --minutes 6 --rows bands+data,bands+data+rbf,bands+data+sc,bands+data+rbf+sc
+
+On a machine slowed by other tenants, ``--calibrate bands+data=0.103`` counts compute in the minutes of
+the idle machine the recorded runs had (its bands+data step took 0.103 s).
 
 ``bands+data`` is the recipe ``train`` uses by default for molecules (the ablation's choice).
 
@@ -142,6 +146,9 @@ def main() -> None:
     p.add_argument("--requests", type=int, default=200, help="property requests for a +props row")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/qm9")
+    p.add_argument("--calibrate", metavar="ROW=SECONDS", help="compute in a reference machine's minutes: ROW's step "
+                   "took SECONDS there (e.g. bands+data=0.103, the idle machine of the recorded runs); every row's "
+                   "step time is today's, scaled by that ratio (for a machine slowed by other tenants)")
     args = p.parse_args()
     rows = args.rows.split(",")
     unknown = [r for r in rows if r not in ROWS]
@@ -162,6 +169,13 @@ def main() -> None:
     todo = [row for row in rows if not (runs[row] / "config.json").exists()]
     # every recipe's step time first, in one block: keep the machine otherwise idle during it
     secs = {row: step_seconds(npz, args, row, out / "scratch") for row in todo}
+    if args.calibrate and todo:
+        base, ref_seconds = args.calibrate.split("=")
+        measured = secs[base] if base in secs else step_seconds(npz, args, base, out / "scratch")
+        scale = float(ref_seconds) / measured
+        print(f"calibration: {base} {measured:.3f} s/step here, {ref_seconds} s on the reference: x{scale:.2f}",
+              file=sys.stderr)
+        secs = {row: v * scale for row, v in secs.items()}
     for row in rows:
         run = runs[row]
         if row in todo:
@@ -190,7 +204,8 @@ def main() -> None:
             table[f"{rows[-1]}, {nfe} NFE"]["seconds"] = secs
     print(f"\nQM9 subset of {len(data)} molecules (RDKit ETKDGv3 + MMFF94), EGNN {args.preset}, batch "
           f"{args.batch_size}, lr {args.lr}, {args.minutes:g} min of training compute per row (steps from each "
-          f"recipe's own measured step time); {args.eval_n} samples per row, midpoint, {args.nfe} NFE; novelty "
+          f"recipe's own measured step time{'; calibrated ' + args.calibrate if args.calibrate else ''}); "
+          f"{args.eval_n} samples per row, midpoint, {args.nfe} NFE; novelty "
           "against the training conformers' SMILES")
     for row in rows:
         i = info[row]
@@ -211,6 +226,7 @@ def main() -> None:
           "QM9's DFT geometries 99.0 / 95.2 / 97.7")
     strip = {k: {c: v.get(c) for c in (*COLS, "molecules", "seconds")} for k, v in {**results, **table}.items()}
     (out / "qm9.json").write_text(json.dumps({"info": info, "preset": args.preset, "minutes": args.minutes,
+                                              "calibrate": args.calibrate,
                                               "nfe": args.nfe, "rows": strip, "properties": props}, indent=2))
     print(f"\nwrote {out / 'qm9.json'}")
 

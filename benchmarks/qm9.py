@@ -38,6 +38,7 @@ from noise2data.cli import main as cli
 from noise2data.molecules.data import MoleculeSet
 from noise2data.molecules.metrics import dataset_metrics, format_metrics, molecule_metrics
 from noise2data.molecules.modality import training_smiles
+from noise2data.molecules.property_errors import format_property_errors, property_error_table, property_requests
 from noise2data.molecules.sampling import sample_molecules
 from noise2data.run import load_run
 
@@ -84,32 +85,8 @@ def properties_file(npz: Path) -> Path:
 def property_table(run_dir: Path, npz: Path, n: int, nfe: int) -> dict:
     """Property errors of samples asked for the properties of ``n`` training molecules: unconditional, with
     the condition at guidance 1 and 2, and with the heavy-atom composition as a hard constraint."""
-    from noise2data.molecules.properties import HEAVY, conformer_properties, property_errors
-    from noise2data.molecules.properties import read_properties as read
-
-    values = read(properties_file(npz), len(MoleculeSet.load(npz)))
-    requests = values[torch.randperm(len(values), generator=torch.Generator().manual_seed(3))[:n]]
-    comps = [{e: int(v) for e, v in zip(HEAVY, row[:4].tolist(), strict=True)} for row in requests]
-    r = load_run(run_dir)
-    modes = {"unconditional (null)": {}, "condition, guidance 1": {"condition": requests},
-             "condition, guidance 2": {"condition": requests, "guidance": 2.0},
-             "composition fixed + condition": {"condition": requests, "composition": comps}}
-    out = {}
-    for name, kw in modes.items():
-        mols = sample_molecules(r, n, solver="midpoint", steps=nfe // 2, seed=2, **kw)
-        got = torch.tensor([conformer_properties(p, t) for p, t in mols], dtype=torch.float64)
-        out[name] = property_errors(requests, got) | {"valid": float(torch.isfinite(got[:, 4]).double().mean())}
-    return out
-
-
-def format_properties(table: dict) -> str:
-    cols = ("exact_composition", "valid", "mae_C", "mae_N", "mae_O", "mae_F", "mae_rings", "mae_tpsa")
-    lines = [f"{'':<32}" + "".join(f"{c.replace('mae_', 'MAE '):>13}" for c in cols)]
-    for name, r in table.items():
-        vals = "".join(f"{100 * r[c]:12.1f}%" if c in ("exact_composition", "valid") else
-                       f"{r[c]:13.2f}" if r[c] is not None else f"{'-':>13}" for c in cols)
-        lines.append(f"{name:<32}{vals}")
-    return "\n".join(lines)
+    requests = property_requests(MoleculeSet.load(npz), n)
+    return property_error_table(load_run(run_dir), requests, guidance=2.0, steps=nfe // 2)
 
 
 def step_seconds(npz: Path, args: argparse.Namespace, row: str, scratch: Path) -> float:
@@ -221,7 +198,7 @@ def main() -> None:
         props[row] = property_table(runs[row], npz, args.requests, args.nfe)
         print(f"\nproperty errors of {row} ({args.requests} requests: the properties of training molecules; MAE over "
               "valid samples for rings and TPSA):")
-        print(format_properties(props[row]))
+        print(format_property_errors(props[row]))
     print("published anchors (full QM9, GPU days): EDM 98.7 / 82.0 / 91.9 (atom stab. / mol. stab. / validity); "
           "QM9's DFT geometries 99.0 / 95.2 / 97.7")
     strip = {k: {c: v.get(c) for c in (*COLS, "molecules", "seconds")} for k, v in {**results, **table}.items()}

@@ -115,6 +115,27 @@ def test_a_property_run_samples_with_guidance_and_compositions_are_exact(conditi
     assert all(len(t) == 5 for _, t in read_xyz(tmp_path / "a.xyz"))
 
 
+def test_eval_of_a_property_run_reports_property_errors_per_mode(conditioned, tmp_path, capsys):
+    from noise2data.molecules.data import MoleculeSet
+    from noise2data.molecules.property_errors import property_requests
+
+    folder, npz, props, run = conditioned
+    requests = property_requests(MoleculeSet.load(npz), 5)
+    assert requests.shape == (5, len(PROPERTIES)) and torch.isfinite(requests).all()
+    out = tmp_path / "e.json"
+    assert main(["eval", str(run), "--n", "5", "--steps", "2", "--guidance", "2", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "property errors (5 requests" in printed and "MAE rings" in printed
+    table = json.loads(out.read_text())["properties"]
+    assert list(table) == ["unconditional (null)", "condition, guidance 1", "condition, guidance 2",
+                           "composition fixed + condition"]
+    assert table["composition fixed + condition"]["exact_composition"] == 1.0  # a hard constraint
+    assert all(r["n"] == 5 and 0 <= r["valid"] <= 1 and r["mae_C"] >= 0 for r in table.values())
+    page = tmp_path / "r.html"
+    assert main(["report", str(run), "--n", "4", "--device", "cpu", "--out", str(page)]) == 0
+    assert "Property conditioning" in page.read_text() and "MAE rings" in page.read_text()
+
+
 @pytest.mark.parametrize("extra,message", [
     (["--atoms", "0"], "--atoms must be between 2"),
     (["--composition", "S1"], "not one this model knows"),

@@ -28,6 +28,7 @@ EGNN_PRESETS = {"tiny": {"hidden": 64, "layers": 4}, "small": {"hidden": 128, "l
                 "base": {"hidden": 256, "layers": 9}}
 TYPE_SCALE = 0.25  # one-hot types x 0.25: positions (std ~1.5 A) lead, types follow
 TRAIN_SMILES = "train_smiles.json"
+PROPERTY_REQUESTS = 200  # at most, per mode, for the property errors of a conditioned run's eval
 PREFIX = "molecules:"
 # options that have no meaning for molecules (the mask is the condition)
 REFUSED = {"labels": "--labels", "resize": "--resize", "hflip": "--hflip",
@@ -195,14 +196,28 @@ class Molecules(Modality):
         res = molecule_metrics(mols, training_smiles(run, data))
         idx = torch.randperm(len(data), generator=torch.Generator().manual_seed(request.seed))[:request.n]
         rows = {"data (training conformers)": dataset_metrics(data.subset(idx)), f"model, step {run.step}": res}
-        return {"run": str(run.run_dir), "step": run.step, "n": request.n,
-                "sampler": {"solver": request.solver, "steps": request.steps, "seconds": secs},
-                "metrics": {k: {m: v for m, v in r.items() if m != "smiles"} for k, r in rows.items()}}
+        out = {"run": str(run.run_dir), "step": run.step, "n": request.n,
+               "sampler": {"solver": request.solver, "steps": request.steps, "seconds": secs},
+               "metrics": {k: {m: v for m, v in r.items() if m != "smiles"} for k, r in rows.items()}}
+        if run.config["molecules"].get("properties") is not None:  # how close samples land to a request
+            from .property_errors import property_error_table, property_requests
+
+            requests = property_requests(data, min(request.n, PROPERTY_REQUESTS), seed=request.seed + 3)
+            out["properties"] = property_error_table(run, requests, guidance=request.guidance,
+                                                     solver=request.solver, steps=request.steps, seed=request.seed)
+        return out
 
     def format_eval(self, result: dict) -> str:
         from .metrics import format_metrics
 
-        return format_metrics(result["metrics"])
+        text = format_metrics(result["metrics"])
+        if "properties" in result:
+            from .property_errors import format_property_errors
+
+            n = next(iter(result["properties"].values()))["n"]
+            text += (f"\nproperty errors ({n} requests: properties of training molecules; MAE over valid "
+                     f"samples for rings and TPSA):\n" + format_property_errors(result["properties"]))
+        return text
 
     def report(self, run, request: ReportRequest) -> list[Section]:  # noqa: ANN001
         from ..report import png_data_uri
@@ -224,7 +239,21 @@ class Molecules(Modality):
             for name, r in result["metrics"].items())
         table = (f"<p>{n} generated molecules (heun, 50 steps) beside {n} of the training conformers scored the same "
                  f"way (the data's own row is the ceiling).</p><table><tr><th></th>{head}</tr>{body}</table>")
-        return [Section("Chemistry", table),
+        sections = [Section("Chemistry", table)]
+        if "properties" in result:  # a property-conditioned run: how close samples land to a request
+            from .property_errors import COLUMNS
+
+            head = "".join(f"<th>{c.replace('mae_', 'MAE ').replace('_', ' ')}</th>" for c in COLUMNS)
+            body = "".join(
+                f"<tr><td>{html.escape(name)}</td>" + "".join(
+                    f"<td class=num>{_percent(r.get(c)) if c in ('exact_composition', 'valid') else _number(r.get(c))}"
+                    "</td>" for c in COLUMNS) + "</tr>"
+                for name, r in result["properties"].items())
+            sections.append(Section("Property conditioning", (
+                "<p>Samples asked for the properties of training molecules (heavy atoms per element, rings, TPSA): "
+                "mean absolute errors over valid samples, the share with exactly the requested heavy atoms, and the "
+                f"share valid.</p><table><tr><th></th>{head}</tr>{body}</table>")))
+        return [*sections,
                 Section("Generated molecules", f"<img alt=\"generated molecules\" src=\"{gen_uri}\">"),
                 Section("Real molecules", f"<img alt=\"real molecules\" src=\"{real_uri}\">")]
 
@@ -239,6 +268,10 @@ class Molecules(Modality):
 
 def _percent(v: float | None) -> str:
     return "-" if v is None else f"{100 * v:.1f}%"
+
+
+def _number(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
 
 
 def training_smiles(run, data=None) -> set[str]:  # noqa: ANN001

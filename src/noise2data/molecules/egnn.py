@@ -11,10 +11,11 @@ uses are computed (a batch of small molecules costs what its largest one needs, 
 Messages between every pair of real atoms depend on the atoms' features and their squared distance (now
 and at the input; with ``rbf = K > 0`` also K Gaussian radial basis functions of each distance); features
 are updated from summed messages, positions move along pair differences weighted by a function of the
-message. So rotating, reflecting or translating the input rotates,
-reflects or leaves unchanged the position part of the output (translated inputs give the same
-velocity), the type part is invariant, and permuting atoms permutes the output. The position
-part is returned with zero centre of mass over real atoms; padded atoms get 0.
+message. So rotating, reflecting or translating the input rotates, reflects or leaves unchanged the
+position part of the output (translated inputs give the same velocity), the type part is invariant,
+and permuting atoms permutes the output. The position part is returned with zero centre of mass over
+real atoms; padded atoms get 0. With ``self_condition`` the network also reads an earlier estimate
+of the clean molecule (its types, and its pair distances as further edge features: still invariant).
 """
 
 from __future__ import annotations

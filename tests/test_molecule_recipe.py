@@ -255,6 +255,9 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
                  "--out", str(tmp_path / "b4")]) == 2
     assert main(["train", "--data", "moons", "--rbf", "8", "--steps", "1", "--out", str(tmp_path / "b5")]) == 2
     assert main([*bad, "--self-condition", "--objective", "velocity", "--out", str(tmp_path / "b7")]) == 2
+    for objective, on in (("data", True), ("velocity", False)):  # self-conditioning's default: with a data prediction
+        assert main([*bad, "--objective", objective, "--out", str(tmp_path / objective)]) == 0
+        assert json.loads((tmp_path / objective / "config.json").read_text())["model"]["self_condition"] is on
     assert main(["train", "--data", "moons", "--self-condition", "--steps", "1", "--out", str(tmp_path / "b8")]) == 2
     with pytest.raises(SystemExit) as exit_:
         main([*bad, "--rbf", "-1", "--out", str(tmp_path / "b6")])

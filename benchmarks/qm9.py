@@ -56,6 +56,7 @@ ROWS["bands+data+rbf"] = ROWS["bands+data"] + ["--rbf", "16"]  # + radial basis 
 ROWS["bands+data+sc"] = ROWS["bands+data"] + ["--self-condition"]  # + the network's own last estimate as input
 ROWS["bands+data+rbf+sc"] = ROWS["bands+data+rbf"] + ["--self-condition"]
 ROWS["all+props"] = ROWS["all"]  # + --cond-file: conditioned on the molecules' RDKit properties
+ROWS["bands+data+rbf+sc+props"] = ROWS["bands+data+rbf+sc"]  # the default recipe, conditioned on properties
 DESCRIBE = {
     "plain": "random batches, independent noise, velocity, t ~ U(0, 1)",
     "bands": "+ batches from 8 size bands",
@@ -66,6 +67,7 @@ DESCRIBE = {
     "bands+data+rbf+sc": "bands+data + radial basis functions + self-conditioning",
     "all": "bands + aligned noise + data prediction + Beta(2, 1)",
     "all+props": "all + conditioned on properties (C, N, O, F, rings, TPSA; 10% dropped)",
+    "bands+data+rbf+sc+props": "the default recipe conditioned on properties (10% dropped)",
 }
 
 

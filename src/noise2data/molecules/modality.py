@@ -113,12 +113,13 @@ class Molecules(Modality):
             drop = lambda x, c, g: drop_properties(c, n_max, p, g)  # noqa: E731
             section = {"properties": {"names": list(PROPERTIES[:k]), "mean": mean.tolist(),
                                       "std": std.tolist(), "file": str(opts["cond_file"])}}
-        # a resumed run keeps the network it was built with (one from before --rbf existed has no basis functions)
-        built = resumed.get("model", {}) if resumed is not None else None
-        rbf = int(opts.get("rbf") or 0) if built is None else int(built.get("rbf", 0))
-        asked = opts.get("self_condition")
-        self_condition = (opts["objective"] == "data" if asked in (None, "auto") else bool(asked)) if built is None \
-            else bool(built.get("self_condition"))  # auto: on for a data prediction, which it needs
+        if resumed is not None:  # the network the run was built with (one from before --rbf: no basis functions)
+            built = resumed.get("model", {})
+            rbf, self_condition = int(built.get("rbf", 0)), bool(built.get("self_condition"))
+        else:
+            rbf, asked = int(opts.get("rbf") or 0), opts.get("self_condition")
+            # auto: on with a data prediction, which self-conditioning needs
+            self_condition = opts["objective"] == "data" if asked in (None, "auto") else bool(asked)
         mcfg = EGNNConfig(max_atoms=n_max, time_embedding=opts.get("time_embedding") or "sinusoidal",
                           prediction="data" if opts["objective"] == "data" else "velocity", type_scale=TYPE_SCALE,
                           cond_dim=k, rbf=rbf, self_condition=self_condition,

@@ -37,13 +37,17 @@ def test_blocked_ot_is_a_near_optimal_permutation(gen):
 
     x1 = torch.cat([torch.randn(256, 2, generator=gen) * 0.3 + 2, torch.randn(256, 2, generator=gen) * 0.3 - 2])
     x0 = torch.randn(512, 2, generator=gen)
-    perm = block_assignment(x0, x1, block=128)
-    assert sorted(perm.tolist()) == list(range(512))
-    exact, blocked, indep = _cost(minibatch_ot(x0, x1), x1), _cost(x0[perm], x1), _cost(x0, x1)
-    assert exact <= blocked + 1e-6 and blocked < 1.15 * exact < indep
-    assert torch.equal(block_assignment(x0, x1, block=128), perm)  # deterministic: resume stays exact
-    small = torch.randn(100, 2, generator=gen)
-    torch.testing.assert_close(get_coupling("ot-blocks")(small, x1[:100]), minibatch_ot(small, x1[:100]))
+    exact, indep = _cost(minibatch_ot(x0, x1), x1), _cost(x0, x1)
+    for block in (None, 32, 128):  # None: the default, 64
+        perm = block_assignment(x0, x1, block=block)
+        assert sorted(perm.tolist()) == list(range(512))
+        blocked = _cost(x0[perm], x1)
+        assert exact <= blocked + 1e-6 and blocked < 1.15 * exact < indep, block
+        assert torch.equal(block_assignment(x0, x1, block=block), perm)  # deterministic: resume stays exact
+    odd = block_assignment(x0[:301], x1[:301], block=40)  # uneven halves at every level
+    assert sorted(odd.tolist()) == list(range(301))
+    small = torch.randn(60, 2, generator=gen)  # one block: the exact assignment
+    torch.testing.assert_close(get_coupling("ot-blocks")(small, x1[:60]), minibatch_ot(small, x1[:60]))
 
 
 @pytest.mark.parametrize("name", ["ot", "ot-blocks"])

@@ -6,11 +6,13 @@ Pooladian et al. 2023; Tong et al. 2023) re-pairs the noise within each batch to
 squared distance: the marginals are unchanged (a permutation of i.i.d. noise is i.i.d. noise), and
 the learned paths are straighter, so few-step solvers lose less.
 
-The exact assignment costs O(B^3): about 25-45 ms at B = 512 on one CPU core, more than a step of
-the default MLP. ``ot-blocks`` solves it exactly within blocks of at most 128 points made by
-bisecting both samples at the median of their principal direction, recursively: a 512-batch is
-about 4x cheaper, with a transport cost a few percent above the optimum in 2-D and 10-30 % above
-in 6-10 dimensions (measured in ``benchmarks/recipe.py``; the tests bound it). Both keep the noise
+The exact assignment costs O(B^3): about 45-65 ms at B = 512 on one CPU core, more than two steps
+of the default MLP. ``ot-blocks`` solves it exactly within blocks of at most 64 points made by
+bisecting both samples at the median of their principal direction, recursively (all groups of one
+level at once): at B = 512 a training step costs 1.2-1.3x an independent one instead of 2.6-3.5x,
+with a transport cost 8 % above the optimum in 2-D and about 20 % in 6-D (blocks of 128: 4-5 % and
+15 %, 1.4x the step; the trained 2-D models were equally good with blocks of 32, 64 and 128:
+``benchmarks/recipe.py cost`` and ``train``/``eval``; the tests bound the cost). Both keep the noise
 a permutation of i.i.d. draws, and both pair only within groups when given ``groups`` (class
 labels, or for vector conditions the buckets of :func:`condition_groups`), so a conditional model
 never learns a path from one class's noise to another's data.
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from .errors import UserError, require
 
 Coupling = Callable[..., Tensor]  # (x0, x1, groups=None) -> x0 re-ordered to pair with x1
-BLOCK = 128  # largest block ot-blocks solves exactly
+BLOCK = 64  # largest block ot-blocks solves exactly (see benchmarks/recipe.py cost)
 
 
 def independent(x0: Tensor, x1: Tensor, groups: Tensor | None = None) -> Tensor:
@@ -47,24 +50,59 @@ def ot_assignment(x0: Tensor, x1: Tensor) -> Tensor:
     return perm.to(x0.device)
 
 
-def block_assignment(x0: Tensor, x1: Tensor, block: int = BLOCK) -> Tensor:
-    """An assignment ``perm: (B,)`` optimal within blocks of at most ``block`` points.
+def _principal(p: np.ndarray) -> np.ndarray:
+    """The principal direction ``(G, d)`` of each group of points ``p: (G, m, d)``."""
+    c = p - p.mean(1, keepdims=True)
+    if c.shape[2] <= c.shape[1]:  # few dimensions: the top eigenvector of the d x d scatter matrix
+        return np.linalg.eigh(c.transpose(0, 2, 1) @ c)[1][:, :, -1]
+    return np.linalg.svd(c, full_matrices=False)[2][:, 0]  # many: the first right singular vector
+
+
+def _split(a: np.ndarray, b: np.ndarray, i0: np.ndarray, i1: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Halve groups of equal size at the median along each group's principal direction.
+
+    ``i0, i1: (G, m)`` index rows of the noise ``a`` and the data ``b``; the direction is that of
+    the group's data. Returns the low and the high halves.
+    """
+    pb = b[i1]  # (G, m, d)
+    w = _principal(pb)[:, :, None]  # (G, d, 1)
+    i0 = np.take_along_axis(i0, (a[i0] @ w)[:, :, 0].argsort(1, kind="stable"), 1)
+    i1 = np.take_along_axis(i1, (pb @ w)[:, :, 0].argsort(1, kind="stable"), 1)
+    half = i0.shape[1] // 2
+    return [(i0[:, :half], i1[:, :half]), (i0[:, half:], i1[:, half:])]
+
+
+def _by_size(groups: list[tuple[np.ndarray, np.ndarray]]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stack the groups ``[(G_k, m_k) index pairs]`` of each size into one ``(G, m)`` pair."""
+    sizes = sorted({g[0].shape[1] for g in groups})
+    return [(np.concatenate([g[0] for g in groups if g[0].shape[1] == m]),
+             np.concatenate([g[1] for g in groups if g[1].shape[1] == m])) for m in sizes]
+
+
+def block_assignment(x0: Tensor, x1: Tensor, block: int | None = None) -> Tensor:
+    """An assignment ``perm: (B,)`` optimal within blocks of at most ``block`` points (default ``BLOCK``).
 
     Both samples are split at the median of their projections on the principal direction of
-    ``x1`` (the first right singular vector of the centred points), recursively, so that the
-    i-th block of data is paired with the i-th block of noise along the same direction.
+    ``x1``'s points, recursively, so that the i-th block of data is paired with the i-th block of
+    noise along the same direction. The groups of one level are split together (batched, in numpy
+    on the CPU: the blocks are small), and the leaves are solved one by one.
     """
-    n = x1.shape[0]
+    n, block = x1.shape[0], block or BLOCK
     if n <= block:
         return ot_assignment(x0, x1)
-    a, b = x0.flatten(1).double(), x1.flatten(1).double()
-    w = torch.linalg.svd(b - b.mean(0), full_matrices=False).Vh[0]  # (d,)
-    i0, i1 = (a @ w).argsort(), (b @ w).argsort()
-    half = n // 2
-    perm = torch.empty(n, dtype=torch.long, device=x0.device)
-    for s0, s1 in ((i0[:half], i1[:half]), (i0[half:], i1[half:])):
-        perm[s1] = s0[block_assignment(x0[s0], x1[s1], block)]
-    return perm
+    optimize = require("scipy.optimize", "metrics", "the minibatch OT coupling")
+    a = x0.detach().flatten(1).double().cpu().numpy()
+    b = x1.detach().flatten(1).double().cpu().numpy()
+    groups = [(np.arange(n)[None], np.arange(n)[None])]
+    while groups[-1][0].shape[1] > block:  # sizes differ by at most one: the last is the largest
+        groups = _by_size([half for i0, i1 in groups for half in _split(a, b, i0, i1)])
+    sq_a, sq_b = (a * a).sum(1), (b * b).sum(1)
+    perm = np.empty(n, dtype=np.int64)
+    for i0, i1 in groups:  # (G, m): cost[g, i, j] = |b[i1[g, i]] - a[i0[g, j]]|^2
+        cost = sq_b[i1][:, :, None] + sq_a[i0][:, None, :] - 2 * b[i1] @ a[i0].transpose(0, 2, 1)
+        cols = np.stack([optimize.linear_sum_assignment(c)[1] for c in cost])
+        perm[i1.ravel()] = np.take_along_axis(i0, cols, 1).ravel()
+    return torch.from_numpy(perm).to(x0.device)
 
 
 def _within_groups(solve: Callable[[Tensor, Tensor], Tensor], x0: Tensor, x1: Tensor, groups: Tensor | None) -> Tensor:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-from noise2data import __version__
+from noise2data import __version__, couplings
 from noise2data.data import Standardizer, load_data
 from noise2data.fields import CountingField, model_field
 from noise2data.losses import TimeDistribution
@@ -57,11 +57,13 @@ VARIANTS: dict[str, dict] = {  # one change each from the baseline (the defaults
     "ema 0.9995": {"ema_decay": 0.9995},
     "ema 0.99": {"ema_decay": 0.99},
     "ot coupling": {"coupling": "ot"},
-    "ot-blocks coupling": {"coupling": "ot-blocks"},
+    "ot-blocks coupling": {"coupling": "ot-blocks"},  # blocks of couplings.BLOCK points
+    "ot-blocks 32": {"coupling": "ot-blocks", "ot_block": 32},
+    "ot-blocks 128": {"coupling": "ot-blocks", "ot_block": 128},
 }
 SAMPLERS = [("euler", "uniform"), ("midpoint", "uniform"), ("heun", "uniform"), ("rk4", "uniform"),
             ("heun", "edm"), ("midpoint", "edm"), ("dpm++2m", "uniform"), ("dpm++2m", "logsnr"),
-            ("dpm++3m", "uniform")]
+            ("dpm++3m", "uniform"), ("unipc2", "uniform"), ("unipc3", "uniform")]
 NFES = (4, 8, 16)
 
 
@@ -91,8 +93,13 @@ def train_cell(name: str, variant: str, args: argparse.Namespace) -> dict:
     data = load_data(name, n=100_000, seed=args.seed)
     stats = Standardizer.fit(data)
     model, cfg, _ = build(name, variant, args)
+    default_block = couplings.BLOCK
+    couplings.BLOCK = VARIANTS[variant].get("ot_block", default_block)
     start = time.perf_counter()
-    res = train(model, make_path("condot"), stats.forward(data), cfg, progress=False)
+    try:
+        res = train(model, make_path("condot"), stats.forward(data), cfg, progress=False)
+    finally:
+        couplings.BLOCK = default_block
     info = {"set": name, "variant": variant, "seconds": time.perf_counter() - start, "steps": args.steps,
             "ms_per_step": 1000 / res.steps_per_sec, "final_loss": res.log[-1][1]}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -155,7 +162,7 @@ def run_eval(args: argparse.Namespace) -> dict:
             print(f"  recipe {variant:<16} energy_u {s['energy_u']:+.4f} +-{s['energy_u_half']:.4f}  "
                   f"W2 {s['w2']:.4f} ({s['w2'] / fl['w2']:.2f}x)  {info['ms_per_step']:.1f} ms/step", flush=True)
         if args.only != "recipes":
-            base = load_cell(name, "base", args)[:3]
+            base = load_cell(name, args.sampler_variant, args)[:3]
             res["samplers"] = sweep_samplers(
                 name, lambda solver, grid, nfe, i, b=base: sample_model(*b, solver, grid, nfe, i, args, path), fl, args)
         out[name] = res
@@ -199,33 +206,40 @@ def run_oracle(args: argparse.Namespace) -> dict:
 
 
 def run_cost(args: argparse.Namespace) -> dict:
-    """ms/step of 300 training steps per coupling, and the blocked coupling's transport cost against exact OT."""
-    from noise2data.couplings import block_assignment, ot_assignment
-
+    """ms/step of 300 training steps per coupling (ot-blocks at each block size of ``--blocks``), and
+    each blocked coupling's transport cost against exact OT."""
+    blocks = [int(b) for b in args.blocks.split(",")]
+    default_block = couplings.BLOCK
     out: dict = {}
     for name in args.sets.split(","):
         data = load_data(name, n=100_000, seed=args.seed)
         z = Standardizer.fit(data).forward(data)
         row: dict = {}
-        for coupling in ("independent", "ot", "ot-blocks"):
+        for coupling, block in [("independent", None), ("ot", None)] + [("ot-blocks", b) for b in blocks]:
+            couplings.BLOCK = block or default_block
             model = MLP(MLPConfig(data_shape=(z.shape[1],)))
             cfg = TrainConfig(steps=300, batch_size=512, coupling=coupling, device="cpu", log_every=300,
                               checkpoint_every=300, seed=args.seed)
             res = train(model, make_path("condot"), z, cfg, progress=False)
-            row[coupling] = {"ms_per_step": 1000 / res.steps_per_sec}
+            row[coupling if block is None else f"ot-blocks {block}"] = {"ms_per_step": 1000 / res.steps_per_sec}
+        couplings.BLOCK = default_block
         g = torch.Generator().manual_seed(args.seed)
-        gaps = []
+        gaps: dict[int, list[float]] = {b: [] for b in blocks}
         for _ in range(20):
             x1 = z[torch.randint(0, len(z), (512,), generator=g)]
             x0 = torch.randn(x1.shape, generator=g)
-            exact = (x0[ot_assignment(x0, x1)] - x1).pow(2).sum()
-            gaps.append(float((x0[block_assignment(x0, x1)] - x1).pow(2).sum() / exact))
-        row["ot-blocks"]["cost_over_exact"] = statistics.mean(gaps)
+            exact = (x0[couplings.ot_assignment(x0, x1)] - x1).pow(2).sum()
+            for b in blocks:
+                gaps[b].append(float((x0[couplings.block_assignment(x0, x1, b)] - x1).pow(2).sum() / exact))
         base = row["independent"]["ms_per_step"]
-        print(f"{name:<12} ms/step: independent {base:.1f}, ot {row['ot']['ms_per_step']:.1f} "
-              f"({row['ot']['ms_per_step'] / base:.2f}x), ot-blocks {row['ot-blocks']['ms_per_step']:.1f} "
-              f"({row['ot-blocks']['ms_per_step'] / base:.2f}x); blocked transport cost "
-              f"{row['ot-blocks']['cost_over_exact']:.3f}x the exact optimum", flush=True)
+        line = [f"{name:<12} ms/step: independent {base:.1f}, ot {row['ot']['ms_per_step']:.1f} "
+                f"({row['ot']['ms_per_step'] / base:.2f}x)"]
+        for b in blocks:
+            cell = row[f"ot-blocks {b}"]
+            cell["cost_over_exact"] = statistics.mean(gaps[b])
+            line.append(f"ot-blocks {b} {cell['ms_per_step']:.1f} ({cell['ms_per_step'] / base:.2f}x, "
+                        f"transport cost {cell['cost_over_exact']:.3f}x the optimum)")
+        print("; ".join(line), flush=True)
         out[name] = row
     return out
 
@@ -323,9 +337,11 @@ def main() -> None:
     p.add_argument("--show", nargs="+", help="print the tables of suite.json files written earlier, and stop")
     p.add_argument("--resume", action="store_true", help="suite: keep the sets already in suite.json")
     p.add_argument("--variants", default=",".join(VARIANTS))
+    p.add_argument("--blocks", default="32,64,128", help="cost: the ot-blocks block sizes to time")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--n", type=int, default=2000)
     p.add_argument("--refs", type=int, default=2)
+    p.add_argument("--sampler-variant", default="base", help="eval: the recipe whose models the samplers are scored on")
     p.add_argument("--solver", default="midpoint", help="the sampler every recipe is scored with (8 NFE)")
     p.add_argument("--grid", default="uniform")
     p.add_argument("--seed", type=int, default=0)

@@ -51,8 +51,9 @@ DEFAULT_STEPS = 8
 def add_solver_options(p: argparse.ArgumentParser, *, sde: bool = False) -> None:
     """ODE solver, steps or evaluation budget, and time grid (and the SDE alternative), as ``sample`` and
     ``eval`` take them; :func:`solver_steps` turns them into the solver's steps."""
-    p.add_argument("--solver", help="euler, midpoint, heun, rk4 (Runge-Kutta), dpm++2m, dpm++3m (multistep, one "
-                   "evaluation per step), dopri5 (adaptive), meanflow (jumps of a jump model, one evaluation each) "
+    p.add_argument("--solver", help="euler, midpoint, heun, rk4 (Runge-Kutta), dpm++2m, dpm++3m, unipc2, unipc3 "
+                   "(multistep, one evaluation per step; unipc adds a corrector), dopri5 (adaptive), meanflow "
+                   "(jumps of a jump model, one evaluation each) "
                    f"(default {DEFAULT_SOLVER}; meanflow for a jump model)")
     p.add_argument("--steps", type=positive_int, help=f"solver steps (default {DEFAULT_STEPS})")
     p.add_argument("--nfe", type=positive_int, help="a budget of network evaluations instead of --steps: the "

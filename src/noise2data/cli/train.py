@@ -97,7 +97,8 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--depth", type=positive_int, help="MLP residual blocks (default 4)")
     t.add_argument("--time-embedding", choices=["sinusoidal", "fourier", "smooth"],
                    help="default sinusoidal; smooth (10x not 1000x frequencies) for meanflow")
-    t.add_argument("--ema-decay", type=float, help="default 0.999")
+    t.add_argument("--ema-decay", type=float, help="default 0.999; step k uses min(decay, (1 + k) / (10 + k)), a "
+                   "warm-up that reaches 0.999 only after about 9000 steps")
     t.add_argument("--grad-clip", type=float, help="max gradient norm, 0 = off (default 1.0)")
     t.add_argument("--checkpoint-every", type=positive_int, help="default 1000")
     t.add_argument("--keep", type=positive_int, help="checkpoints to keep (default 3)")

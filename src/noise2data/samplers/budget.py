@@ -1,9 +1,9 @@
 """A budget of network evaluations (NFE) turned into a solver's number of steps.
 
 A fixed-step Runge-Kutta method spends its number of stages per step (euler 1, midpoint and heun 2,
-rk4 4); the multistep solvers (``dpm++2m``, ``dpm++3m``) spend one evaluation per step, reusing the
-previous ones. ``--nfe N`` asks for exactly N evaluations; a budget a solver cannot meet is refused
-with the budgets it can.
+rk4 4); the multistep solvers (``dpm++2m``, ``dpm++3m``, ``unipc2``, ``unipc3``) spend one evaluation
+per step, reusing the previous ones. ``--nfe N`` asks for exactly N evaluations; a budget a solver
+cannot meet is refused with the budgets it can.
 """
 
 from __future__ import annotations

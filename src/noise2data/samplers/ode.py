@@ -18,7 +18,7 @@ from ..errors import UserError, require
 from ..fields import CountingField, Field
 from ..paths import GaussianPath
 from .jumps import mean_flow_jumps
-from .multistep import MULTISTEP_ORDERS, dpmpp_2m, dpmpp_3m
+from .multistep import MULTISTEP_ORDERS, dpmpp_2m, dpmpp_3m, unipc_2, unipc_3
 from .output import Callback, SamplerOutput, check_grid, march
 
 
@@ -169,6 +169,8 @@ ODE_SOLVERS: dict[str, Callable[..., SamplerOutput]] = {
     "dopri5": dopri5,
     "dpm++2m": dpmpp_2m,
     "dpm++3m": dpmpp_3m,
+    "unipc2": unipc_2,
+    "unipc3": unipc_3,
     "meanflow": mean_flow_jumps,  # jump models only (trained with --objective meanflow or distilled)
 }
 JUMP_SOLVERS = ("meanflow",)

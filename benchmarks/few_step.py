@@ -9,7 +9,7 @@ For each set (default checkerboard and moons) the benchmark trains, through the 
 - ``distilled``: ``noise2data distill base`` (MeanFlow, base as teacher and initialisation);
 - ``dist-ot``: ``noise2data distill ot-blocks`` (the straighter teacher, half the steps);
 
-then samples each at every budget its samplers can meet (base: euler, midpoint, heun, dpm++2m and a
+then samples each at every budget its samplers can meet (base: euler, midpoint, heun, dpm++2m, unipc2 and a
 64-evaluation reference; jump models: their jumps) and prints W2 between ``--n`` samples and fresh
 data (the mean over 3 draws) beside the real-vs-real floor of the same size (the mean over 5 pairs),
 with the training seconds of each method
@@ -19,7 +19,7 @@ with the training seconds of each method
 With ``--mnist DIR`` (MNIST IDX files) it also trains a class-conditional tiny U-Net (``base``, smooth time
 embedding) and distils it (``distilled``, MeanFlow with the base as teacher), trains the in-domain FID
 extractor, and reports FID beside its floor and class accuracy (guidance 1) at each budget through
-``noise2data eval --sweep``: the base with euler, midpoint and dpm++2m, and 64 midpoint evaluations as
+``noise2data eval --sweep``: the base with euler, midpoint, dpm++2m and unipc2, and 64 midpoint evaluations as
 its reference; the distilled model in 1, 2 and 4 jumps.
 
     python benchmarks/few_step.py                       # checkerboard, moons; ~25 min on 2 cores
@@ -45,7 +45,7 @@ from noise2data.run import load_run
 from noise2data.samplers import solver_steps_for_nfe
 
 NFES = (1, 2, 4, 8)
-BASE_SOLVERS = ("euler", "midpoint", "heun", "dpm++2m")
+BASE_SOLVERS = ("euler", "midpoint", "heun", "dpm++2m", "unipc2")
 
 
 def methods(steps: int) -> dict[str, tuple[str, list[str], str | None]]:
@@ -111,7 +111,7 @@ def score(run_dir: Path, data: str, n: int, floor: float) -> dict[str, dict[int,
     return out
 
 
-def mnist(folder: str, root: Path, steps: int, n: int) -> dict:
+def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] = ("base", "distilled")) -> dict:
     """Base and distilled class-conditional U-Nets on MNIST; FID, its floor and class accuracy per budget."""
     root.mkdir(parents=True, exist_ok=True)
     timing = root / "seconds.json"
@@ -125,7 +125,7 @@ def mnist(folder: str, root: Path, steps: int, n: int) -> dict:
         "distilled": ["distill", str(root / "base"), "--steps", str(steps // 2)],
     }
     for name, argv in jobs.items():
-        if name in seconds:
+        if name in seconds or name not in methods:
             continue
         t0 = time.perf_counter()
         if cli([*argv, "--out", str(root / name), "--no-progress", "--device", "cpu"]):
@@ -133,8 +133,10 @@ def mnist(folder: str, root: Path, steps: int, n: int) -> dict:
         seconds[name] = time.perf_counter() - t0
         timing.write_text(json.dumps(seconds))
     table = {}
-    for name, sweeps in {"base": [("euler,midpoint,dpm++2m", "1,2,4,8"), ("midpoint", "64")],
+    for name, sweeps in {"base": [("euler,midpoint,dpm++2m,unipc2", "1,2,4,8"), ("midpoint", "64")],
                          "distilled": [("meanflow", "1,2,4")]}.items():
+        if name not in methods:
+            continue
         rows = []
         for solvers, nfes in sweeps:
             out = root / f"{name}_{solvers.replace(',', '_')}_{nfes.replace(',', '_')}.json"
@@ -164,6 +166,7 @@ def main() -> None:
     p.add_argument("--mnist", help="folder of MNIST IDX files: also the class-conditional MNIST part")
     p.add_argument("--mnist-steps", type=int, default=3000, help="steps of the MNIST base model (default 3000)")
     p.add_argument("--mnist-n", type=int, default=1000, help="samples per MNIST FID (default 1000)")
+    p.add_argument("--mnist-methods", default="base,distilled", help="MNIST: base and/or distilled (default both)")
     args = p.parse_args()
     results = {"version": __version__, "machine": platform.platform(), "threads": torch.get_num_threads(),
                "steps": args.steps, "n": args.n, "sets": {}}
@@ -180,7 +183,8 @@ def main() -> None:
         results["sets"][data] = table
         print_table(data, table)
     if args.mnist:
-        results["mnist"] = mnist(args.mnist, Path(args.dir) / "mnist", args.mnist_steps, args.mnist_n)
+        results["mnist"] = mnist(args.mnist, Path(args.dir) / "mnist", args.mnist_steps, args.mnist_n,
+                                 tuple(args.mnist_methods.split(",")))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.json}")

@@ -90,7 +90,8 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    "the data end) " + _default("time_dist"))
     t.add_argument("--coupling", choices=["auto", "independent", "ot", "ot-blocks"],
                    help="noise-data pairing in a batch; ot = minibatch optimal transport (exact; within each class "
-                   "for a labelled run), ot-blocks = the same solved in blocks of 128 (~4x cheaper, near-optimal); "
+                   "for a labelled run), ot-blocks = the same solved in blocks of 64 (1.2-1.3x an independent "
+                   "step, near-optimal); "
                    "default auto: ot-blocks for 1- and 2-D vectors (straighter paths, better at few evaluations), "
                    "independent otherwise")
     t.add_argument("--hidden", type=positive_int, help="MLP width (default 256)")

@@ -44,7 +44,7 @@ from noise2data.paths import make_path
 from noise2data.samplers import ODE_SOLVERS, make_grid, solver_steps_for_nfe
 from noise2data.training import TrainConfig, train
 
-BASE_MODEL = {"hidden": 256, "depth": 4, "time_embedding": "sinusoidal"}
+BASE_MODEL = {"hidden": 256, "depth": 4, "time_embedding": "sinusoidal", "x_octaves": 0}
 BASE_TRAIN = {"lr": 2e-3, "ema_decay": 0.999, "coupling": "independent", "time_dist": "uniform", "batch_size": 512}
 VARIANTS: dict[str, dict] = {  # one change each from the baseline (the defaults before this study)
     "base": {},
@@ -60,6 +60,8 @@ VARIANTS: dict[str, dict] = {  # one change each from the baseline (the defaults
     "ot-blocks coupling": {"coupling": "ot-blocks"},  # blocks of couplings.BLOCK points
     "ot-blocks 32": {"coupling": "ot-blocks", "ot_block": 32},
     "ot-blocks 128": {"coupling": "ot-blocks", "ot_block": 128},
+    "ot-blocks + x octaves 4": {"coupling": "ot-blocks", "x_octaves": 4},
+    "ot-blocks + x octaves 6": {"coupling": "ot-blocks", "x_octaves": 6},
 }
 SAMPLERS = [("euler", "uniform"), ("midpoint", "uniform"), ("heun", "uniform"), ("rk4", "uniform"),
             ("heun", "edm"), ("midpoint", "edm"), ("dpm++2m", "uniform"), ("dpm++2m", "logsnr"),
@@ -78,7 +80,8 @@ def cell_path(args: argparse.Namespace, name: str, variant: str) -> Path:
 def build(name: str, variant: str, args: argparse.Namespace) -> tuple[MLP, TrainConfig, int]:
     v = {**BASE_MODEL, **BASE_TRAIN, **VARIANTS[variant]}
     dim = load_data(name, n=2).shape[1]
-    model = MLP(MLPConfig(data_shape=(dim,), hidden=v["hidden"], depth=v["depth"], time_embedding=v["time_embedding"]))
+    model = MLP(MLPConfig(data_shape=(dim,), hidden=v["hidden"], depth=v["depth"], time_embedding=v["time_embedding"],
+                          x_octaves=v["x_octaves"]))
     cfg = TrainConfig(steps=args.steps, batch_size=v["batch_size"], lr=v["lr"], ema_decay=v["ema_decay"],
                       coupling=v["coupling"], time_dist=TimeDistribution(v["time_dist"]), device="cpu",
                       seed=args.seed, log_every=args.steps, checkpoint_every=args.steps)

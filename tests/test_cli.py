@@ -61,6 +61,26 @@ def test_default_coupling_follows_the_dimension(run_dir, tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["train"]["coupling"] == "independent"
 
 
+def test_default_x_octaves_follow_the_dimension(run_dir, tmp_path):
+    """The MLP gets 4 octaves of input features for 2-D points and none in 6-D (config.json keeps it); a
+    run whose config predates the option resumes with none; the option is refused for other networks."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert cfg["cli"]["x_octaves"] == 4 and cfg["model"]["x_octaves"] == 4
+    out = tmp_path / "g6"
+    assert main(["train", "--data", "gmm6", "--out", str(out), *FAST[:-2], "--steps", "2", "--device", "cpu"]) == 0
+    assert json.loads((out / "config.json").read_text())["model"]["x_octaves"] == 0
+    old = tmp_path / "old"
+    assert main(["train", "--data", "moons", "--out", str(old), *FAST[:-2], "--steps", "2", "--x-octaves", "0",
+                 "--device", "cpu"]) == 0
+    cfg = json.loads((old / "config.json").read_text())
+    del cfg["cli"]["x_octaves"], cfg["model"]["x_octaves"]  # as written before the option existed
+    (old / "config.json").write_text(json.dumps(cfg))
+    assert main(["train", "--resume", "--out", str(old), "--steps", "4", "--device", "cpu"]) == 0
+    assert json.loads((old / "config.json").read_text())["model"].get("x_octaves", 0) == 0
+    assert main(["train", "--data", "digits", "--model", "unet", "--x-octaves", "2", "--out",
+                 str(tmp_path / "u"), "--steps", "1", "--device", "cpu"]) == 2
+
+
 def test_nfe_sets_the_steps(run_dir, tmp_path, capsys):
     """--nfe N spends exactly N evaluations, whatever the solver's stages."""
     for solver in ("midpoint", "rk4", "dpm++2m", "euler"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -42,6 +44,21 @@ def test_embeddings_distinguish_times():
         assert e.shape == (50, 32)
         d = torch.cdist(e, e) + torch.eye(50)
         assert d.min() > 1e-3  # distinct times, distinct embeddings
+
+
+def test_x_octaves_are_sines_and_cosines_of_the_coordinates():
+    """x_octaves K: the first layer sees [x, sin(pi 2^k x), cos(pi 2^k x)] (k < K) and nothing else changes."""
+    m = MLP(MLPConfig(data_shape=(2,), x_octaves=3))
+    x = torch.tensor([[0.25, -1.0]])
+    f = m.features(x)
+    assert f.shape == (1, 2 * 7) and m.inp.in_features == 14
+    k = torch.tensor([1.0, 2.0, 4.0]) * math.pi
+    torch.testing.assert_close(f[0, 2:8], torch.sin(torch.cat([0.25 * k, -1.0 * k])))
+    torch.testing.assert_close(f[0, 8:], torch.cos(torch.cat([0.25 * k, -1.0 * k])))
+    plain = MLP(MLPConfig(data_shape=(2,)))
+    assert torch.equal(plain.features(x), x) and plain.inp.in_features == 2
+    with pytest.raises(UserError, match="x_octaves"):
+        MLPConfig(data_shape=(2,), x_octaves=-1)
 
 
 def test_config_round_trip_and_errors():

@@ -30,7 +30,7 @@ TRAIN_DEFAULTS = {
     "labels": None, "label_key": None, "label_dropout": 0.1, "model": "mlp", "preset": "tiny", "cond": "none",
     "cond_file": None, "cond_key": None, "resize": None, "pad": 0, "hflip": False, "stream": False,
     "mf_ratio": 0.25, "mf_power": 1.0, "mf_jvp": "forward", "mf_guidance": 1.0, "size_bands": None,
-    "rbf": None, "self_condition": None,
+    "rbf": None, "self_condition": None, "x_octaves": None,
 }
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
@@ -38,7 +38,7 @@ FIXED_ON_RESUME = (
     "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
     "dequantize", "labels", "label_key", "label_dropout", "model", "preset", "cond", "cond_file", "cond_key",
     "resize", "pad", "hflip", "mf_ratio", "mf_power", "mf_jvp", "mf_guidance", "size_bands",
-    "rbf", "self_condition",
+    "rbf", "self_condition", "x_octaves",
 )
 # training flags that only some kinds of data take (they list them in Modality.own_train_options)
 OWN_FLAGS = {"size_bands": "--size-bands", "rbf": "--rbf", "self_condition": "--self-condition"}
@@ -96,6 +96,8 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    "independent otherwise")
     t.add_argument("--hidden", type=positive_int, help="MLP width (default 256)")
     t.add_argument("--depth", type=positive_int, help="MLP residual blocks (default 4)")
+    t.add_argument("--x-octaves", type=non_negative_int, help="MLP: also feed sin and cos of pi 2^k x, k < K, of "
+                   "each coordinate (finer detail; default 4 for 1- and 2-D vectors, 0 otherwise)")
     t.add_argument("--time-embedding", choices=["sinusoidal", "fourier", "smooth"],
                    help="default sinusoidal; smooth (10x not 1000x frequencies) for meanflow")
     t.add_argument("--ema-decay", type=float, help="default 0.999; step k uses min(decay, (1 + k) / (10 + k)), a "

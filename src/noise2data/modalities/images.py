@@ -53,7 +53,7 @@ class Images(TensorModality):
         shape = tuple(data.shape[1:])
         stats = Standardizer.identity(shape) if streaming else Standardizer.fit(data, opts["standardize"])
         units = image_units(opts["data"], shape[0])
-        return self.training_set(opts, data, stats, own_labels, {"units": units.to_dict()})
+        return self.training_set(opts, data, stats, own_labels, {"units": units.to_dict()}, resumed=resumed)
 
     def units(self, run):  # noqa: ANN001, ANN201 - an ImageUnits
         from ..data.image_units import ImageUnits, image_units

@@ -34,9 +34,14 @@ class TensorModality(Modality):
             raise UserError("a model takes class labels or vector conditions (--cond-file), not both")
         return labels if labels is not None else conds
 
+    def default_x_octaves(self, shape: tuple[int, ...]) -> int:
+        """The MLP's input octaves (``MLPConfig.x_octaves``) when ``--x-octaves`` is not given: none."""
+        return 0
+
     def training_set(self, opts: dict, data, stats, own_labels: Tensor | None,  # noqa: ANN001
-                     data_config: dict | None = None) -> TrainingSet:
-        """The :class:`TrainingSet` of loaded ``data`` with its conditions and the model ``opts`` asks for."""
+                     data_config: dict | None = None, resumed: dict | None = None) -> TrainingSet:
+        """The :class:`TrainingSet` of loaded ``data`` with its conditions and the model ``opts`` asks for
+        (a ``resumed`` run's config keeps the model it was built with)."""
         from ..models import MLPConfig, model_config_class
 
         self.check_model(opts["model"])
@@ -47,10 +52,17 @@ class TensorModality(Modality):
         shape = tuple(data.shape[1:])
         kw = {"time_embedding": opts["time_embedding"], "num_classes": num_classes, "cond_dim": cond_dim}
         cfg_cls = model_config_class(opts["model"])
+        if hasattr(cfg_cls, "preset") and opts.get("x_octaves"):
+            raise UserError(f"--x-octaves is an option of the MLP, not of --model {opts['model']}: drop it")
         if hasattr(cfg_cls, "preset"):
             mcfg = cfg_cls.preset(opts["preset"], shape, **kw)
         else:
-            mcfg = MLPConfig(data_shape=shape, hidden=opts["hidden"], depth=opts["depth"], **kw)
+            if resumed is not None:  # runs from before the field have none
+                opts["x_octaves"] = resumed["model"].get("x_octaves", 0)
+            elif opts.get("x_octaves") is None:  # resolved once, so config.json and a resume keep it
+                opts["x_octaves"] = self.default_x_octaves(shape)
+            mcfg = MLPConfig(data_shape=shape, hidden=opts["hidden"], depth=opts["depth"],
+                             x_octaves=opts["x_octaves"], **kw)
         return TrainingSet(data=data, standardizer=stats, model_config=mcfg.to_dict(), cond=cond,
                            guidable=cond is not None,
                            data_config={"labels": opts["labels"], "num_classes": num_classes, "cond_dim": cond_dim,

@@ -25,11 +25,13 @@ same wall-clock seconds, one after another, same threads, scored the same way.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import platform
 import statistics
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -88,6 +90,17 @@ def build(name: str, variant: str, args: argparse.Namespace) -> tuple[MLP, Train
     return model, cfg, dim
 
 
+@contextlib.contextmanager
+def ot_blocks_of(block: int | None) -> Iterator[None]:
+    """Train ``ot-blocks`` with blocks of ``block`` points inside the block (None: the library's default)."""
+    default = couplings.BLOCK
+    couplings.BLOCK = block or default
+    try:
+        yield
+    finally:
+        couplings.BLOCK = default
+
+
 def train_cell(name: str, variant: str, args: argparse.Namespace) -> dict:
     out = cell_path(args, name, variant)
     if out.exists():
@@ -96,13 +109,9 @@ def train_cell(name: str, variant: str, args: argparse.Namespace) -> dict:
     data = load_data(name, n=100_000, seed=args.seed)
     stats = Standardizer.fit(data)
     model, cfg, _ = build(name, variant, args)
-    default_block = couplings.BLOCK
-    couplings.BLOCK = VARIANTS[variant].get("ot_block", default_block)
     start = time.perf_counter()
-    try:
+    with ot_blocks_of(VARIANTS[variant].get("ot_block")):
         res = train(model, make_path("condot"), stats.forward(data), cfg, progress=False)
-    finally:
-        couplings.BLOCK = default_block
     info = {"set": name, "variant": variant, "seconds": time.perf_counter() - start, "steps": args.steps,
             "ms_per_step": 1000 / res.steps_per_sec, "final_loss": res.log[-1][1]}
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,20 +221,18 @@ def run_cost(args: argparse.Namespace) -> dict:
     """ms/step of 300 training steps per coupling (ot-blocks at each block size of ``--blocks``), and
     each blocked coupling's transport cost against exact OT."""
     blocks = [int(b) for b in args.blocks.split(",")]
-    default_block = couplings.BLOCK
     out: dict = {}
     for name in args.sets.split(","):
         data = load_data(name, n=100_000, seed=args.seed)
         z = Standardizer.fit(data).forward(data)
         row: dict = {}
         for coupling, block in [("independent", None), ("ot", None)] + [("ot-blocks", b) for b in blocks]:
-            couplings.BLOCK = block or default_block
             model = MLP(MLPConfig(data_shape=(z.shape[1],)))
             cfg = TrainConfig(steps=300, batch_size=512, coupling=coupling, device="cpu", log_every=300,
                               checkpoint_every=300, seed=args.seed)
-            res = train(model, make_path("condot"), z, cfg, progress=False)
+            with ot_blocks_of(block):
+                res = train(model, make_path("condot"), z, cfg, progress=False)
             row[coupling if block is None else f"ot-blocks {block}"] = {"ms_per_step": 1000 / res.steps_per_sec}
-        couplings.BLOCK = default_block
         g = torch.Generator().manual_seed(args.seed)
         gaps: dict[int, list[float]] = {b: [] for b in blocks}
         for _ in range(20):

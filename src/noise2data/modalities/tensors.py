@@ -52,9 +52,9 @@ class TensorModality(Modality):
         shape = tuple(data.shape[1:])
         kw = {"time_embedding": opts["time_embedding"], "num_classes": num_classes, "cond_dim": cond_dim}
         cfg_cls = model_config_class(opts["model"])
-        if hasattr(cfg_cls, "preset") and opts.get("x_octaves"):
-            raise UserError(f"--x-octaves is an option of the MLP, not of --model {opts['model']}: drop it")
         if hasattr(cfg_cls, "preset"):
+            if opts.get("x_octaves"):
+                raise UserError(f"--x-octaves is an option of the MLP, not of --model {opts['model']}: drop it")
             mcfg = cfg_cls.preset(opts["preset"], shape, **kw)
         else:
             if resumed is not None:  # runs from before the field have none

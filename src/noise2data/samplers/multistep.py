@@ -83,12 +83,6 @@ def exp_weights(nodes: list[float], h: float) -> list[float]:
     return torch.linalg.solve(vander, moments).tolist()
 
 
-def half_log_snr(path: GaussianPath, t: Tensor) -> Tensor:
-    """lambda(t) = log(alpha_t / sigma_t), float64; -inf where alpha = 0, +inf where sigma = 0."""
-    c = path.coeffs(t.reshape(1).to(torch.float64))
-    return (torch.log(c.alpha) - torch.log(c.sigma)).reshape(())
-
-
 def multistep(
     field: Field,
     x: Tensor,
@@ -118,10 +112,9 @@ def multistep(
         raise UserError("the multistep solvers integrate from noise to data only: the grid must increase")
     counted = CountingField(field)
     b = x.shape[0]
-    lam = [float(half_log_snr(path, t)) for t in ts]
-    coeffs = [path.coeffs(t.reshape(1).to(torch.float64)) for t in ts]
-    alpha = [float(c.alpha) for c in coeffs]
-    sigma = [float(c.sigma) for c in coeffs]
+    c = path.coeffs(ts.to(torch.float64))
+    alpha, sigma = c.alpha.tolist(), c.sigma.tolist()
+    lam = (torch.log(c.alpha) - torch.log(c.sigma)).tolist()  # half log-SNR: -inf at alpha = 0, +inf at sigma = 0
     history: list[tuple[float, Tensor]] = []  # (lambda_j, D_j) at finite lambda, newest last
     pending: list[tuple[Tensor, list[tuple[float, Tensor]]]] = []  # UniPC: the last step's start and nodes
 

@@ -44,7 +44,7 @@ def step_seconds(shape: tuple[int, ...], batch: int, preset: str, steps: int = 4
         x0 = torch.randn(x1.shape, generator=g)
         xt = t.view(-1, 1, 1, 1, 1) * x1 + (1 - t.view(-1, 1, 1, 1, 1)) * x0
         w = unknown_weight(cond)
-        loss = ((net(xt, t, cond) - (x1 - x0)).pow(2) * w).mean()
+        loss = ((net(xt, t, cond) - x1).pow(2) * w).mean()  # the data objective (the video default)
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -22,8 +22,10 @@ from ..models.embeddings import TIME_EMBEDDINGS
 from ..models.unet import Attention, ResBlock
 
 PRESETS = {  # tiny: a 2-core CPU at 32x32; small and base for GPUs (64x64)
-    # tiny: a 4x4 space-to-depth stem (8x8 positions at 32 px): 0.75 s per step of 16 clips x 16 frames on 2 cores
-    "tiny": {"patch": 4, "base_channels": 64, "channel_mults": (1, 2), "blocks": 1, "attention_resolution": 4},
+    # tiny: a 4x4 space-to-depth stem (8x8 positions at 32 px): 0.75-1.5 s per step of 16 clips x 16 frames
+    # on 2 cores
+    "tiny": {"patch": 4, "base_channels": 64, "channel_mults": (1, 2), "blocks": 1, "attention_resolution": 4,
+             "fill_known": True},
     "small": {"patch": 1, "base_channels": 64, "channel_mults": (1, 2, 2), "blocks": 2, "attention_resolution": 16},
     "base": {"patch": 1, "base_channels": 128, "channel_mults": (1, 2, 2, 2), "blocks": 2, "attention_resolution": 16},
 }
@@ -43,6 +45,8 @@ class VideoUNetConfig:
     heads: int = 4
     time_embedding: str = "sinusoidal"
     time_dim: int = 64
+    fill_known: bool = False  # also see, at every frame, the nearest known frame (the previous one first)
+    temporal_attention_resolution: int | None = None  # attention across frames at <= this size (None: as in space)
     mean_flow: bool = False  # also take the end time r of a jump (--objective meanflow)
     name: str = field(default="video-unet", init=False)
 
@@ -105,19 +109,34 @@ class TemporalAttention(nn.Module):
 
 
 class Level(nn.Module):
-    """A residual block per frame, temporal mixing, and (at low resolution) attention in space and time."""
+    """A residual block per frame, temporal mixing, and (where asked) attention in space and across frames."""
 
-    def __init__(self, c_in: int, c_out: int, emb: int, attend: bool, heads: int) -> None:
+    def __init__(self, c_in: int, c_out: int, emb: int, space: bool, time: bool, heads: int) -> None:
         super().__init__()
         self.block, self.temporal = ResBlock(c_in, c_out, emb), TemporalConv(c_out)
-        self.space = Attention(c_out, heads) if attend else None
-        self.time = TemporalAttention(c_out, heads) if attend else None
+        self.space = Attention(c_out, heads) if space else None
+        self.time = TemporalAttention(c_out, heads) if time else None
 
     def forward(self, h: Tensor, e: Tensor, frames: int) -> Tensor:
         h = self.temporal(self.block(h, e), frames)
         if self.space is not None:
-            h = self.time(self.space(h), frames)
+            h = self.space(h)
+        if self.time is not None:
+            h = self.time(h, frames)
         return h
+
+
+def nearest_known(cond: Tensor) -> Tensor:
+    """``cond: (B, T, C + 1, H, W)`` -> ``(B, T, C, H, W)``: at every frame the nearest known frame before
+    it (itself if known), else the first known frame after it; zeros where nothing is known."""
+    known, mask = cond[:, :, :-1], cond[:, :, -1, 0, 0] > 0.5  # (B, T, C, H, W), (B, T)
+    frames = mask.shape[1]
+    idx = torch.arange(frames, device=cond.device).expand_as(mask)
+    before = torch.where(mask, idx, -1).cummax(1).values  # last known index <= t, -1 if none
+    after = torch.where(mask, idx, frames).flip(1).cummin(1).values.flip(1)  # first known index >= t
+    src = torch.where(before >= 0, before, after).clamp(max=frames - 1)  # (B, T)
+    fill = known.gather(1, src[:, :, None, None, None].expand_as(known))
+    return fill * mask.any(1).to(fill.dtype)[:, None, None, None, None]
 
 
 class VideoUNet(nn.Module):
@@ -129,22 +148,25 @@ class VideoUNet(nn.Module):
         chans = [config.base_channels * m for m in config.channel_mults]
         emb = 4 * config.base_channels
         self.cond = Conditioning(config.time_embedding, config.time_dim, emb, mean_flow=config.mean_flow)
-        self.conv_in = nn.Conv2d((2 * c + 1) * p * p, chans[0], 3, padding=1)
+        self.conv_in = nn.Conv2d(((3 if config.fill_known else 2) * c + 1) * p * p, chans[0], 3, padding=1)
+        a_res = config.attention_resolution
+        t_res = a_res if config.temporal_attention_resolution is None else config.temporal_attention_resolution
         self.down, self.up = nn.ModuleList(), nn.ModuleList()
         skips, cur, res = [chans[0]], chans[0], h // p
         for i, ch in enumerate(chans):
             for _ in range(config.blocks):
-                self.down.append(Level(cur, ch, emb, res <= config.attention_resolution, config.heads))
+                self.down.append(Level(cur, ch, emb, res <= a_res, res <= t_res, config.heads))
                 cur = ch
                 skips.append(cur)
             if i < len(chans) - 1:
                 self.down.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
                 skips.append(cur)
                 res //= 2
-        self.mid = nn.ModuleList([Level(cur, cur, emb, True, config.heads), Level(cur, cur, emb, False, config.heads)])
+        self.mid = nn.ModuleList([Level(cur, cur, emb, True, True, config.heads),
+                                  Level(cur, cur, emb, False, False, config.heads)])
         for i, ch in reversed(list(enumerate(chans))):
             for _ in range(config.blocks + 1):
-                self.up.append(Level(cur + skips.pop(), ch, emb, res <= config.attention_resolution, config.heads))
+                self.up.append(Level(cur + skips.pop(), ch, emb, res <= a_res, res <= t_res, config.heads))
                 cur = ch
             if i > 0:
                 self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
@@ -166,7 +188,8 @@ class VideoUNet(nn.Module):
             raise UserError(f"the video condition is the known frames and their mask, (B, T, C + 1, H, W) = "
                             f"{(b, frames, c + 1, h, w)}; got {tuple(cond.shape)}")
         p = self.config.patch
-        z = torch.cat([x, cond], dim=2).flatten(0, 1)  # (B * T, 2C + 1, H, W)
+        parts = [x, cond, nearest_known(cond)] if self.config.fill_known else [x, cond]
+        z = torch.cat(parts, dim=2).flatten(0, 1)  # (B * T, 2C + 1 (+ C), H, W)
         e = nn.functional.silu(self.cond(t, None, r)).repeat_interleave(frames, 0)  # (B * T, E)
         hcur = self.conv_in(nn.functional.pixel_unshuffle(z, p) if p > 1 else z)
         hs = [hcur]
@@ -182,4 +205,4 @@ class VideoUNet(nn.Module):
         return out.view(b, frames, c, h, w)
 
 
-__all__ = ["PRESETS", "VideoUNet", "VideoUNetConfig"]
+__all__ = ["PRESETS", "VideoUNet", "VideoUNetConfig", "nearest_known"]

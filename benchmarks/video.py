@@ -136,7 +136,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eval-n", type=int, default=200, help="test clips scored per task")
     p.add_argument("--best-of", type=int, default=4)
-    p.add_argument("--sample-steps", type=int, default=8, help="heun steps (2 NFE each)")
+    p.add_argument("--sample-steps", type=int, default=8, help="steps of eval's default solver (midpoint: 2 NFE each)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/video")
     p.add_argument("--docs", default="docs/images")
@@ -159,7 +159,8 @@ def main() -> None:
                                                                                               str(classifier)])
         pictures(args, out / "run_rgb", ctest, "rgb")
     print(f"\nMoving MNIST, one digit, {args.size}x{args.size}, {args.frames} frames; {args.eval_n} test clips per "
-          f"task; heun {args.sample_steps} steps; prediction: {args.frames // 4} known -> "
+          f"task; {results['grey']['eval']['sampler']['solver']} {args.sample_steps} steps; prediction: "
+          f"{args.frames // 4} known -> "
           f"{args.frames - args.frames // 4}; best of {args.best_of}")
     print("baseline: copy the last known frame (prediction) or the nearer known frame (interpolation); floors: two "
           "disjoint sets of real test clips")

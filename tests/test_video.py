@@ -160,7 +160,15 @@ def test_metrics_are_perfect_on_identical_clips_and_grow_with_corruption():
     a = torch.randn(4000, generator=g)
     assert M.wasserstein_1d(a, a) == 0 and abs(M.wasserstein_1d(a, a + 0.5) - 0.5) < 1e-6
     classes = torch.tensor([[1, 1, 1], [1, 2, 1], [3, 3, 3]])
-    assert M.identity(classes, torch.tensor([1, 1, 2])) == {"identity_kept": 2 / 3, "identity_true": 1 / 3}
+    assert M.identity(classes, torch.tensor([1, 1, 2])) == {"identity_kept": 2 / 3, "no_digit_frames": 0.0,
+                                                            "identity_true": 1 / 3}
+    # empty frames: a classifier gives them one class, but a clip of them does not keep its digit
+    frames = torch.zeros(2, 3, 1, 32, 32)
+    frames[0, :, :, 10:20, 12:16] = 1.0  # a bar in every frame of clip 0; clip 1 is black
+    crops = M.digit_crops(frames, torch.full((2, 3, 2), 15.0))
+    assert M.blank(crops).tolist() == [False] * 3 + [True] * 3
+    classes = torch.where(M.blank(crops), M.NO_DIGIT, torch.full((6,), 7)).view(2, 3)
+    assert M.identity(classes) == {"identity_kept": 0.5, "no_digit_frames": 0.5}
 
 
 def test_gif_round_trip_and_gif_folders(tmp_path):

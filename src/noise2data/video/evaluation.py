@@ -35,7 +35,8 @@ def _classes(ext, frames01: Tensor, centre: Tensor) -> Tensor:  # noqa: ANN001
     """Digit class per frame ``(N, T)`` from the image extractor, on crops around the centres."""
     crops = M.digit_crops(frames01, centre)  # (N T, 1, 28, 28) in [0, 1]
     lo, hi = ext.value_range
-    return ext.predict(crops * (hi - lo) + lo).view(frames01.shape[:2])
+    classes = ext.predict(crops * (hi - lo) + lo)
+    return torch.where(M.blank(crops), M.NO_DIGIT, classes).view(frames01.shape[:2])
 
 
 def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalRequest, best_of: int,  # noqa: ANN001
@@ -137,12 +138,14 @@ def format_video_eval(r: dict) -> str:
                          f"{t['baseline_centre_error']['mean']:.2f} px")
         if "identity_kept" in t:
             true = f", true class kept {t['identity_true']:.3f}" if "identity_true" in t else ""
-            lines.append(f"  identity kept {t['identity_kept']:.3f}{true}")
+            empty = f"; no digit in {t['no_digit_frames']:.3f} of frames" if "no_digit_frames" in t else ""
+            lines.append(f"  identity kept {t['identity_kept']:.3f}{true}{empty}")
     g = r["metrics"]["generation"]
     lines.append(f"generation ({g['n']} clips): speed W1 {g['speed_w1']:.3f} px/frame (floor "
                  f"{g['speed_w1_floor']:.3f}); mean speed {g['speed_mean']:.2f} (real {g['real_speed_mean']:.2f})")
     if "identity_kept" in g:
-        lines.append(f"  identity kept {g['identity_kept']:.3f} (real clips {g['real_identity_kept']:.3f})")
+        empty = f"; no digit in {g['no_digit_frames']:.3f} of frames" if "no_digit_frames" in g else ""
+        lines.append(f"  identity kept {g['identity_kept']:.3f} (real clips {g['real_identity_kept']:.3f}){empty}")
     if "fvd" in g:
         lines.append(f"  Frechet distance (3-D CNN features) {g['fvd']:.3f} (floor {g['fvd_floor']:.3f})")
     return "\n".join(lines)

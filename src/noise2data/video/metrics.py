@@ -93,11 +93,23 @@ def digit_crops(frames: Tensor, centre: Tensor, out: int = 28) -> Tensor:
     return crops.clamp(0, 1)
 
 
+NO_DIGIT = -1  # the class of a crop with too little ink to hold a digit
+MIN_INK = 0.01  # mean intensity in [0, 1] of a 28x28 crop below which it is empty (an MNIST digit: ~0.13)
+
+
+def blank(crops: Tensor) -> Tensor:
+    """``crops: (M, 1, 28, 28)`` in [0, 1] -> ``(M,)`` True where the crop is (nearly) empty: a classifier
+    gives an empty crop some class, and a clip of empty frames must not count as keeping its digit."""
+    return crops.flatten(1).mean(1) < MIN_INK
+
+
 def identity(classes: Tensor, truth: Tensor | None = None) -> dict[str, float]:
-    """``classes: (N, T)`` predicted per frame -> the share of clips whose class never changes, and
-    (with ``truth: (N,)``) the share that keeps the true class in every frame."""
-    constant = (classes == classes[:, :1]).all(1)
-    out = {"identity_kept": float(constant.double().mean())}
+    """``classes: (N, T)`` predicted per frame (:data:`NO_DIGIT` where a frame holds none) -> the share of
+    clips whose class never changes and is a digit in every frame, the share of frames with no digit,
+    and (with ``truth: (N,)``) the share that keeps the true class in every frame."""
+    constant = (classes == classes[:, :1]).all(1) & (classes != NO_DIGIT).all(1)
+    out = {"identity_kept": float(constant.double().mean()),
+           "no_digit_frames": float((classes == NO_DIGIT).double().mean())}
     if truth is not None:
         out["identity_true"] = float((classes == truth[:, None]).all(1).double().mean())
     return out

@@ -339,7 +339,10 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
     if ctx.active:
         ctx.part(tcfg.batch_size)  # the global batch must split evenly over the processes
     torch.manual_seed(opts["seed"])
-    model_config = dict(derived.source.config["model"]) if derived is not None else ts.model_config
+    # a derived run starts from its source's network; a resumed run keeps the one it was built with, whatever
+    # the presets and defaults say today
+    model_config = (dict(derived.source.config["model"]) if derived is not None
+                    else dict(cfg["model"]) if cfg is not None else ts.model_config)
     model_config = {**model_config, "mean_flow": True} if tcfg.objective == "meanflow" else model_config
     model = build_model(model_config)
     if ctx.is_main and not args.resume:

@@ -122,6 +122,10 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     return result
 
 
+def _no_digit(task: dict) -> str:
+    return f"; no digit in {task['no_digit_frames']:.3f} of frames" if "no_digit_frames" in task else ""
+
+
 def format_video_eval(r: dict) -> str:
     lines = [f"{r['run']} at step {r['step']}: {r['n']} clips of {r['reference']}; {r['sampler']['solver']} "
              f"{r['sampler']['steps']} steps"]
@@ -138,14 +142,13 @@ def format_video_eval(r: dict) -> str:
                          f"{t['baseline_centre_error']['mean']:.2f} px")
         if "identity_kept" in t:
             true = f", true class kept {t['identity_true']:.3f}" if "identity_true" in t else ""
-            empty = f"; no digit in {t['no_digit_frames']:.3f} of frames" if "no_digit_frames" in t else ""
-            lines.append(f"  identity kept {t['identity_kept']:.3f}{true}{empty}")
+            lines.append(f"  identity kept {t['identity_kept']:.3f}{true}{_no_digit(t)}")
     g = r["metrics"]["generation"]
     lines.append(f"generation ({g['n']} clips): speed W1 {g['speed_w1']:.3f} px/frame (floor "
                  f"{g['speed_w1_floor']:.3f}); mean speed {g['speed_mean']:.2f} (real {g['real_speed_mean']:.2f})")
     if "identity_kept" in g:
-        empty = f"; no digit in {g['no_digit_frames']:.3f} of frames" if "no_digit_frames" in g else ""
-        lines.append(f"  identity kept {g['identity_kept']:.3f} (real clips {g['real_identity_kept']:.3f}){empty}")
+        lines.append(f"  identity kept {g['identity_kept']:.3f} (real clips {g['real_identity_kept']:.3f})"
+                     f"{_no_digit(g)}")
     if "fvd" in g:
         lines.append(f"  Frechet distance (3-D CNN features) {g['fvd']:.3f} (floor {g['fvd_floor']:.3f})")
     return "\n".join(lines)

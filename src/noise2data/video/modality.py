@@ -83,11 +83,7 @@ class Video(Modality):
                             "condition is the known frames")
         data = load_video(opts["data"][len(PREFIX):])
         shape = tuple(data.clips.shape[1:])
-        if resumed is not None:  # the network it was built with (presets change; runs from before keep theirs)
-            stored = {k: v for k, v in resumed["model"].items() if k != "name"}
-            mcfg = VideoUNetConfig(**stored)
-        else:
-            mcfg = VideoUNetConfig.preset(opts["preset"], shape, time_embedding=opts["time_embedding"])
+        mcfg = VideoUNetConfig.preset(opts["preset"], shape, time_embedding=opts["time_embedding"])
         return TrainingSet(data=data.clips, standardizer=Standardizer.identity(shape), model_config=mcfg.to_dict(),
                            batch_condition=training_condition, loss_weight=unknown_weight,
                            data_config={"units": data.units.to_dict()})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 import scipy.stats
@@ -17,9 +18,11 @@ from noise2data.metrics import (
     format_results,
     mmd,
     precision_recall,
+    ratio_interval,
     sliced_w2,
     w2_exact,
 )
+from noise2data.metrics.compare import t_quantile_975
 
 
 def normal(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
@@ -136,3 +139,46 @@ def test_combine_gives_means_and_spreads_over_repeats():
         assert res[name].floor == pytest.approx(float(floors.mean()))
         assert res[name].floor_sd == pytest.approx(float(floors.std()), rel=1e-6)
         assert res[name].repeats == 3
+    assert res["w2"].ratio_low <= res["w2"].ratio <= res["w2"].ratio_high
+    assert res["recall"].ratio_low is None  # a higher-is-better score has no floor ratio
+
+
+@pytest.mark.parametrize("df", [1, 2, 5, 12, 30, 31, 50, 200])
+def test_t_quantile_matches_scipy(df):
+    assert t_quantile_975(df) == pytest.approx(scipy.stats.t.ppf(0.975, df), abs=1.5e-3)
+
+
+def test_ratio_interval_is_exact_when_values_are_a_multiple_of_their_floors():
+    floors = [0.04, 0.09, 0.06, 0.05]
+    r, lo, hi = ratio_interval([2.5 * f for f in floors], floors)
+    assert r == pytest.approx(2.5) and lo == pytest.approx(2.5) and hi == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="R >= 2"):
+        ratio_interval([1.0], [1.0])
+
+
+def test_ratio_interval_covers_the_true_ratio_about_95_percent_of_the_time():
+    # floors and values share a reference term (as paired W2s do), plus their own noise; true ratio 1.3
+    g = torch.Generator().manual_seed(0)
+    trials, covered, widths, unpaired = 2000, 0, [], []
+    for _ in range(trials):
+        shared = 1 + 0.3 * torch.randn(12, generator=g, dtype=torch.float64)
+        floors = shared + 0.2 * torch.randn(12, generator=g, dtype=torch.float64)
+        values = 1.3 * shared + 0.2 * torch.randn(12, generator=g, dtype=torch.float64)
+        r, lo, hi = ratio_interval(values.tolist(), floors.tolist())
+        covered += lo <= 1.3 <= hi
+        widths.append(hi - lo)
+        _, lo_u, hi_u = ratio_interval(values.tolist(), floors.flip(0).tolist())  # the pairing broken
+        unpaired.append(hi_u - lo_u)
+    assert 0.92 <= covered / trials <= 0.97
+    # the covariance term pays: the same draws with the pairing broken give wider intervals
+    assert statistics.mean(widths) < 0.8 * statistics.mean(unpaired)
+
+
+def test_a_ratio_whose_interval_reaches_one_is_within_noise():
+    same = [compare(normal(300, 2, 40 + s), normal(300, 2, 50 + s), normal(300, 2, 60 + s), metrics=["w2"])
+            for s in range(4)]
+    far = [compare(normal(300, 2, 40 + s, shift=1.0), normal(300, 2, 50 + s), normal(300, 2, 60 + s),
+                   metrics=["w2"]) for s in range(4)]
+    assert combine(same)["w2"].within_noise is True
+    assert combine(far)["w2"].within_noise is False and combine(far)["w2"].ratio_low > 1
+    assert "ratio [" in format_results(combine(same))

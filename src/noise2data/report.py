@@ -90,6 +90,8 @@ def _metrics_table(result: dict) -> str:
             floor += f" &plusmn; {m['floor_sd']:.4f}"
         value = f"{m['value']:.4f}" + (f" &plusmn; {m['value_sd']:.4f}" if m.get("value_sd") is not None else "")
         ratio = f"{m['ratio']:.2f}x" if m["ratio"] is not None else "-"
+        if m.get("ratio_low") is not None:
+            ratio += f" [{m['ratio_low']:.2f}, {m['ratio_high']:.2f}]"
         better = "higher" if m["higher_is_better"] else "lower"
         note = f"[{m['ci_low']:.4f}, {m['ci_high']:.4f}] " if m.get("ci_low") is not None else ""
         note += "within sampling noise" if m.get("within_noise") else ""

@@ -12,6 +12,7 @@ from .compare import (
     compare,
     evaluate_pair,
     format_results,
+    ratio_interval,
 )
 from .debiased import DEBIASED, energy_u, mmd2_u, with_interval
 from .distances import energy_distance, mmd, sliced_w2
@@ -21,6 +22,7 @@ from .wasserstein import w2_exact
 __all__ = [
     "DEBIASED", "DEFAULT_METRICS", "SAMPLE_METRICS", "SPECS", "MetricResult", "check_metric_names", "combine",
     "compare",
-    "energy_distance", "evaluate_pair", "format_results", "mmd", "precision_recall", "sliced_w2", "w2_exact",
+    "energy_distance", "evaluate_pair", "format_results", "mmd", "precision_recall", "ratio_interval", "sliced_w2",
+    "w2_exact",
     "energy_u", "mmd2_u", "with_interval",
 ]

@@ -61,6 +61,21 @@ def test_eval_prints_a_table_and_writes_json(run_dir, capsys):
     for m in res["metrics"].values():
         assert m["floor"] is not None and m["value"] >= 0
         assert m["floor_sd"] is not None and m["floor_sd"] > 0  # three fresh floor draws for generated data
+        assert m["repeats"] == 3
+    w2 = res["metrics"]["w2"]
+    assert w2["ratio_low"] <= w2["ratio"] <= w2["ratio_high"] and "ratio [" in out
+    assert res["metrics"]["recall"]["ratio_low"] is None  # higher is better: no floor ratio
+
+
+def test_eval_repeats_sets_the_number_of_triples(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--n", "200", "--steps", "2", "--metrics", "w2", "--repeats", "5",
+                 "--json", "--device", "cpu"]) == 0
+    w2 = json.loads(capsys.readouterr().out)["metrics"]["w2"]
+    assert w2["repeats"] == 5 and w2["ratio_low"] <= w2["ratio"] <= w2["ratio_high"]
+    assert main(["eval", str(run_dir), "--n", "200", "--metrics", "w2", "--repeats", "1", "--json",
+                 "--device", "cpu"]) == 0
+    one = json.loads(capsys.readouterr().out)["metrics"]["w2"]
+    assert one["repeats"] == 1 and one["ratio_low"] is None  # one pair: no interval
 
 
 def test_eval_json_is_one_object_on_stdout(run_dir, capsys):

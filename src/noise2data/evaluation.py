@@ -116,7 +116,8 @@ def evaluate_run(
 
     Returns a JSON-ready dict: the run, its step, the sampler and NFE, the reference's origin,
     ``metrics`` (value, floor, ratio per name; for generated data, means and standard deviations
-    over ``repeats`` independent (samples, reference, floor sample) triples), ``nll`` (see
+    over ``repeats`` independent (samples, reference, floor sample) triples, and each floor ratio's
+    95 % interval over them), ``nll`` (see
     :func:`nll_summary`) and ``image`` (FID/KID with floors, from the extractor at ``features``;
     for a class-conditional run, from ``n / classes`` samples of each class drawn with classifier-free
     guidance ``guidance``, with the extractor's accuracy on the asked-for classes). Image runs'

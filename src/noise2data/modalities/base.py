@@ -110,6 +110,7 @@ class EvalRequest:
     data: str | None = None
     seed: int = 0
     nll_n: int = 1000
+    repeats: int = 3
     features: str | None = None
     guidance: float = 1.0
     extra: dict = field(default_factory=dict)  # the run's modality's own options (Modality.eval_options)

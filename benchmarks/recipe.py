@@ -341,12 +341,16 @@ def summarise_suite(sets: dict) -> None:
         best = min(peers, key=lambda k: peers[k]["w2"])
         r_ours, r_peer = ours["w2"] / fl["w2"], peers[best]["w2"] / fl["w2"]
         vs = ours["w2"] / peers[best]["w2"]
-        excess = (ours["w2"] - fl["w2"]) / max(peers[best]["w2"] - fl["w2"], 1e-12)
+        peer_excess = peers[best]["w2"] - fl["w2"]  # at or below its floor, the peer leaves no excess to compare
+        excess = f"{(ours['w2'] - fl['w2']) / peer_excess:.2f}" if peer_excess > 0 else "peer <= floor"
         lo, hi = ours["energy_u"] - ours["energy_u_half"], ours["energy_u"] + ours["energy_u_half"]
+        a, b = peers[best].get("w2_pairs", []), fl.get("w2_pairs", [])
+        peer_at_floor = len(a) == len(b) >= 2 and ratio_interval(a, b)[1] <= 1.0
         verdict = ("floor met" if r_ours <= 1.2 else "floor MISSED") + ", " + (
-            "20% better met" if vs <= 0.8 else "20% better MISSED")
+            "20% better met" if vs <= 0.8 else "20% better MISSED") + (
+            " (best peer within the floor's noise: no margin to win)" if peer_at_floor else "")
         print(f"{name:<13}{w2_ratio(ours, fl) + 'x':>21}{best:>17}{r_peer:>13.2f}x{w2_ratio(ours, peers[best]):>21}"
-              f"{excess:>17.2f}  {ours['energy_u']:+.4f} [{lo:+.4f}, {hi:+.4f}]  {verdict}")
+              f"{excess:>17}  {ours['energy_u']:+.4f} [{lo:+.4f}, {hi:+.4f}]  {verdict}")
 
 
 def main() -> None:

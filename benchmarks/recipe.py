@@ -143,13 +143,19 @@ def score(name: str, draw, args: argparse.Namespace) -> dict:
     return {"energy_u": statistics.mean(eu), "energy_u_half": half, "w2": statistics.mean(w2), "w2_pairs": w2}
 
 
-def w2_ratio(ours: dict, other: dict) -> str:
-    """W2 mean over mean, with its 95 % interval when both were scored on the same R >= 2 references
-    (pair i of each used reference i): a W2 on two moons moves by a third with the share of points each
-    moon gets, so two pairs cannot tell 1.2x from 1.35x."""
+def w2_interval(ours: dict, other: dict) -> tuple[float, float, float] | None:
+    """W2 mean over mean with its 95 % interval, when both were scored on the same R >= 2 references
+    (pair i of each used reference i); None otherwise."""
     a, b = ours.get("w2_pairs", []), other.get("w2_pairs", [])
-    if len(a) == len(b) >= 2:
-        r, lo, hi = ratio_interval(a, b)
+    return ratio_interval(a, b) if len(a) == len(b) >= 2 else None
+
+
+def w2_ratio(ours: dict, other: dict) -> str:
+    """W2 mean over mean, with its 95 % interval where :func:`w2_interval` has one: a W2 on two moons
+    moves by a third with the share of points each moon gets, so two pairs cannot tell 1.2x from 1.35x."""
+    interval = w2_interval(ours, other)
+    if interval is not None:
+        r, lo, hi = interval
         return f"{r:.2f} [{lo:.2f}, {hi:.2f}]"
     return f"{ours['w2'] / other['w2']:.2f}"
 
@@ -344,8 +350,8 @@ def summarise_suite(sets: dict) -> None:
         peer_excess = peers[best]["w2"] - fl["w2"]  # at or below its floor, the peer leaves no excess to compare
         excess = f"{(ours['w2'] - fl['w2']) / peer_excess:.2f}" if peer_excess > 0 else "peer <= floor"
         lo, hi = ours["energy_u"] - ours["energy_u_half"], ours["energy_u"] + ours["energy_u_half"]
-        a, b = peers[best].get("w2_pairs", []), fl.get("w2_pairs", [])
-        peer_at_floor = len(a) == len(b) >= 2 and ratio_interval(a, b)[1] <= 1.0
+        peer_interval = w2_interval(peers[best], fl)
+        peer_at_floor = peer_interval is not None and peer_interval[1] <= 1.0
         verdict = ("floor met" if r_ours <= 1.2 else "floor MISSED") + ", " + (
             "20% better met" if vs <= 0.8 else "20% better MISSED") + (
             " (best peer within the floor's noise: no margin to win)" if peer_at_floor else "")

@@ -10,23 +10,48 @@
 5. Writes GIFs (and PNG strips) of predictions, interpolations and generated clips to docs/images.
 6. A shorter RGB run (``--color``) shows the same pipeline on three channels.
 
+``--ablation default,no-distance,no-fill,tattn8`` instead trains one short run per variant of the tiny
+preset (each for ``--ablation-minutes`` of wall clock) and prints their prediction and interpolation
+scores side by side.
+
 Run alone: two PyTorch jobs on 2 cores slow each other by up to 25x.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 
 from noise2data.cli import main as cli
+from noise2data.video import model as video_model
 from noise2data.video.data import load_video
 from noise2data.video.known import training_condition, unknown_weight
 from noise2data.video.model import VideoUNet, VideoUNetConfig
+
+VARIANTS = {  # changes to the preset measured by --ablation ("default" is the preset as it stands)
+    "default": {},
+    "no-distance": {"known_distance": False},  # no planes saying how far the known frames are
+    "no-fill": {"fill_known": False},  # no copy of the nearest known frame at every frame
+    "tattn8": {"temporal_attention_resolution": 8},  # attention across frames at 8x8 positions too
+}
+
+
+@contextlib.contextmanager
+def preset_variant(preset: str, changes: dict) -> Iterator[None]:
+    """Train with the preset changed (the run stores its own model config, so eval needs nothing)."""
+    saved = video_model.PRESETS[preset]
+    video_model.PRESETS[preset] = {**saved, **changes}
+    try:
+        yield
+    finally:
+        video_model.PRESETS[preset] = saved
 
 
 def step_seconds(shape: tuple[int, ...], batch: int, preset: str, steps: int = 4) -> float:
@@ -70,7 +95,7 @@ def make_data(args: argparse.Namespace, out: Path, color: bool, n_train: int) ->
 
 
 def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, test: Path, minutes: float,
-                   judges: list[str]) -> dict:
+                   judges: list[str], eval_n: int | None = None, best_of: int | None = None) -> dict:
     run = out / f"run_{name}"
     shape = tuple(load_video(train).clips.shape[1:])
     info: dict = {"shape": list(shape)}
@@ -88,7 +113,8 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
     info = json.loads((run / "bench_train.json").read_text())
     result_file = out / f"eval_{name}.json"
     start = time.perf_counter()
-    run_cli(["eval", str(run), "--data", f"video:{test}", "--n", str(args.eval_n), "--best-of", str(args.best_of),
+    run_cli(["eval", str(run), "--data", f"video:{test}", "--n", str(eval_n or args.eval_n),
+             "--best-of", str(best_of or args.best_of),
              "--steps", str(args.sample_steps), *judges, "--out", str(result_file)])
     info["eval_seconds"] = time.perf_counter() - start
     return {"train": info, "eval": json.loads(result_file.read_text())}
@@ -122,6 +148,35 @@ def row(name: str, r: dict) -> str:
             f"{p['seconds_per_clip']:>6.2f}")
 
 
+def ablation(args: argparse.Namespace, out: Path, train: Path, test: Path, judges: list[str]) -> None:
+    names = [v.strip() for v in args.ablation.split(",") if v.strip()]
+    unknown = [v for v in names if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown ablation variant(s) {', '.join(unknown)}: expected some of {', '.join(VARIANTS)}")
+    results = {}
+    for name in names:
+        with preset_variant(args.preset, VARIANTS[name]):
+            results[name] = train_and_eval(args, out, f"ablation_{name}", train, test, args.ablation_minutes, judges,
+                                           args.ablation_eval_n, args.ablation_best_of)
+    print(f"\nablation of the {args.preset} preset, {args.ablation_minutes:g} min each; {args.ablation_eval_n} test "
+          f"clips; {args.frames // 4} known -> {args.frames - args.frames // 4}; {args.sample_steps} steps; best of "
+          f"{args.ablation_best_of}")
+    print(f"{'variant':<12} {'steps':>6} {'s/step':>7} {'SSIM':>7} {'copy':>7} {'PSNR':>6} {'copy':>6} {'ctr px':>6} "
+          f"{'copy':>6} {'ident':>6} {'iSSIM':>7} {'copy':>7} {'gIdent':>6} {'spdW1':>6}")
+    for name, r in results.items():
+        m, tr = r["eval"]["metrics"], r["train"]
+        p, i, g = m["prediction"], m["interpolation"], m["generation"]
+        print(f"{name:<12} {tr['steps']:>6} {tr['measured_step_seconds']:>7.3f} {p['ssim']['mean']:>7.4f} "
+              f"{p['baseline_ssim']['mean']:>7.4f} {p['psnr']['mean']:>6.2f} {p['baseline_psnr']['mean']:>6.2f} "
+              f"{p.get('centre_error', {}).get('mean', float('nan')):>6.2f} "
+              f"{p.get('baseline_centre_error', {}).get('mean', float('nan')):>6.2f} "
+              f"{p.get('identity_kept', float('nan')):>6.3f} {i['ssim']['mean']:>7.4f} "
+              f"{i['baseline_ssim']['mean']:>7.4f} "
+              f"{g.get('identity_kept', float('nan')):>6.3f} {g['speed_w1']:>6.3f}")
+    (out / "ablation.json").write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {out / 'ablation.json'}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--mnist", required=True, help="folder of the MNIST IDX files")
@@ -138,6 +193,11 @@ def main() -> None:
     p.add_argument("--best-of", type=int, default=4)
     p.add_argument("--sample-steps", type=int, default=8, help="steps of eval's default solver (midpoint: 2 NFE each)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--ablation", help="variants of the preset to compare instead of the main runs: "
+                   + ", ".join(VARIANTS))
+    p.add_argument("--ablation-minutes", type=float, default=8.0, help="training budget of each ablation run")
+    p.add_argument("--ablation-eval-n", type=int, default=100, help="test clips scored per task in the ablation")
+    p.add_argument("--ablation-best-of", type=int, default=1)
     p.add_argument("--out", default="benchmarks/results/video")
     p.add_argument("--docs", default="docs/images")
     args = p.parse_args()
@@ -151,6 +211,8 @@ def main() -> None:
     if not fx3d.exists():
         run_cli(["features", "--video", "--data", f"video:{train}", "--epochs", "1", "--out", str(fx3d)])
     judges = ["--classifier", str(classifier), "--features", str(fx3d)]
+    if args.ablation:
+        return ablation(args, out, train, test, judges)
     results = {"grey": train_and_eval(args, out, "grey", train, test, args.minutes, judges)}
     pictures(args, out / "run_grey", test, "grey")
     if args.color_minutes > 0:

@@ -15,7 +15,14 @@ from noise2data.training import TrainConfig, train
 from noise2data.video import metrics as M
 from noise2data.video.data import clips_from_array, load_gif_folder, read_gif
 from noise2data.video.known import draw_masks, make_condition, training_condition, unknown_weight
-from noise2data.video.model import TemporalAttention, VideoUNet, VideoUNetConfig, nearest_known
+from noise2data.video.model import (
+    TemporalAttention,
+    TemporalConv,
+    VideoUNet,
+    VideoUNetConfig,
+    known_distance,
+    nearest_known,
+)
 from noise2data.video.moving_mnist import CANVAS, DIGIT, moving_mnist, trajectories
 from noise2data.video.sampling import sample_clips
 from noise2data.video.toy import moving_blobs
@@ -90,12 +97,28 @@ def test_the_video_unet_runs_on_any_length_and_keeps_frames_apart_where_it_shoul
         VideoUNetConfig.preset("tiny", (8, 1, 20, 20))
 
 
+def test_the_temporal_mixing_is_the_depthwise_convolution_its_weights_define():
+    torch.manual_seed(0)
+    layer = TemporalConv(16)
+    for frames in (1, 2, 5):
+        h = torch.randn(3 * frames, 16, 4, 4)
+        z = torch.nn.functional.silu(layer.norm(h)).view(3, frames, 16, 4, 4).transpose(1, 2)
+        want = h + layer.conv(z).transpose(1, 2).reshape(h.shape)
+        torch.testing.assert_close(layer(h, frames), want, rtol=1e-5, atol=1e-6)
+    clip = torch.zeros(5, 16, 4, 4)
+    clip[2] = torch.randn(16, 4, 4)  # one frame: the product reaches only its neighbours
+    with torch.no_grad():
+        moved = (layer(clip, 5) - clip - layer.conv.bias.view(16, 1, 1)).abs().sum((1, 2, 3)) > 0
+    assert moved[[1, 2, 3]].all() and not moved[[0, 4]].any()
+
+
 def test_nearest_known_frame_matches_a_loop_and_the_options_build_and_run():
     g = torch.Generator().manual_seed(0)
     clips = torch.randn(40, 7, 2, 4, 4, generator=g)
     mask = torch.rand(40, 7, generator=g) < 0.3
     mask[0] = False  # nothing known: zeros
     fill = nearest_known(make_condition(clips, mask))
+    distance = known_distance(make_condition(clips, mask), 7)
     for b in range(40):
         idx = mask[b].nonzero()[:, 0].tolist()
         for t in range(7):
@@ -103,9 +126,12 @@ def test_nearest_known_frame_matches_a_loop_and_the_options_build_and_run():
             after = [i for i in idx if i >= t]
             want = clips[b, before[-1]] if before else clips[b, after[0]] if after else torch.zeros(2, 4, 4)
             assert torch.equal(fill[b, t], want), (b, t, idx)
-    plain = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=False))
+            since, until = (t - before[-1]) / 7 if before else -1.0, (after[0] - t) / 7 if after else -1.0
+            assert distance[b, t].tolist() == pytest.approx([since, until]), (b, t, idx)
+    plain = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=False, known_distance=False))
     net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=True, temporal_attention_resolution=8))
-    assert (plain.conv_in.in_channels, net.conv_in.in_channels) == (3 * 16, 4 * 16)  # [x, known, mask] (+ fill)
+    # [x, known, mask] (+ fill + 2 distances)
+    assert (plain.conv_in.in_channels, net.conv_in.in_channels) == (3 * 16, 6 * 16)
     assert sum(isinstance(m, TemporalAttention) for m in net.modules()) > sum(
         isinstance(m, TemporalAttention) for m in plain.modules())
     cond = make_condition(torch.randn(2, 8, 1, 32, 32), torch.arange(8)[None].expand(2, -1) < 2)
@@ -207,23 +233,24 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     clips, _ = moving_blobs(12, frames=8, size=16, seed=0)
     np.savez(tmp_path / "v.npz", videos=(clips[:, :, 0] * 255).round().to(torch.uint8).numpy())
     run, argv = tmp_path / "run", ["--batch-size", "4", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
-    old = {k: v for k, v in video_model.PRESETS["tiny"].items() if k != "fill_known"}
+    old = {k: v for k, v in video_model.PRESETS["tiny"].items() if k not in ("fill_known", "known_distance")}
     with monkeypatch.context() as m:  # the tiny preset and the stored config as they were before
         m.setitem(video_model.PRESETS, "tiny", old)
         assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity",
                      *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    for key in ("fill_known", "temporal_attention_resolution"):
+    for key in ("fill_known", "known_distance", "temporal_attention_resolution"):
         del cfg["model"][key]
     (run / "config.json").write_text(json.dumps(cfg))
     assert main(["train", "--resume", "--steps", "4", *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    assert not cfg["model"].get("fill_known") and cfg["train"]["objective"] == "velocity"
+    assert not cfg["model"].get("fill_known") and not cfg["model"].get("known_distance")
+    assert cfg["train"]["objective"] == "velocity"
     assert main(["sample", str(run), "--n", "2", "--steps", "2", "--out", str(tmp_path / "s.npy")]) == 0
     fresh = tmp_path / "fresh"
     assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", *argv, "--out", str(fresh)]) == 0
     cfg = json.loads((fresh / "config.json").read_text())
-    assert cfg["model"]["fill_known"] and cfg["train"]["objective"] == "data"
+    assert cfg["model"]["fill_known"] and cfg["model"]["known_distance"] and cfg["train"]["objective"] == "data"
 
 
 def test_continue_fill_in_and_extend_from_the_cli_in_the_sources_units(video_run, tmp_path):

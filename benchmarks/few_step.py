@@ -9,10 +9,10 @@ For each set (default checkerboard and moons) the benchmark trains, through the 
 - ``distilled``: ``noise2data distill base`` (MeanFlow, base as teacher and initialisation);
 - ``dist-ot``: ``noise2data distill ot-blocks`` (the straighter teacher, half the steps);
 
-then samples each at every budget its samplers can meet (base: euler, midpoint, heun, dpm++2m, unipc2 and a
-64-evaluation reference; jump models: their jumps) and prints W2 between ``--n`` samples and fresh
-data (the mean over 3 draws) beside the real-vs-real floor of the same size (the mean over 5 pairs),
-with the training seconds of each method
+then samples each at every budget its samplers can meet (base: euler, midpoint, dpm++2m, unipc2 and a
+64-evaluation reference; OT-coupled and reflowed models: euler and midpoint; jump models: their jumps) and
+prints W2 / floor over ``--repeats`` paired repeats (sample k and a real floor sample k, both against
+reference k) with its 95 % interval, with the training seconds of each method
 (a derived run's cost includes its source's). Results go to ``--dir`` (runs) and
 ``benchmarks/results/few_step.json``. Run it alone on the machine: timings are wall clock.
 
@@ -41,11 +41,12 @@ from noise2data import __version__
 from noise2data.cli import main as cli
 from noise2data.data import load_data
 from noise2data.metrics import w2_exact
+from noise2data.metrics.compare import ratio_interval
 from noise2data.run import load_run
 from noise2data.samplers import solver_steps_for_nfe
 
 NFES = (1, 2, 4, 8)
-BASE_SOLVERS = ("euler", "midpoint", "heun", "dpm++2m", "unipc2")
+BASE_SOLVERS = ("euler", "midpoint", "dpm++2m", "unipc2")
 
 
 def methods(steps: int) -> dict[str, tuple[str, list[str], str | None]]:
@@ -82,32 +83,33 @@ def train_all(data: str, root: Path, steps: int) -> dict[str, float]:
     return seconds
 
 
-REPEATS = 3  # W2 between two samples of 4000 points moves by +-20 % from draw to draw: average
+DERIVED_SOLVERS = ("euler", "midpoint")  # OT-coupled and reflowed models: straight paths, one-stage solvers suffice
 
 
-def floor_of(data: str, n: int) -> float:
-    """The real-vs-real W2 floor: the mean over REPEATS + 2 pairs of independent samples of ``n`` points."""
-    return sum(w2_exact(load_data(data, n=n, seed=30_000 + k), load_data(data, n=n, seed=40_000 + k))
-               for k in range(REPEATS + 2)) / (REPEATS + 2)
+def floors_of(data: str, n: int, repeats: int) -> list[float]:
+    """The real-vs-real W2 floor of each repeat: reference k against an independent real sample k."""
+    return [w2_exact(load_data(data, n=n, seed=30_000 + k), load_data(data, n=n, seed=10_000 + k))
+            for k in range(repeats)]
 
 
-def score(run_dir: Path, data: str, n: int, floor: float) -> dict[str, dict[int, float]]:
-    """W2 of the run at every budget its samplers meet, the mean over REPEATS (sample, reference) pairs,
-    beside ``floor``: ``{solver: {nfe: (w2, floor)}}``."""
+def score(run_dir: Path, data: str, n: int, floors: list[float], base_family: bool = True) -> dict:
+    """W2 / floor of the run at every budget its samplers meet: sample k against reference k (the one
+    floor k used), so each ratio carries its 95 % interval from the paired repeats (a single W2 at 4000
+    points moves by a third from draw to draw on moons): ``{solver: {nfe: {ratio, low, high, w2}}}``."""
     run = load_run(run_dir)
-    refs = [load_data(data, n=n, seed=10_000 + k) for k in range(REPEATS)]
-    solvers = ("meanflow", "midpoint") if run.jumps else BASE_SOLVERS
-    out: dict[str, dict[int, float]] = {}
+    refs = [load_data(data, n=n, seed=10_000 + k) for k in range(len(floors))]
+    solvers = ("meanflow",) if run.jumps else BASE_SOLVERS if base_family else DERIVED_SOLVERS
+    out: dict[str, dict[int, dict]] = {}
     for solver in solvers:
         for nfe in (*NFES, 64):
-            if nfe == 64 and (run.jumps or solver != "midpoint"):
+            if nfe == 64 and (run.jumps or solver != "midpoint" or not base_family):
                 continue
             steps = solver_steps_for_nfe(solver, nfe, strict=False)
             if steps is None:
                 continue
-            w2 = sum(w2_exact(run.sample(n, solver=solver, steps=steps, seed=k).x, ref)
-                     for k, ref in enumerate(refs)) / REPEATS
-            out.setdefault(solver, {})[nfe] = (w2, floor)
+            w2 = [w2_exact(run.sample(n, solver=solver, steps=steps, seed=k).x, ref) for k, ref in enumerate(refs)]
+            ratio, low, high = ratio_interval(w2, floors)
+            out.setdefault(solver, {})[nfe] = {"ratio": ratio, "low": low, "high": high, "w2": w2}
     return out
 
 
@@ -161,6 +163,7 @@ def main() -> None:
     p.add_argument("--sets", default="checkerboard,moons")
     p.add_argument("--steps", type=int, default=4000, help="steps of the base model (the others scale from it)")
     p.add_argument("--n", type=int, default=4000, help="samples per score")
+    p.add_argument("--repeats", type=int, default=10, help="paired (sample, reference, floor sample) repeats")
     p.add_argument("--dir", default="benchmarks/results/few_step_runs")
     p.add_argument("--json", default="benchmarks/results/few_step.json")
     p.add_argument("--mnist", help="folder of MNIST IDX files: also the class-conditional MNIST part")
@@ -169,19 +172,19 @@ def main() -> None:
     p.add_argument("--mnist-methods", default="base,distilled", help="MNIST: base and/or distilled (default both)")
     args = p.parse_args()
     results = {"version": __version__, "machine": platform.platform(), "threads": torch.get_num_threads(),
-               "steps": args.steps, "n": args.n, "sets": {}}
+               "steps": args.steps, "n": args.n, "repeats": args.repeats, "sets": {}}
     for data in filter(None, args.sets.split(",")):
         root = Path(args.dir) / data
         root.mkdir(parents=True, exist_ok=True)
         seconds = train_all(data, root, args.steps)
-        floor = floor_of(data, args.n)
+        floors = floors_of(data, args.n, args.repeats)
         table = {}
         for name, (_, _, source) in methods(args.steps).items():
             cost = seconds[name] + (seconds[source] if source else 0.0)
             table[name] = {"seconds": cost, "cost_vs_base": cost / seconds["base"],
-                           "scores": score(root / name, data, args.n, floor)}
-        results["sets"][data] = table
-        print_table(data, table)
+                           "scores": score(root / name, data, args.n, floors, name == "base")}
+        results["sets"][data] = {"floors": floors, "methods": table}
+        print_table(data, table, floors)
     if args.mnist:
         results["mnist"] = mnist(args.mnist, Path(args.dir) / "mnist", args.mnist_steps, args.mnist_n,
                                  tuple(args.mnist_methods.split(",")))
@@ -190,17 +193,17 @@ def main() -> None:
     print(f"wrote {args.json}")
 
 
-def print_table(data: str, table: dict) -> None:
-    """One row per (method, solver): W2 / floor at each NFE, the training seconds and their ratio to base."""
-    floor = next(iter(next(iter(table["base"]["scores"].values())).values()))[1]
-    print(f"\n{data}: W2 / floor (floor {floor:.4f}); training seconds (x base)")
-    print(f"{'method':<10} {'solver':<9}" + "".join(f"{'NFE ' + str(k):>9}" for k in (*NFES, 64))
-          + f"{'seconds':>10}{'x base':>8}")
+def print_table(data: str, table: dict, floors: list[float]) -> None:
+    """One row per (method, solver): W2 / floor [95 %] at each NFE, the training seconds and their ratio to base."""
+    print(f"\n{data}: W2 / floor, mean of {len(floors)} paired repeats [95 %] (floor {sum(floors) / len(floors):.4f}, "
+          f"{min(floors):.4f}-{max(floors):.4f}); training seconds (x base)")
+    print(f"{'method':<10} {'solver':<9}" + "".join(f"{'NFE ' + str(k):>19}" for k in (*NFES, 64))
+          + f"{'seconds':>9}{'x base':>8}")
     for name, row in table.items():
         for solver, by_nfe in row["scores"].items():
-            cells = "".join(f"{by_nfe[k][0] / by_nfe[k][1]:>9.2f}" if k in by_nfe else f"{'-':>9}"
-                            for k in (*NFES, 64))
-            print(f"{name:<10} {solver:<9}{cells}{row['seconds']:>10.0f}{row['cost_vs_base']:>8.2f}")
+            cells = "".join(f"{c['ratio']:>6.2f} [{c['low']:.2f}, {c['high']:.2f}]" if (c := by_nfe.get(k))
+                            else f"{'-':>19}" for k in (*NFES, 64))
+            print(f"{name:<10} {solver:<9}{cells}{row['seconds']:>9.0f}{row['cost_vs_base']:>8.2f}")
 
 
 if __name__ == "__main__":

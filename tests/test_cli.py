@@ -61,6 +61,20 @@ def test_default_coupling_follows_the_dimension(run_dir, tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["train"]["coupling"] == "independent"
 
 
+def test_the_ot_block_size_is_chosen_stored_and_checked(tmp_path, capsys):
+    out = tmp_path / "b32"
+    assert main(["train", "--data", "moons", "--out", str(out), *FAST[:-2], "--steps", "2", "--coupling",
+                 "ot-blocks:32", "--device", "cpu"]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["coupling"] == "ot-blocks:32"
+    assert main(["train", "--resume", "--out", str(out), "--steps", "4", "--no-progress", "--device", "cpu"]) == 0
+    assert json.loads((out / "config.json").read_text())["train"]["coupling"] == "ot-blocks:32"
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--data", "moons", "--out", str(tmp_path / "bad"), "--coupling", "ot-blocks:1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert e.value.code == 2 and "integer >= 2" in err[-1]
+
+
 def test_default_x_octaves_follow_the_dimension(run_dir, tmp_path):
     """The MLP gets 4 octaves of input features for 2-D points and none in 6-D (config.json keeps it); a
     run whose config predates the option resumes with none; the option is refused for other networks."""

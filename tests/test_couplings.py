@@ -50,6 +50,20 @@ def test_blocked_ot_is_a_near_optimal_permutation(gen):
     torch.testing.assert_close(get_coupling("ot-blocks")(small, x1[:60]), minibatch_ot(small, x1[:60]))
 
 
+def test_the_block_size_is_part_of_the_coupling_name(gen):
+    from noise2data.couplings import block_assignment, is_ot
+
+    x1, x0 = torch.randn(300, 2, generator=gen) * 2, torch.randn(300, 2, generator=gen)
+    for block in (16, 100):
+        torch.testing.assert_close(get_coupling(f"ot-blocks:{block}")(x0, x1), x0[block_assignment(x0, x1, block)])
+    assert not torch.equal(get_coupling("ot-blocks:16")(x0, x1), get_coupling("ot-blocks:100")(x0, x1))
+    torch.testing.assert_close(get_coupling("ot-blocks:300")(x0, x1), minibatch_ot(x0, x1))  # one block: exact
+    for bad in ("ot-blocks:1", "ot-blocks:x", "ot-blocks:-4", "ot:64"):
+        with pytest.raises(UserError, match="block size|unknown coupling"):
+            get_coupling(bad)
+    assert [is_ot(n) for n in ("ot", "ot-blocks", "ot-blocks:32", "independent")] == [True, True, True, False]
+
+
 @pytest.mark.parametrize("name", ["ot", "ot-blocks"])
 def test_ot_never_pairs_across_classes(name, gen):
     """Within-class OT: each class's data rows get as many noise rows as it has, and the pairing is

@@ -129,7 +129,8 @@ def test_nearest_known_frame_matches_a_loop_and_the_options_build_and_run():
             since, until = (t - before[-1]) / 7 if before else -1.0, (after[0] - t) / 7 if after else -1.0
             assert distance[b, t].tolist() == pytest.approx([since, until]), (b, t, idx)
     plain = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=False, known_distance=False))
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=True, temporal_attention_resolution=8))
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=True, known_distance=True,
+                                           temporal_attention_resolution=8))
     # [x, known, mask] (+ fill + 2 distances)
     assert (plain.conv_in.in_channels, net.conv_in.in_channels) == (3 * 16, 6 * 16)
     assert sum(isinstance(m, TemporalAttention) for m in net.modules()) > sum(
@@ -250,7 +251,7 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     fresh = tmp_path / "fresh"
     assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", *argv, "--out", str(fresh)]) == 0
     cfg = json.loads((fresh / "config.json").read_text())
-    assert cfg["model"]["fill_known"] and cfg["model"]["known_distance"] and cfg["train"]["objective"] == "data"
+    assert cfg["model"]["fill_known"] and cfg["train"]["objective"] == "data"
 
 
 def test_continue_fill_in_and_extend_from_the_cli_in_the_sources_units(video_run, tmp_path):
@@ -296,3 +297,10 @@ def test_bad_video_data_is_one_line(tmp_path, capsys):
         assert main(["train", "--data", spec, "--out", str(tmp_path / "r"), "--steps", "1"]) == 2
         err = capsys.readouterr().err.strip()
         assert message in err and len(err.splitlines()) == 1, err
+    clips, _ = moving_blobs(4, frames=4, size=8, seed=0)
+    np.save(tmp_path / "v.npy", (clips[:, :, 0] * 255).round().to(torch.uint8).numpy())
+    for coupling in ("ot", "ot-blocks", "ot-blocks:8"):  # the condition is the known frames: no re-pairing
+        assert main(["train", "--data", f"video:{tmp_path / 'v.npy'}", "--coupling", coupling, "--out",
+                     str(tmp_path / "r"), "--steps", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "do not apply to video" in err and len(err.splitlines()) == 1, err

@@ -21,6 +21,7 @@ never learns a path from one class's noise to another's data.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import torch
@@ -133,9 +134,10 @@ def minibatch_ot(x0: Tensor, x1: Tensor, groups: Tensor | None = None) -> Tensor
     return x0[_within_groups(ot_assignment, x0, x1, groups)]
 
 
-def blocked_ot(x0: Tensor, x1: Tensor, groups: Tensor | None = None) -> Tensor:
-    """:func:`minibatch_ot` solved within principal-direction blocks of at most 128 points (see the module)."""
-    return x0[_within_groups(block_assignment, x0, x1, groups)]
+def blocked_ot(x0: Tensor, x1: Tensor, groups: Tensor | None = None, block: int | None = None) -> Tensor:
+    """:func:`minibatch_ot` solved within principal-direction blocks of at most ``block`` points (default
+    ``BLOCK``, see the module)."""
+    return x0[_within_groups(partial(block_assignment, block=block), x0, x1, groups)]
 
 
 def condition_groups(cond: Tensor, k: int = 16, iterations: int = 25) -> Tensor:
@@ -168,7 +170,18 @@ COUPLINGS: dict[str, Coupling] = {"independent": independent, "ot": minibatch_ot
 
 
 def get_coupling(name: str) -> Coupling:
-    """A coupling by name."""
+    """A coupling by name; ``ot-blocks:N`` is ``ot-blocks`` with blocks of at most N points (N >= 2)."""
+    base, _, block = name.partition(":")
+    if base == "ot-blocks" and block:
+        if not block.isdigit() or int(block) < 2:
+            raise UserError(f"coupling '{name}': the block size after 'ot-blocks:' must be an integer >= 2, "
+                            "e.g. ot-blocks:128")
+        return partial(blocked_ot, block=int(block))
     if name not in COUPLINGS:
-        raise UserError(f"unknown coupling '{name}': expected one of {', '.join(COUPLINGS)}")
+        raise UserError(f"unknown coupling '{name}': expected one of {', '.join(COUPLINGS)} (or ot-blocks:N)")
     return COUPLINGS[name]
+
+
+def is_ot(name: str) -> bool:
+    """Whether a coupling name pairs noise with data by optimal transport (``ot``, ``ot-blocks[:N]``)."""
+    return name == "ot" or name.partition(":")[0] == "ot-blocks"

@@ -29,6 +29,18 @@ def non_negative_int(s: str) -> int:
     return _int_at_least(s, 0, "an integer >= 0")
 
 
+def coupling_name(s: str) -> str:
+    """An argparse type: ``auto`` or a coupling :func:`..couplings.get_coupling` knows (``ot-blocks:N`` too)."""
+    from ..couplings import get_coupling
+
+    if s != "auto":
+        try:
+            get_coupling(s)
+        except UserError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return s
+
+
 class Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line that points at --help."""
 

@@ -18,7 +18,7 @@ import torch
 from ..errors import UserError, require
 from ..modalities.registry import all_modalities, model_names
 from ..training.distributed import init_distributed, leave_worker, shutdown_distributed
-from .common import non_negative_int, positive_int
+from .common import coupling_name, non_negative_int, positive_int
 
 TRAIN_DEFAULTS = {
     "steps": 5000, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
@@ -88,10 +88,10 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    "the target, so guided samples cost 1 evaluation (default 1: none)")
     t.add_argument("--time-dist", help="uniform, logit_normal[:mean,std] or beta:a,b (a, b >= 1; beta:2,1 favours "
                    "the data end) " + _default("time_dist"))
-    t.add_argument("--coupling", choices=["auto", "independent", "ot", "ot-blocks"],
-                   help="noise-data pairing in a batch; ot = minibatch optimal transport (exact; within each class "
-                   "for a labelled run), ot-blocks = the same solved in blocks of 64 (1.2-1.3x an independent "
-                   "step, near-optimal); "
+    t.add_argument("--coupling", type=coupling_name,
+                   help="noise-data pairing in a batch: auto, independent, ot, ot-blocks[:N]; ot = minibatch optimal "
+                   "transport (exact; within each class for a labelled run), ot-blocks = the same solved in blocks "
+                   "of 64, or of N points (1.2-1.3x an independent step at 64, near-optimal); "
                    "default auto: ot-blocks for 1- and 2-D vectors (straighter paths, better at few evaluations), "
                    "independent otherwise")
     t.add_argument("--hidden", type=positive_int, help="MLP width (default 256)")

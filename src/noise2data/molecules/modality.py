@@ -94,7 +94,7 @@ class Molecules(Modality):
         if opts["preset"] not in EGNN_PRESETS:
             raise UserError(f"unknown EGNN preset '{opts['preset']}': expected one of {', '.join(EGNN_PRESETS)}")
         coupling = self.default_coupling(()) if opts.get("coupling", "auto") == "auto" else opts["coupling"]
-        if coupling == "ot-blocks":
+        if coupling.partition(":")[0] == "ot-blocks":
             raise UserError("--coupling ot-blocks pairs noise across a batch; for molecules use --coupling ot (each "
                             "molecule's noise permuted and rotated onto it) or independent")
         if opts["objective"] not in ("velocity", "data", "meanflow"):

@@ -44,7 +44,8 @@ class TrainConfig:
         coupling: how noise is paired with data in a batch: ``independent``, ``ot`` (minibatch
             optimal transport, within each class for labelled data and within k-means buckets of vector
             conditions; straighter paths, 2.6-3.5x the time of a step of
-            the default MLP at batch 512 on CPU) or ``ot-blocks`` (the same in blocks of 64; 1.2-1.3x).
+            the default MLP at batch 512 on CPU) or ``ot-blocks`` (the same in blocks of 64; 1.2-1.3x;
+            ``ot-blocks:N`` in blocks of N).
         seed: seeds the model's initialisation and every random draw of training.
         checkpoint_every: steps between checkpoints (a final one is always written).
         keep: how many checkpoints to keep (the newest).

@@ -69,6 +69,7 @@ class Video(Modality):
         return {"video-unet": (VideoUNet, VideoUNetConfig)}
 
     def load(self, opts: dict, resumed: dict | None = None) -> TrainingSet:
+        from ..couplings import is_ot
         from ..data import Standardizer
         from .data import load_video
         from .known import training_condition, unknown_weight
@@ -76,7 +77,8 @@ class Video(Modality):
 
         self.check_model(opts["model"])
         given = [flag for key, flag in REFUSED.items() if opts.get(key)]
-        if opts.get("cond") not in (None, "none") or opts.get("coupling") == "ot" or opts["standardize"] != "none":
+        if opts.get("cond") not in (None, "none") or is_ot(opts.get("coupling") or "auto") or \
+                opts["standardize"] != "none":
             given.append("--cond/--coupling ot/--standardize")
         if given:
             raise UserError(f"{', '.join(given)} do not apply to video: clips are used in [-1, 1], and their "

@@ -85,8 +85,8 @@ class TemporalConv(nn.Module):
     """A residual depthwise convolution across frames (kernel 3, zero padding), the same at every pixel.
 
     The weights live in a depthwise ``Conv3d`` (kernel (3, 1, 1)), but the product is three shifted
-    multiply-adds: on 2 CPU cores the backward of a depthwise 3-D convolution took ~12% of a training step
-    of the tiny preset, the shifts almost nothing."""
+    multiply-adds: on 2 CPU cores the depthwise 3-D convolution's backward alone took ~12% of a training
+    step of the tiny preset (torch profiler), the shifts almost nothing."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()

@@ -15,6 +15,11 @@
     python benchmarks/qm9.py --smiles ... --minutes 6 --rows plain,bands,bands+ot,bands+data,all,all+props --out DIR
     python benchmarks/qm9.py --smiles ... --minutes 6 --rows bands+data,bands+data+rbf,bands+data+sc,bands+data+rbf+sc
 
+On a GPU (``--device cuda``) each row trains for ``--minutes`` of wall clock (``train --minutes``: the clock
+ends the run and drives the learning rate's cosine) instead of steps from a measured step time:
+
+    python benchmarks/qm9.py --smiles ... --device cuda --preset small --minutes 10 --threads 8
+
 On a machine slowed by other tenants, ``--calibrate bands+data=0.103`` counts compute in the minutes of
 the idle machine the recorded runs had (its bands+data step took 0.103 s).
 
@@ -74,7 +79,7 @@ DESCRIBE = {
 def train_flags(npz: Path, args: argparse.Namespace, row: str) -> list[str]:
     props = ["--cond-file", str(properties_file(npz))] if row.endswith("+props") else []
     return ["train", "--data", f"molecules:{npz}", "--model", "egnn", "--preset", args.preset, "--batch-size",
-            str(args.batch_size), "--lr", str(args.lr), "--no-progress", *ROWS[row], *props]
+            str(args.batch_size), "--lr", str(args.lr), "--device", args.device, "--no-progress", *ROWS[row], *props]
 
 
 def properties_file(npz: Path) -> Path:
@@ -84,11 +89,11 @@ def properties_file(npz: Path) -> Path:
     return out
 
 
-def property_table(run_dir: Path, npz: Path, n: int, nfe: int) -> dict:
+def property_table(run_dir: Path, npz: Path, n: int, nfe: int, device: str) -> dict:
     """Property errors of samples asked for the properties of ``n`` training molecules: unconditional, with
     the condition at guidance 1 and 2, and with the heavy-atom composition as a hard constraint."""
     requests = property_requests(MoleculeSet.load(npz), n)
-    return property_error_table(load_run(run_dir), requests, guidance=2.0, steps=nfe // 2)
+    return property_error_table(load_run(run_dir, device=device), requests, guidance=2.0, steps=nfe // 2)
 
 
 def step_seconds(npz: Path, args: argparse.Namespace, row: str, scratch: Path) -> float:
@@ -103,8 +108,8 @@ def step_seconds(npz: Path, args: argparse.Namespace, row: str, scratch: Path) -
     return 1.0 / rate
 
 
-def evaluate(run_dir: Path, n: int, nfe: int, ref: set[str]) -> tuple[dict, float]:
-    r = load_run(run_dir)
+def evaluate(run_dir: Path, n: int, nfe: int, ref: set[str], device: str) -> tuple[dict, float]:
+    r = load_run(run_dir, device=device)
     t0 = time.perf_counter()
     mols = sample_molecules(r, n, solver="midpoint", steps=nfe // 2, seed=1)
     return molecule_metrics(mols, ref), time.perf_counter() - t0
@@ -124,6 +129,10 @@ def main() -> None:
     p.add_argument("--nfe-table", default="", help="e.g. 20,50,100: the last row at each budget")
     p.add_argument("--requests", type=int, default=200, help="property requests for a +props row")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="training and sampling device; not cpu: each row trains for "
+                   "--minutes of wall clock")
+    p.add_argument("--wall-clock", action="store_true", help="each row trains for --minutes of wall clock (the "
+                   "default off the CPU) instead of steps from its measured step time")
     p.add_argument("--out", default="benchmarks/results/qm9")
     p.add_argument("--calibrate", metavar="ROW=SECONDS", help="compute in a reference machine's minutes: ROW's step "
                    "took SECONDS there (e.g. bands+data=0.103, the idle machine of the recorded runs); every row's "
@@ -145,10 +154,11 @@ def main() -> None:
                                                                          [: args.eval_n]))}
     info: dict = {}
     runs = {row: out / f"run_{args.preset}_{row}" for row in rows}
-    todo = [row for row in rows if not (runs[row] / "config.json").exists()]
+    todo = [row for row in rows if not (runs[row] / "bench_info.json").exists()]
+    clock = args.device != "cpu" or args.wall_clock  # wall-clock budgets: no step times to measure
     # every recipe's step time first, in one block: keep the machine otherwise idle during it
-    secs = {row: step_seconds(npz, args, row, out / "scratch") for row in todo}
-    if args.calibrate and todo:
+    secs = {row: step_seconds(npz, args, row, out / "scratch") for row in todo if not clock}
+    if args.calibrate and todo and not clock:
         base, ref_seconds = args.calibrate.split("=")
         measured = secs[base] if base in secs else step_seconds(npz, args, base, out / "scratch")
         scale = float(ref_seconds) / measured
@@ -158,20 +168,26 @@ def main() -> None:
     for row in rows:
         run = runs[row]
         if row in todo:
-            steps = max(200, int(args.minutes * 60 / secs[row]))
-            print(f"{row}: {secs[row]:.3f} s/step -> {steps} steps", file=sys.stderr)
+            shutil.rmtree(run, ignore_errors=True)
+            if clock:
+                budget = ["--minutes", str(args.minutes), "--checkpoint-every", "2000"]
+            else:
+                steps = max(200, int(args.minutes * 60 / secs[row]))
+                print(f"{row}: {secs[row]:.3f} s/step -> {steps} steps", file=sys.stderr)
+                budget = ["--steps", str(steps), "--checkpoint-every", str(steps)]
             t0 = time.perf_counter()
-            if cli([*train_flags(npz, args, row), "--steps", str(steps), "--checkpoint-every", str(steps),
-                    "--keep", "1", "--out", str(run)]):
+            if cli([*train_flags(npz, args, row), *budget, "--keep", "1", "--out", str(run)]):
                 raise SystemExit(2)
-            info[row] = {"step_seconds": secs[row], "steps": steps, "train_seconds": time.perf_counter() - t0,
-                         "epochs": steps * args.batch_size / len(data)}
+            took = time.perf_counter() - t0
+            steps = json.loads((run / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+            info[row] = {"step_seconds": secs[row] if not clock else took / steps, "steps": steps,
+                         "train_seconds": took, "epochs": steps * args.batch_size / len(data)}
             (run / "bench_info.json").write_text(json.dumps(info[row]))
         else:
             info[row] = json.loads((run / "bench_info.json").read_text())
     ref = training_smiles(load_run(runs[rows[0]]))
     for row in rows:
-        res, took = evaluate(runs[row], args.eval_n, args.nfe, ref)
+        res, took = evaluate(runs[row], args.eval_n, args.nfe, ref, args.device)
         info[row]["sample_seconds"] = took
         results[row] = res
         print(f"{row}: {res['molecule_stability']:.3f} molecule stability ({took:.0f} s to sample)", file=sys.stderr)
@@ -179,11 +195,12 @@ def main() -> None:
     if args.nfe_table:
         last = runs[rows[-1]]
         for nfe in (int(v) for v in args.nfe_table.split(",")):
-            table[f"{rows[-1]}, {nfe} NFE"], secs = evaluate(last, args.eval_n, nfe, ref)
+            table[f"{rows[-1]}, {nfe} NFE"], secs = evaluate(last, args.eval_n, nfe, ref, args.device)
             table[f"{rows[-1]}, {nfe} NFE"]["seconds"] = secs
     print(f"\nQM9 subset of {len(data)} molecules (RDKit ETKDGv3 + MMFF94), EGNN {args.preset}, batch "
-          f"{args.batch_size}, lr {args.lr}, {args.minutes:g} min of training compute per row (steps from each "
-          f"recipe's own measured step time{'; calibrated ' + args.calibrate if args.calibrate else ''}); "
+          f"{args.batch_size}, lr {args.lr}, on {args.device}, {args.minutes:g} min of training "
+          + ("wall clock per row; " if clock else "compute per row (steps from each recipe's own measured step time"
+             f"{'; calibrated ' + args.calibrate if args.calibrate else ''}); ") +
           f"{args.eval_n} samples per row, midpoint, {args.nfe} NFE; novelty "
           "against the training conformers' SMILES")
     for row in rows:
@@ -197,7 +214,7 @@ def main() -> None:
         print("  " + ", ".join(f"{k}: {v['seconds']:.0f} s" for k, v in table.items()))
     props = {}
     for row in (r for r in rows if r.endswith("+props")):
-        props[row] = property_table(runs[row], npz, args.requests, args.nfe)
+        props[row] = property_table(runs[row], npz, args.requests, args.nfe, args.device)
         print(f"\nproperty errors of {row} ({args.requests} requests: the properties of training molecules; MAE over "
               "valid samples for rings and TPSA):")
         print(format_property_errors(props[row]))

@@ -75,6 +75,22 @@ def test_the_ot_block_size_is_chosen_stored_and_checked(tmp_path, capsys):
     assert e.value.code == 2 and "integer >= 2" in err[-1]
 
 
+def test_minutes_is_a_time_budget_kept_in_the_run(tmp_path, capsys):
+    out = tmp_path / "timed"
+    assert main(["train", "--data", "moons", "--out", str(out), "--hidden", "32", "--depth", "2", "--minutes", "0.01",
+                 "--batch-size", "64", "--no-progress", "--device", "cpu"]) == 0
+    train_cfg = json.loads((out / "config.json").read_text())["train"]
+    assert train_cfg["minutes"] == 0.01 and train_cfg["steps"] == 10**9  # no --steps: the clock ends the run
+    assert "min of training" in capsys.readouterr().err
+    assert main(["train", "--resume", "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    assert "nothing to train" in capsys.readouterr().err
+    for bad in ("0", "-1", "soon", "inf"):
+        with pytest.raises(SystemExit) as e:
+            main(["train", "--data", "moons", "--out", str(tmp_path / "bad"), "--minutes", bad])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert e.value.code == 2 and "--minutes: expected a positive number" in err[-1]
+
+
 def test_default_x_octaves_follow_the_dimension(run_dir, tmp_path):
     """The MLP gets 4 octaves of input features for 2-D points and none in 6-D (config.json keeps it); a
     run whose config predates the option resumes with none; the option is refused for other networks."""

@@ -207,3 +207,50 @@ def test_fp16_resume_restores_the_loss_scale(tmp_path):
     train(m4, make_path("condot"), data, _cfg(steps=30, precision="fp16", lr_schedule="constant"), progress=False,
           run_dir=weights_only, standardizer=stats, resume=True)
     assert json.loads((latest_checkpoint(weights_only) / "meta.json").read_text())["grad_scaler"]["scale"] == 2.0
+
+
+def test_a_time_budget_drives_the_cosine_by_the_clock():
+    cfg = TrainConfig(steps=10**9, minutes=2.0, lr=1e-3, warmup_steps=10)
+    assert abs(cfg.lr_at(500, seconds=60.0) - 0.5e-3) < 1e-12  # half the budget spent: half the peak, whatever the step
+    assert cfg.lr_at(5, seconds=60.0) < cfg.lr_at(10, seconds=60.0)  # the warm-up still counts steps
+    assert cfg.lr_at(500, seconds=120.0) < 1e-12 and cfg.lr_at(500, seconds=500.0) < 1e-12
+    steps_only = TrainConfig(steps=1000, lr=1e-3, warmup_steps=0)
+    assert steps_only.lr_at(500, seconds=1e6) == steps_only.lr_at(500)  # no budget: the clock is ignored
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(UserError, match="minutes must be"):
+            TrainConfig(minutes=bad)
+
+
+def test_a_time_budget_ends_the_run_and_a_resume_spends_the_rest(tmp_path, monkeypatch):
+    seen = []  # (step, seconds) handed to the schedule
+    lr_at = TrainConfig.lr_at
+    monkeypatch.setattr(TrainConfig, "lr_at", lambda self, step, seconds=0.0: seen.append((step, seconds))
+                        or lr_at(self, step, seconds))
+    model, data, stats = _setup()
+    budget = 0.01  # minutes: 0.6 s
+    res = train(model, make_path("condot"), data, _cfg(steps=10**6, minutes=budget, checkpoint_every=10**6),
+                run_dir=tmp_path, standardizer=stats, progress=False)
+    assert 1 < res.step < 10**6 and 0.6 <= res.seconds < 0.6 + 5.0
+    assert [s for s, _ in seen] == list(range(1, res.step + 1))
+    clock = [c for _, c in seen]
+    assert clock == sorted(clock) and clock[-1] < 0.6  # every step began inside the budget
+    from noise2data.training.checkpoint import load_checkpoint
+    _, meta = load_checkpoint(latest_checkpoint(tmp_path), ("model",))
+    assert meta["step"] == res.step and meta["train_seconds"] >= 0.6  # the final checkpoint: the run can go on
+    first = res.step
+    seen.clear()
+    model, data, stats = _setup()
+    res = train(model, make_path("condot"), data, _cfg(steps=10**6, minutes=2 * budget, checkpoint_every=10**6),
+                run_dir=tmp_path, standardizer=stats, resume=True, progress=False)
+    assert res.step > first and 1.2 <= res.seconds < 1.2 + 5.0
+    assert seen[0][0] == first + 1 and seen[0][1] >= 0.6  # the time spent before counts
+    model, data, stats = _setup()
+    again = train(model, make_path("condot"), data, _cfg(steps=10**6, minutes=2 * budget, checkpoint_every=10**6),
+                  run_dir=tmp_path, standardizer=stats, resume=True, progress=False)
+    assert again.step == res.step and not again.log  # spent: nothing more to do
+
+
+def test_a_step_cap_still_ends_a_budgeted_run_first():
+    model, data, _ = _setup()
+    res = train(model, make_path("condot"), data, _cfg(steps=15, minutes=10.0), progress=False)
+    assert res.step == 15 and res.seconds < 60

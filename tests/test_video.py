@@ -3,6 +3,8 @@ continued along its true path, the metrics' perfect values, GIF round trips and 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -176,6 +178,8 @@ def test_a_learned_blob_is_continued_along_its_true_path_and_known_frames_come_b
 def test_metrics_are_perfect_on_identical_clips_and_grow_with_corruption():
     clips, centres = moving_blobs(16, frames=6, size=16, seed=1)
     assert float(M.ssim(clips, clips).min()) > 0.9999 and float(M.psnr(clips, clips).min()) >= 99
+    assert float(M.frame_sse(clips, clips).abs().max()) == 0  # OpenSTL's MSE: summed over a frame's 16 x 16 pixels
+    assert torch.allclose(M.frame_sse(clips + 0.1, clips), torch.full((16, 6), 256 * 0.01), rtol=1e-5)
     assert float((M.centres(clips) - centres).norm(dim=-1).max()) < 0.3
     g = torch.Generator().manual_seed(0)
     last_p, last_s = 100.0, 1.0
@@ -267,6 +271,20 @@ def test_continue_fill_in_and_extend_from_the_cli_in_the_sources_units(video_run
                  "--steps", "2", "--out", str(tmp_path / "long.npz")]) == 0
     assert np.load(tmp_path / "long.npz")["samples"].shape == (2, 14, 16, 16)
     assert main(["sample", str(run), "--n", "3", "--steps", "2", "--out", str(tmp_path / "strip.png")]) == 0
+
+
+def test_eval_predicts_from_the_frames_asked_for_and_reports_openstl_mse(video_run, tmp_path, capsys):
+    root, run = video_run
+    out = tmp_path / "e.json"
+    assert main(["eval", str(run), "--data", f"video:{root / 'v.npz'}", "--n", "4", "--best-of", "1", "--steps", "2",
+                 "--context-frames", "5", "--out", str(out)]) == 0
+    pred = json.loads(out.read_text())["metrics"]["prediction"]
+    assert pred["known"] == 5 and pred["frames"] == [5, 6, 7]
+    assert len(pred["mse"]["per_frame"]) == 3 and 0 < pred["mse"]["mean"] <= 16 * 16  # at most 1 per pixel
+    assert "MSE per frame" in capsys.readouterr().out
+    assert main(["eval", str(run), "--data", f"video:{root / 'v.npz'}", "--n", "4", "--context-frames", "8"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--context-frames must be 1..7" in err and len(err.splitlines()) == 1
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -24,6 +24,17 @@ def positive_int(s: str) -> int:
     return _int_at_least(s, 1, "a positive integer")
 
 
+def positive_float(s: str) -> float:
+    """An argparse type: a finite number > 0."""
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
+    if not (v > 0 and v != float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {v}")
+    return v
+
+
 def non_negative_int(s: str) -> int:
     """An argparse type: an integer >= 0."""
     return _int_at_least(s, 0, "an integer >= 0")

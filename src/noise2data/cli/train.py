@@ -18,10 +18,10 @@ import torch
 from ..errors import UserError, require
 from ..modalities.registry import all_modalities, model_names
 from ..training.distributed import init_distributed, leave_worker, shutdown_distributed
-from .common import coupling_name, non_negative_int, positive_int
+from .common import coupling_name, non_negative_int, positive_float, positive_int
 
 TRAIN_DEFAULTS = {
-    "steps": 5000, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
+    "steps": 5000, "minutes": None, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
     "time_dist": "uniform", "hidden": 256, "depth": 4, "time_embedding": "sinusoidal", "seed": 0,
     "device": "auto", "n_data": 100_000, "standardize": "feature", "ema_decay": 0.999, "grad_clip": 1.0,
     "checkpoint_every": 1000, "keep": 3, "key": None, "coupling": "auto",
@@ -32,6 +32,7 @@ TRAIN_DEFAULTS = {
     "mf_ratio": 0.25, "mf_power": 1.0, "mf_jvp": "forward", "mf_guidance": 1.0, "size_bands": None,
     "rbf": None, "self_condition": None, "x_octaves": None,
 }
+TIME_BUDGET_STEP_CAP = 10**9  # --steps of a run with --minutes and no --steps of its own
 # Settings that define the model and its training problem: a resumed run must not change them.
 FIXED_ON_RESUME = (
     "data", "key", "n_data", "standardize", "path", "objective", "hidden", "depth", "time_embedding",
@@ -69,6 +70,9 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--standardize", choices=["feature", "global", "none"], help="data scaling "
                    + _default("standardize"))
     t.add_argument("--steps", type=positive_int, help="optimiser steps in all " + _default("steps"))
+    t.add_argument("--minutes", type=positive_float, help="a wall-clock budget: train for this many minutes "
+                   "(checkpoint writes not counted), the lr's cosine following the time spent; --steps, if given, "
+                   "is then a cap (default: none, --steps ends the run)")
     t.add_argument("--batch-size", type=positive_int, help=_default("batch_size"))
     t.add_argument("--lr", type=float, help="AdamW learning rate " + _default("lr"))
     t.add_argument("--lr-schedule", choices=["cosine", "constant"], help="decay of the lr (default cosine)")
@@ -272,6 +276,8 @@ def train_command(args: argparse.Namespace) -> int:
         if foreign:
             raise UserError(f"{', '.join(foreign)} does not apply to {modality.name} data")
         opts = {**TRAIN_DEFAULTS, **modality.defaults, **given}
+        if opts["minutes"] and "steps" not in given:
+            opts["steps"] = TIME_BUDGET_STEP_CAP  # the clock ends the run
         if opts["objective"] == "meanflow" and "time_embedding" not in given:
             opts["time_embedding"] = "smooth"  # MeanFlow's target differentiates in t (models/embeddings.py)
     return start_training(modality, args, opts, out, cfg)
@@ -321,7 +327,8 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
     if opts["coupling"] == "auto":  # resolved once, so config.json and a resume keep what was used
         opts["coupling"] = modality.default_coupling(shape)
     path = make_path(opts["path"])
-    tcfg = TrainConfig(steps=opts["steps"], batch_size=opts["batch_size"], lr=opts["lr"],
+    tcfg = TrainConfig(steps=opts["steps"], minutes=float(opts["minutes"] or 0.0), batch_size=opts["batch_size"],
+                       lr=opts["lr"],
                        objective=opts["objective"], time_dist=_time_dist(opts["time_dist"]),
                        coupling=opts["coupling"], lr_schedule=opts["lr_schedule"],
                        warmup_steps=opts["warmup_steps"],
@@ -354,7 +361,7 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
             "path": path.spec(), "model": model_config, "train": tcfg.to_dict(), "cli": opts, **ts.extra_config,
             **(derived.section if derived is not None else {}),
         })
-    elif ctx.is_main and opts["steps"] != cfg["train"]["steps"]:
+    elif ctx.is_main and (opts["steps"], tcfg.minutes) != (cfg["train"]["steps"], cfg["train"].get("minutes", 0.0)):
         write_run_config(out, {**{k: v for k, v in cfg.items() if k != "noise2data_version"},
                                "train": tcfg.to_dict(), "cli": opts})
     ctx.barrier()  # config.json is written before anyone reads it
@@ -378,9 +385,13 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
                    batches=ts.batches, coupling=ts.coupling, loss_fn=ts.loss,
                    predict=ts.predict)
     final = result.log[-1][1] if result.log else float("nan")
-    if ctx.is_main:
+    if ctx.is_main and not result.log:
+        print(f"nothing to train: {out} is at step {result.step}, the end of its --steps or --minutes; pass larger "
+              "ones with --resume to continue", file=sys.stderr)
+    elif ctx.is_main:
         skips = f", {result.skipped} non-finite steps skipped" if result.skipped else ""
-        print(f"done: step {result.step}, final loss {final:.4f}, {result.steps_per_sec:.1f} steps/s{skips}",
+        print(f"done: step {result.step}, final loss {final:.4f}, {result.steps_per_sec:.1f} steps/s, "
+              f"{result.seconds / 60:.1f} min of training{skips}",
               file=sys.stderr)
     return 0
 

@@ -25,6 +25,11 @@ class TrainConfig:
 
     Attributes:
         steps: optimiser steps in all (a resumed run continues up to this number).
+        minutes: a wall-clock budget (0: none). Training stops once this many minutes of training
+            time have passed (checkpoint writes and evaluations not counted; a resumed run counts the
+            time it spent before), and the cosine follows the share of the budget spent instead of the
+            step; ``steps`` is then only a cap. Such a run follows a clock, so it is not bit-exact
+            across machines or resumes (a step-counted run is).
         batch_size: samples per step.
         lr, weight_decay: AdamW's peak learning rate and decoupled weight decay.
         lr_schedule: ``cosine`` (decay to 0 at ``steps``) or ``constant``; either after a linear
@@ -65,6 +70,7 @@ class TrainConfig:
     """
 
     steps: int = 5000
+    minutes: float = 0.0
     batch_size: int = 512
     lr: float = 2e-3
     lr_schedule: str = "cosine"
@@ -96,6 +102,8 @@ class TrainConfig:
                 raise UserError(f"{name.replace('_', '-')} must be a positive integer, got {v!r}")
         if not isinstance(self.eval_every, int) or self.eval_every < 0:
             raise UserError(f"eval-every must be a non-negative integer (0 = off), got {self.eval_every!r}")
+        if not (isinstance(self.minutes, (int, float)) and math.isfinite(self.minutes) and self.minutes >= 0):
+            raise UserError(f"minutes must be a number >= 0 (0 = no time budget), got {self.minutes!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise UserError(f"unknown lr schedule '{self.lr_schedule}': expected one of {', '.join(LR_SCHEDULES)}")
         if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
@@ -125,11 +133,13 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def lr_at(self, step: int) -> float:
-        """The learning rate for optimiser step ``step`` (1-based)."""
+    def lr_at(self, step: int, seconds: float = 0.0) -> float:
+        """The learning rate for optimiser step ``step`` (1-based), after ``seconds`` of training time
+        (which only a run with a time budget, ``minutes > 0``, looks at)."""
         warm = min(1.0, step / self.warmup_steps) if self.warmup_steps else 1.0
         if self.lr_schedule == "cosine":
-            return self.lr * warm * 0.5 * (1 + math.cos(math.pi * min(step, self.steps) / self.steps))
+            done = min(seconds / (60 * self.minutes), 1.0) if self.minutes else min(step, self.steps) / self.steps
+            return self.lr * warm * 0.5 * (1 + math.cos(math.pi * done))
         return self.lr * warm
 
     @classmethod

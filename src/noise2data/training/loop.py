@@ -45,6 +45,7 @@ class TrainResult:
         step: the last completed step.
         log: ``(step, mean loss since the previous entry)`` pairs.
         steps_per_sec: optimiser steps per second over this call (excluding checkpoint writes).
+        seconds: training time in all, earlier calls' included (checkpoint writes and evaluations not).
         model, ema: the trained network and its average (the one to sample from).
         skipped: steps skipped for a non-finite loss or gradient (``skip_nonfinite``), in all.
     """
@@ -52,6 +53,7 @@ class TrainResult:
     step: int
     log: list[tuple[int, float]] = field(default_factory=list)
     steps_per_sec: float = 0.0
+    seconds: float = 0.0
     model: nn.Module | None = None
     ema: nn.Module | None = None
     skipped: int = 0
@@ -223,7 +225,7 @@ def train(
     ema = make_ema(model)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator(device).manual_seed(config.seed)  # the same stream on every rank
-    start, skipped = 0, 0
+    start, skipped, spent_before = 0, 0, 0.0
     run_dir = Path(run_dir) if run_dir is not None else None
     writer_dir = run_dir if ctx.is_main else None  # only rank 0 writes files
     if writer_dir is not None:
@@ -241,13 +243,14 @@ def train(
         opt.load_state_dict(unflatten_optimizer(groups["optimizer"], meta["optimizer"]))
         set_rng_state(gen, groups["rng"])
         start, skipped = int(meta["step"]), int(meta.get("skipped", 0))
+        spent_before = float(meta.get("train_seconds", 0.0))
         if scaler is not None and meta.get("grad_scaler"):
             scaler.load_state_dict(meta["grad_scaler"])  # fp16: the loss scale it had reached
         if writer_dir is not None:
             trim_log(writer_dir / LOG_FILE, start)
     ctx.barrier()  # nobody starts before rank 0 has trimmed the log and every rank has loaded
 
-    def checkpoint(step: int) -> None:
+    def checkpoint(step: int, seconds: float) -> None:
         if writer_dir is None:
             return
         opt_tensors, opt_rest = flatten_optimizer(opt.state_dict())
@@ -255,7 +258,8 @@ def train(
                   "rng": rng_state(gen)}
         if standardizer is not None:
             groups["stats"] = standardizer.state_dict()
-        meta = {"version": __version__, "optimizer": opt_rest, "skipped": skipped, "train": config.to_dict()}
+        meta = {"version": __version__, "optimizer": opt_rest, "skipped": skipped, "train": config.to_dict(),
+                "train_seconds": seconds}
         if scaler is not None:
             meta["grad_scaler"] = scaler.state_dict()
         if hasattr(model, "config") and hasattr(model.config, "to_dict"):
@@ -266,21 +270,35 @@ def train(
     model.train()
     result = TrainResult(step=start, model=model, ema=ema)
     logger = MetricsLogger(writer_dir, tensorboard=tensorboard)
-    bar = _progress(config.steps, start, progress and ctx.is_main)
+    budget = 60.0 * config.minutes  # seconds of training time; 0: steps alone end the run
+    bar = _progress(None if budget else config.steps, start, progress and ctx.is_main)
     loss_sum = torch.zeros((), device=device)
     deq = None  # dequantisation noise width in the model's units, per coordinate
     if config.dequantize > 0:
         std = standardizer.std if standardizer is not None else torch.ones(data.shape[1:])
         deq = (config.dequantize / std).to(device=device, dtype=data.dtype)
     n_since, t_since, train_time, in_a_row = 0, time.perf_counter(), 0.0, 0
+    loop_start, paused = time.perf_counter(), 0.0  # paused: checkpoint writes and evaluations
+
+    def spent() -> float:
+        """Training seconds so far, this call's and earlier ones'; under torchrun the ranks' mean, so that every
+        rank takes the same learning rate and stops at the same step."""
+        seconds = spent_before + time.perf_counter() - loop_start - paused
+        if budget and ctx.active:
+            seconds = float(ctx.mean(torch.tensor(seconds, dtype=torch.float64, device=device)))
+        return seconds
+
     try:
         for step in range(start + 1, config.steps + 1):
+            seconds = spent() if budget else 0.0
+            if budget and seconds >= budget:  # a resumed run whose budget was already spent
+                break
             if batches is not None:
                 idx = batches(config.batch_size, gen, device)
             else:
                 idx = torch.randint(0, data.shape[0], (config.batch_size,), generator=gen, device=device)
             for group in opt.param_groups:
-                group["lr"] = config.lr_at(step)
+                group["lr"] = config.lr_at(step, seconds)
             x1 = data[idx]
             if config.hflip:  # drawn from the training stream, so resume stays exact
                 x1 = random_hflip(x1, gen)
@@ -328,8 +346,10 @@ def train(
                 ema_update_(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
                 loss_sum += loss.detach()
                 n_since += 1
-            at_log = step % config.log_every == 0 or step == config.steps
-            at_ckpt = step % config.checkpoint_every == 0 or step == config.steps
+            out_of_time = bool(budget) and spent() >= budget
+            last = step == config.steps or out_of_time
+            at_log = step % config.log_every == 0 or last
+            at_ckpt = step % config.checkpoint_every == 0 or last
             if at_log or at_ckpt:
                 mean_loss = ctx.mean(loss_sum).item() / max(n_since, 1)
                 elapsed = time.perf_counter() - t_since
@@ -339,25 +359,33 @@ def train(
                 if bar is not None:
                     bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
                 elif progress and ctx.is_main:
-                    print(f"step {step}/{config.steps} loss {mean_loss:.4f} "
-                          f"({n_since / elapsed:.1f} steps/s)", file=sys.stderr)
+                    where = f"{spent() / 60:.1f} of {config.minutes:g} min" if budget else f"of {config.steps}"
+                    print(f"step {step} {where} loss {mean_loss:.4f} ({n_since / elapsed:.1f} steps/s)",
+                          file=sys.stderr)
                 loss_sum.zero_()
                 result.steps_per_sec = (step - start) / train_time
                 n_since = 0
                 if at_ckpt:
-                    checkpoint(step)
+                    pause = time.perf_counter()
+                    checkpoint(step, spent_before + pause - loop_start - paused)
+                    paused += time.perf_counter() - pause
                 t_since = time.perf_counter()
             if evaluator is not None and ctx.is_main and config.eval_every and step % config.eval_every == 0:
+                pause = time.perf_counter()
                 with torch.no_grad():
                     logger.evaluation(step, evaluator(ema, step))
                 t_since = time.perf_counter()  # evaluation time is not training time
+                paused += t_since - pause
             if bar is not None:
                 bar.update(1)
             result.step = step
+            if out_of_time:
+                break
     finally:
         if bar is not None:
             bar.close()
         logger.close()
     result.skipped = skipped
+    result.seconds = spent_before + time.perf_counter() - loop_start - paused
     model.eval()
     return result

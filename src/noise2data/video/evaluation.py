@@ -1,7 +1,8 @@
 """Evaluating a video run on real clips (a held-out file given with ``--data``, else the training file):
 
-- prediction (the first T // 4 frames known; 4 of 16): PSNR and SSIM of each predicted frame (the
-  mean over ``best_of`` samples, and the best of them per clip), beside copying the last known frame;
+- prediction (the first ``context_frames`` known, default T // 4: 4 of 16): PSNR, SSIM and MSE (the squared
+  error summed over a frame's pixels in [0, 1], as OpenSTL reports it) of each predicted frame (the mean over
+  ``best_of`` samples, and the best of them per clip), beside copying the last known frame;
 - interpolation (the first and last frames known): the same, beside copying the nearer known frame;
 - digit centres (one-digit clips with stored centres): the error of the predicted digit's centre
   against the true one at each predicted frame, beside the copy baseline;
@@ -45,7 +46,7 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
     todo = ~mask[0]
     target = _unit(real)[:, todo]
     base = _unit(baseline)[:, todo]
-    psnrs, ssims, samples = [], [], []
+    psnrs, ssims, sses, samples = [], [], [], []
     start = time.perf_counter()
     for k in range(best_of):
         x = sample_clips(run, len(real), context=real, mask=mask, solver=request.solver, steps=request.steps,
@@ -53,13 +54,16 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
         pred = _unit(x)[:, todo]
         psnrs.append(M.psnr(pred, target))
         ssims.append(M.ssim(pred, target))
+        sses.append(M.frame_sse(pred, target))
         samples.append(pred)
     secs = (time.perf_counter() - start) / (best_of * len(real))
     p, s = torch.stack(psnrs), torch.stack(ssims)  # (k, N, T')
     out = {"frames": [int(i) for i in todo.nonzero()[:, 0]], "seconds_per_clip": secs,
            "psnr": M.summary(p.mean(0)), "ssim": M.summary(s.mean(0)),
            "psnr_best": float(p.mean(2).max(0).values.mean()), "ssim_best": float(s.mean(2).max(0).values.mean()),
-           "baseline_psnr": M.summary(M.psnr(base, target)), "baseline_ssim": M.summary(M.ssim(base, target))}
+           "mse": M.summary(torch.stack(sses).mean(0)),
+           "baseline_psnr": M.summary(M.psnr(base, target)), "baseline_ssim": M.summary(M.ssim(base, target)),
+           "baseline_mse": M.summary(M.frame_sse(base, target))}
     if true_centres is not None:
         tc = true_centres[:, todo]
         err = (M.centres(samples[0]) - tc).norm(dim=-1)  # (N, T')
@@ -89,7 +93,9 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     centres = data.centers[:n, :, 0] if one_digit else None
     truth = data.labels[:n, 0] if data.labels is not None and one_digit else None
     ext = load_extractor(extra["classifier"]) if extra.get("classifier") else None
-    k = max(1, t_model // 4)
+    k = extra.get("context_frames") or max(1, t_model // 4)
+    if not 1 <= k < t_model:
+        raise UserError(f"--context-frames must be 1..{t_model - 1} (of the run's {t_model} frames), got {k}")
     result: dict = {"run": str(run.run_dir), "step": run.step, "n": n, "reference": spec,
                     "sampler": {"solver": request.solver, "steps": request.steps, "best_of": best_of},
                     "classifier": ext.info() if ext is not None else None, "metrics": {}}
@@ -137,6 +143,8 @@ def format_video_eval(r: dict) -> str:
                      f"{t['baseline_psnr']['mean']:.2f} dB")
         lines.append(f"  SSIM {t['ssim']['mean']:.4f} (best {t['ssim_best']:.4f}), baseline "
                      f"{t['baseline_ssim']['mean']:.4f}")
+        if "mse" in t:  # eval.json files written before it was measured lack it
+            lines.append(f"  MSE per frame {t['mse']['mean']:.1f}, baseline {t['baseline_mse']['mean']:.1f}")
         if "centre_error" in t:
             lines.append(f"  digit centre error {t['centre_error']['mean']:.2f} px, baseline "
                          f"{t['baseline_centre_error']['mean']:.2f} px")

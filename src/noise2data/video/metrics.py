@@ -20,6 +20,12 @@ def psnr(a: Tensor, b: Tensor) -> Tensor:
     return (10 * torch.log10(1.0 / mse.clamp(min=1e-10))).float()
 
 
+def frame_sse(a: Tensor, b: Tensor) -> Tensor:
+    """Squared error summed over each frame's pixels and channels, ``(N, T, C, H, W)`` x2 -> ``(N, T)``
+    (OpenSTL's "MSE" for Moving MNIST, with pixels in [0, 1])."""
+    return (a.double() - b.double()).pow(2).flatten(2).sum(2).float()
+
+
 def _gaussian(size: int = 11, sigma: float = 1.5) -> Tensor:
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
     g = torch.exp(-x.pow(2) / (2 * sigma**2))

@@ -58,6 +58,8 @@ class Video(Modality):
                                      "classes judge each frame's digit (identity)"}),
         (("--best-of",), {"type": int, "default": None, "help": "video: samples per context clip for best-of-k "
                                                                 "PSNR/SSIM (default 4)"}),
+        (("--context-frames",), {"type": int, "default": None, "help": "video: frames given for prediction (default "
+                                                                       "a quarter of the clip, e.g. 4 of 16)"}),
     )
 
     def matches(self, spec: str) -> bool:

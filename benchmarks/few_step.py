@@ -25,6 +25,11 @@ its reference; the distilled model in 1, 2 and 4 jumps.
     python benchmarks/few_step.py                       # checkerboard, moons; ~25 min on 2 cores
     python benchmarks/few_step.py --sets moons --steps 2000 --dir /tmp/fs   # a smoke run
     python benchmarks/few_step.py --sets "" --mnist ../shared/data/mnist --mnist-steps 3000
+
+``--meanflow-variants "NAME=FLAGS;..."`` adds MeanFlow-from-scratch rows with other training flags, and
+``--methods`` limits what is trained and scored (the base is always trained: it is the time reference):
+
+    python benchmarks/few_step.py --sets moons --methods meanflow,mf-r0.5 --meanflow-variants "mf-r0.5=--mf-ratio 0.5"
 """
 
 from __future__ import annotations
@@ -49,27 +54,35 @@ NFES = (1, 2, 4, 8)
 BASE_SOLVERS = ("euler", "midpoint", "dpm++2m", "unipc2")
 
 
-def methods(steps: int) -> dict[str, tuple[str, list[str], str | None]]:
-    """name -> (command, arguments, source method whose time counts too)."""
+def methods(steps: int, variants: str = "") -> dict[str, tuple[str, list[str], str | None]]:
+    """name -> (command, arguments, source method whose time counts too); ``variants`` ("NAME=FLAGS;...") adds
+    MeanFlow-from-scratch runs with those training flags."""
     common = ["--time-embedding", "smooth", "--coupling"]
+    mf = ["--steps", str(steps * 3 // 2), "--objective", "meanflow", "--coupling", "independent"]
+    extra = {}
+    for item in filter(None, (v.strip() for v in variants.split(";"))):
+        name, sep, flags = item.partition("=")
+        if not sep or not name.strip():
+            raise SystemExit(f"bad --meanflow-variants item {item!r}: write NAME=FLAGS, e.g. mf-r0.5=--mf-ratio 0.5")
+        extra[name.strip()] = ("train", [*mf, *flags.split()], None)
     return {
         "base": ("train", ["--steps", str(steps), *common, "independent"], None),
         "ot-blocks": ("train", ["--steps", str(steps), *common, "ot-blocks"], None),  # the 2-D default coupling
         "reflow": ("reflow", ["--steps", str(steps // 2), "--pairs", "50000"], "base"),
-        "meanflow": ("train", ["--steps", str(steps * 3 // 2), "--objective", "meanflow", "--coupling", "independent"],
-                     None),
+        "meanflow": ("train", mf, None),
         "distilled": ("distill", ["--steps", str(steps * 3 // 4)], "base"),
         "dist-ot": ("distill", ["--steps", str(steps // 2)], "ot-blocks"),
+        **extra,
     }
 
 
-def train_all(data: str, root: Path, steps: int) -> dict[str, float]:
-    """Train every method on ``data`` under ``root`` (a finished run is reused); seconds of each."""
+def train_all(data: str, root: Path, todo: dict[str, tuple[str, list[str], str | None]]) -> dict[str, float]:
+    """Train the methods ``todo`` on ``data`` under ``root`` (a finished run is reused); seconds of each."""
     seconds: dict[str, float] = {}
     timing = root / "seconds.json"
     if timing.is_file():
         seconds = json.loads(timing.read_text())
-    for name, (command, args, source) in methods(steps).items():
+    for name, (command, args, source) in todo.items():
         out = root / name
         if name in seconds and (out / "config.json").is_file():
             continue
@@ -170,16 +183,29 @@ def main() -> None:
     p.add_argument("--mnist-steps", type=int, default=3000, help="steps of the MNIST base model (default 3000)")
     p.add_argument("--mnist-n", type=int, default=1000, help="samples per MNIST FID (default 1000)")
     p.add_argument("--mnist-methods", default="base,distilled", help="MNIST: base and/or distilled (default both)")
+    p.add_argument("--methods", help="comma-separated methods to train and score (default all)")
+    p.add_argument("--meanflow-variants", default="", help='extra MeanFlow-from-scratch rows, "NAME=FLAGS;..." '
+                   '(e.g. "mf-r0.5=--mf-ratio 0.5")')
     args = p.parse_args()
+    every = methods(args.steps, args.meanflow_variants)
+    chosen = args.methods.split(",") if args.methods else list(every)
+    unknown = [m for m in chosen if m not in every]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {', '.join(unknown)}: choose among {', '.join(every)}")
+    # what is scored, plus what it needs: the base (the time reference) and each derived run's source
+    needed = {"base", *chosen, *(every[m][2] for m in chosen if every[m][2])}
+    todo = {name: spec for name, spec in every.items() if name in needed}
     results = {"version": __version__, "machine": platform.platform(), "threads": torch.get_num_threads(),
                "steps": args.steps, "n": args.n, "repeats": args.repeats, "sets": {}}
     for data in filter(None, args.sets.split(",")):
         root = Path(args.dir) / data
         root.mkdir(parents=True, exist_ok=True)
-        seconds = train_all(data, root, args.steps)
+        seconds = train_all(data, root, todo)
         floors = floors_of(data, args.n, args.repeats)
         table = {}
-        for name, (_, _, source) in methods(args.steps).items():
+        for name, (_, _, source) in todo.items():
+            if name not in chosen:
+                continue
             cost = seconds[name] + (seconds[source] if source else 0.0)
             table[name] = {"seconds": cost, "cost_vs_base": cost / seconds["base"],
                            "scores": score(root / name, data, args.n, floors, name == "base")}

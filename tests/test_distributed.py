@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -158,3 +159,14 @@ def test_molecule_training_on_two_processes_equals_one(tmp_path):
         assert r.returncode == 0, r.stderr
     assert "2 processes of 4" in r.stderr
     assert_close(weights(outs[0], 10), weights(outs[1], 10), atol=1e-5)
+
+
+def test_a_time_budget_ends_every_process_at_the_same_step(tmp_path):
+    # each rank reads its own clock; they must agree on the learning rate and the last step, or the gradient
+    # all-reduce of the step one of them skips never completes
+    out = tmp_path / "timed"
+    r = train(out, 10**6, 2, "--minutes", "0.05")
+    assert r.returncode == 0, r.stderr[-2000:]
+    last = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["step"]
+    assert 1 < last < 10**6 and (out / "checkpoints" / f"step_{last:08d}").is_dir()
+    assert "min of training" in r.stderr

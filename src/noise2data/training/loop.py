@@ -280,11 +280,12 @@ def train(
     n_since, t_since, train_time, in_a_row = 0, time.perf_counter(), 0.0, 0
     loop_start, paused = time.perf_counter(), 0.0  # paused: checkpoint writes and evaluations
 
-    def spent() -> float:
-        """Training seconds so far, this call's and earlier ones'; under torchrun the ranks' mean, so that every
-        rank takes the same learning rate and stops at the same step."""
+    def spent(agree: bool = True) -> float:
+        """Training seconds so far, this call's and earlier ones'; under torchrun with ``agree`` (a collective
+        call: every rank must make it) the ranks' mean, so that all take the same learning rate and stop at the
+        same step."""
         seconds = spent_before + time.perf_counter() - loop_start - paused
-        if budget and ctx.active:
+        if budget and agree and ctx.active:
             seconds = float(ctx.mean(torch.tensor(seconds, dtype=torch.float64, device=device)))
         return seconds
 
@@ -359,7 +360,8 @@ def train(
                 if bar is not None:
                     bar.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
                 elif progress and ctx.is_main:
-                    where = f"{spent() / 60:.1f} of {config.minutes:g} min" if budget else f"of {config.steps}"
+                    where = (f"{spent(agree=False) / 60:.1f} of {config.minutes:g} min" if budget
+                             else f"of {config.steps}")
                     print(f"step {step} {where} loss {mean_loss:.4f} ({n_since / elapsed:.1f} steps/s)",
                           file=sys.stderr)
                 loss_sum.zero_()

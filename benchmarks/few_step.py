@@ -20,7 +20,9 @@ With ``--mnist DIR`` (MNIST IDX files) it also trains a class-conditional tiny U
 embedding) and distils it (``distilled``, MeanFlow with the base as teacher), trains the in-domain FID
 extractor, and reports FID beside its floor and class accuracy (guidance 1) at each budget through
 ``noise2data eval --sweep``: the base with euler, midpoint, dpm++2m and unipc2, and 64 midpoint evaluations as
-its reference; the distilled model in 1, 2 and 4 jumps.
+its reference; the distilled model in 1, 2 and 4 jumps. ``--mnist-methods base-ot,dist-ot`` adds the base
+trained with minibatch OT within each class and its jump model (the toys' best few-step recipe);
+``--mnist-distill-steps`` sets the distillations' length.
 
     python benchmarks/few_step.py                       # checkerboard, moons; ~25 min on 2 cores
     python benchmarks/few_step.py --sets moons --steps 2000 --dir /tmp/fs   # a smoke run
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -126,19 +129,33 @@ def score(run_dir: Path, data: str, n: int, floors: list[float], base_family: bo
     return out
 
 
-def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] = ("base", "distilled")) -> dict:
-    """Base and distilled class-conditional U-Nets on MNIST; FID, its floor and class accuracy per budget."""
+MNIST_SOURCE = {"distilled": "base", "dist-ot": "base-ot"}  # a derived run's cost includes its source's
+
+
+def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] = ("base", "distilled"),
+          distill_steps: int | None = None) -> dict:
+    """Class-conditional U-Nets on MNIST: the base, its jump model (``distilled``), and optionally the base
+    trained with OT within each class (``base-ot``) and its jump model (``dist-ot``); FID, its floor and
+    class accuracy per budget. ``distill_steps`` defaults to half the base's steps."""
+    distill_steps = distill_steps or steps // 2
+    methods = tuple(dict.fromkeys([*(MNIST_SOURCE[m] for m in methods if m in MNIST_SOURCE), *methods]))
     root.mkdir(parents=True, exist_ok=True)
     timing = root / "seconds.json"
     seconds = json.loads(timing.read_text()) if timing.is_file() else {}
     fx = root / "fx.safetensors"
     if not fx.is_file():
         assert cli(["features", "--data", f"mnist:{folder}", "--out", str(fx)]) == 0
+    base = ["train", "--data", f"mnist:{folder}", "--model", "unet", "--cond", "label", "--time-embedding",
+            "smooth", "--steps", str(steps)]
     jobs = {
-        "base": ["train", "--data", f"mnist:{folder}", "--model", "unet", "--cond", "label", "--time-embedding",
-                 "smooth", "--steps", str(steps)],
-        "distilled": ["distill", str(root / "base"), "--steps", str(steps // 2)],
+        "base": base,
+        "base-ot": [*base, "--coupling", "ot"],  # exact minibatch OT, pairs only within a class
+        "distilled": ["distill", str(root / "base"), "--steps", str(distill_steps)],
+        "dist-ot": ["distill", str(root / "base-ot"), "--steps", str(distill_steps)],
     }
+    unknown = [m for m in methods if m not in jobs]
+    if unknown:
+        raise SystemExit(f"unknown MNIST method(s) {', '.join(unknown)}: choose among {', '.join(jobs)}")
     for name, argv in jobs.items():
         if name in seconds or name not in methods:
             continue
@@ -149,7 +166,8 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
         timing.write_text(json.dumps(seconds))
     table = {}
     for name, sweeps in {"base": [("euler,midpoint,dpm++2m,unipc2", "1,2,4,8"), ("midpoint", "64")],
-                         "distilled": [("meanflow", "1,2,4")]}.items():
+                         "base-ot": [("euler,midpoint", "1,2,4,8")],
+                         "distilled": [("meanflow", "1,2,4")], "dist-ot": [("meanflow", "1,2,4")]}.items():
         if name not in methods:
             continue
         rows = []
@@ -159,8 +177,8 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
                 assert cli(["eval", str(root / name), "--sweep", nfes, "--solvers", solvers, "--n", str(n),
                             "--features", str(fx), "--out", str(out), "--device", "cpu", "--json"]) == 0
             rows += json.loads(out.read_text())["sweep"]
-        cost = seconds[name] + (seconds["base"] if name == "distilled" else 0.0)
-        table[name] = {"seconds": cost, "cost_vs_base": cost / seconds["base"],
+        cost = seconds[name] + (seconds[MNIST_SOURCE[name]] if name in MNIST_SOURCE else 0.0)
+        table[name] = {"seconds": cost, "cost_vs_base": cost / seconds["base"] if "base" in seconds else math.nan,
                        "scores": {f"{r['solver']}@{r['nfe']}": {k: r["result"]["image"].get(k) for k in
                                   ("fid", "fid_floor", "class_accuracy")} for r in rows}}
     print(f"\nMNIST (class-conditional, guidance 1, {n} samples): FID (floor), class accuracy; training seconds")
@@ -182,7 +200,11 @@ def main() -> None:
     p.add_argument("--mnist", help="folder of MNIST IDX files: also the class-conditional MNIST part")
     p.add_argument("--mnist-steps", type=int, default=3000, help="steps of the MNIST base model (default 3000)")
     p.add_argument("--mnist-n", type=int, default=1000, help="samples per MNIST FID (default 1000)")
-    p.add_argument("--mnist-methods", default="base,distilled", help="MNIST: base and/or distilled (default both)")
+    p.add_argument("--mnist-methods", default="base,distilled",
+                   help="MNIST: any of base, distilled, base-ot (OT within each class), dist-ot "
+                   "(default base,distilled)")
+    p.add_argument("--mnist-distill-steps", type=int,
+                   help="MNIST: steps of each distillation (default half the base's)")
     p.add_argument("--methods", help="comma-separated methods to train and score (default all)")
     p.add_argument("--meanflow-variants", default="", help='extra MeanFlow-from-scratch rows, "NAME=FLAGS;..." '
                    '(e.g. "mf-r0.5=--mf-ratio 0.5")')
@@ -213,7 +235,7 @@ def main() -> None:
         print_table(data, table, floors)
     if args.mnist:
         results["mnist"] = mnist(args.mnist, Path(args.dir) / "mnist", args.mnist_steps, args.mnist_n,
-                                 tuple(args.mnist_methods.split(",")))
+                                 tuple(args.mnist_methods.split(",")), args.mnist_distill_steps)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.json}")

@@ -1,5 +1,5 @@
 """How a training step runs on the hardware: precision, compilation, data parallelism, and the
-check that a checkpoint's weights belong to the model being trained.
+checks that a checkpoint's weights, or a run's initial ones, belong to the model being trained.
 """
 
 from __future__ import annotations
@@ -66,3 +66,18 @@ def check_compatible(model: nn.Module, state: dict[str, Tensor], source: str | P
         if tuple(state[k].shape) != tuple(v.shape):
             raise UserError(f"the weights in {source} belong to another model: {k} is {tuple(state[k].shape)} "
                             f"there and {tuple(v.shape)} here (a different width, depth or data shape)")
+
+
+def load_initial_weights(model: nn.Module, state: dict[str, Tensor]) -> None:
+    """Start ``model`` from ``state``: every weight must be there, except a jump model's gap embedding
+    (which starts at zero, so the model starts as the flow model it came from)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not {"gap", "gap_mlp"} & set(k.split("."))]
+    extra = [k for k in state if k not in own]
+    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or extra or bad:
+        what = (f"lacks {missing[0]}" if missing else f"has {extra[0]}, which this model does not" if extra
+                else f"has {bad[0]} of shape {tuple(state[bad[0]].shape)}, here {tuple(own[bad[0]].shape)}")
+        raise UserError(f"the initial weights do not fit this model (the source {what}): start from a run with "
+                        "the same model and data shape")
+    model.load_state_dict(state, strict=False)

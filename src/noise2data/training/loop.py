@@ -33,8 +33,9 @@ from .checkpoint import (
 from .config import TrainConfig, resolve_device
 from .distributed import current_context
 from .ema import ema_update_, make_ema
-from .engine import MAX_SKIPS, check_compatible, precision_context, wrap_network
+from .engine import MAX_SKIPS, check_compatible, load_initial_weights, precision_context, wrap_network
 from .logger import LOG_FILE, MetricsLogger, trim_log
+from .memory import check_step_fits
 
 
 @dataclass
@@ -125,21 +126,6 @@ def check_labels(model: nn.Module, labels: Tensor, data: Tensor) -> int:
     num_classes, cond_dim = condition_kind(model)
     check_condition(labels, len(data), num_classes, cond_dim, allow_null=False, what="training condition")
     return num_classes
-
-
-def load_initial_weights(model: nn.Module, state: dict[str, Tensor]) -> None:
-    """Start ``model`` from ``state``: every weight must be there, except a jump model's gap embedding
-    (which starts at zero, so the model starts as the flow model it came from)."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state and not {"gap", "gap_mlp"} & set(k.split("."))]
-    extra = [k for k in state if k not in own]
-    bad = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
-    if missing or extra or bad:
-        what = (f"lacks {missing[0]}" if missing else f"has {extra[0]}, which this model does not" if extra
-                else f"has {bad[0]} of shape {tuple(state[bad[0]].shape)}, here {tuple(own[bad[0]].shape)}")
-        raise UserError(f"the initial weights do not fit this model (the source {what}): start from a run with "
-                        "the same model and data shape")
-    model.load_state_dict(state, strict=False)
 
 
 def random_hflip(x: Tensor, generator: torch.Generator) -> Tensor:
@@ -268,6 +254,22 @@ def train(
 
     net = wrap_network(model, config, ctx, device)
     model.train()
+
+    def probe_step(b: int) -> None:  # one forward and backward at batch b, off the training stream; eager
+        g, idx = torch.Generator(device).manual_seed(0), torch.arange(b, device=device) % data.shape[0]
+        x1, cond = data[idx], labels[idx] if labels is not None else None
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), autocast():
+            cond = batch_condition(x1, cond, g) if batch_condition is not None else cond
+            training_step_loss(model, path, x1, config, g, cond=cond, noise=noise, loss_weight=loss_weight,
+                               x0=pairs[idx] if pairs is not None else None, teacher=teacher, coupling=coupling,
+                               groups=buckets[idx] if buckets is not None else None, loss_fn=loss_fn,
+                               predict=predict).float().mean().backward()
+        opt.zero_grad(set_to_none=True)
+
+    # under torchrun the ranks would have to probe in step; a compiled network is probed eagerly (no
+    # recompilation for the probe's batch sizes), which overestimates its need a little
+    if not ctx.active:
+        check_step_fits(probe_step, config.batch_size, device, f"the {type(model).__name__}")
     result = TrainResult(step=start, model=model, ema=ema)
     logger = MetricsLogger(writer_dir, tensorboard=tensorboard)
     budget = 60.0 * config.minutes  # seconds of training time; 0: steps alone end the run
@@ -290,8 +292,9 @@ def train(
         return seconds
 
     try:
+        # one clock reading per step (under torchrun one all-reduce): the end of a step's reading serves the next
+        seconds = spent() if budget else 0.0
         for step in range(start + 1, config.steps + 1):
-            seconds = spent() if budget else 0.0
             if budget and seconds >= budget:  # a resumed run whose budget was already spent
                 break
             if batches is not None:
@@ -347,7 +350,8 @@ def train(
                 ema_update_(ema, model, min(config.ema_decay, (1 + step) / (10 + step)))
                 loss_sum += loss.detach()
                 n_since += 1
-            out_of_time = bool(budget) and spent() >= budget
+            seconds = spent() if budget else 0.0
+            out_of_time = bool(budget) and seconds >= budget
             last = step == config.steps or out_of_time
             at_log = step % config.log_every == 0 or last
             at_ckpt = step % config.checkpoint_every == 0 or last

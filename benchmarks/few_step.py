@@ -22,7 +22,9 @@ extractor, and reports FID beside its floor and class accuracy (guidance 1) at e
 ``noise2data eval --sweep``: the base with euler, midpoint, dpm++2m and unipc2, and 64 midpoint evaluations as
 its reference; the distilled model in 1, 2 and 4 jumps. ``--mnist-methods base-ot,dist-ot`` adds the base
 trained with minibatch OT within each class and its jump model (the toys' best few-step recipe);
-``--mnist-distill-steps`` sets the distillations' length.
+``reflow`` (20000 pairs drawn with rk4 x 8, half the base's steps) and ``meanflow`` (a jump model from
+scratch, 1.5x the base's steps) complete the toys' list. ``--mnist-distill-steps`` sets the distillations'
+length (default half the base's steps).
 
     python benchmarks/few_step.py                       # checkerboard, moons; ~25 min on 2 cores
     python benchmarks/few_step.py --sets moons --steps 2000 --dir /tmp/fs   # a smoke run
@@ -129,7 +131,8 @@ def score(run_dir: Path, data: str, n: int, floors: list[float], base_family: bo
     return out
 
 
-MNIST_SOURCE = {"distilled": "base", "dist-ot": "base-ot"}  # a derived run's cost includes its source's
+# a derived run's cost includes its source's
+MNIST_SOURCE = {"distilled": "base", "dist-ot": "base-ot", "reflow": "base"}
 
 
 def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] = ("base", "distilled"),
@@ -152,6 +155,9 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
         "base-ot": [*base, "--coupling", "ot"],  # exact minibatch OT, pairs only within a class
         "distilled": ["distill", str(root / "base"), "--steps", str(distill_steps)],
         "dist-ot": ["distill", str(root / "base-ot"), "--steps", str(distill_steps)],
+        # 20000 pairs with rk4 x 8 (32 evaluations each; the toys' 50000 x 64 would cost 8x the base here)
+        "reflow": ["reflow", str(root / "base"), "--steps", str(steps // 2), "--pairs", "20000", "--sample-steps", "8"],
+        "meanflow": [*base[:-2], "--steps", str(steps * 3 // 2), "--objective", "meanflow"],  # from scratch
     }
     unknown = [m for m in methods if m not in jobs]
     if unknown:
@@ -166,8 +172,9 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
         timing.write_text(json.dumps(seconds))
     table = {}
     for name, sweeps in {"base": [("euler,midpoint,dpm++2m,unipc2", "1,2,4,8"), ("midpoint", "64")],
-                         "base-ot": [("euler,midpoint", "1,2,4,8")],
-                         "distilled": [("meanflow", "1,2,4")], "dist-ot": [("meanflow", "1,2,4")]}.items():
+                         "base-ot": [("euler,midpoint", "1,2,4,8")], "reflow": [("euler,midpoint", "1,2,4,8")],
+                         "distilled": [("meanflow", "1,2,4")], "dist-ot": [("meanflow", "1,2,4")],
+                         "meanflow": [("meanflow", "1,2,4")]}.items():
         if name not in methods:
             continue
         rows = []

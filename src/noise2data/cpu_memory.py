@@ -27,3 +27,15 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):  # musl or another libc without mallopt
         return False
     return bool(mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024)) and bool(mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
+def release_freed_memory() -> bool:
+    """Return the free pages that glibc keeps (every arena, not only the heap's top) to the kernel, so the
+    resident set counts live memory alone; True when it ran (glibc on Linux)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0)) or True
+    except (OSError, AttributeError):
+        return False

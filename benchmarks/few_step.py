@@ -19,12 +19,14 @@ reference k) with its 95 % interval, with the training seconds of each method
 With ``--mnist DIR`` (MNIST IDX files) it also trains a class-conditional tiny U-Net (``base``, smooth time
 embedding) and distils it (``distilled``, MeanFlow with the base as teacher), trains the in-domain FID
 extractor, and reports FID beside its floor and class accuracy (guidance 1) at each budget through
-``noise2data eval --sweep``: the base with euler, midpoint, dpm++2m and unipc2, and 64 midpoint evaluations as
+``noise2data eval --sweep``: the base with euler, midpoint, heun, dpm++2m and unipc2, and 64 midpoint evaluations as
 its reference; the distilled model in 1, 2 and 4 jumps. ``--mnist-methods base-ot,dist-ot`` adds the base
 trained with minibatch OT within each class and its jump model (the toys' best few-step recipe);
 ``reflow`` (20000 pairs drawn with rk4 x 8, half the base's steps) and ``meanflow`` (a jump model from
-scratch, 1.5x the base's steps) complete the toys' list. ``--mnist-distill-steps`` sets the distillations'
-length (default half the base's steps).
+scratch, 1.5x the base's steps) complete the toys' list. ``--mnist-distill-steps`` and
+``--mnist-meanflow-steps`` set the jump models' lengths (default half and 1.5x the base's steps).
+``--mnist-seeds K`` scores every one-step model against the base's 64 evaluations on K evaluation seeds,
+paired per seed (a 1000-sample FID moves by 2x between draws).
 
     python benchmarks/few_step.py                       # checkerboard, moons; ~25 min on 2 cores
     python benchmarks/few_step.py --sets moons --steps 2000 --dir /tmp/fs   # a smoke run
@@ -136,11 +138,14 @@ MNIST_SOURCE = {"distilled": "base", "dist-ot": "base-ot", "reflow": "base"}
 
 
 def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] = ("base", "distilled"),
-          distill_steps: int | None = None) -> dict:
+          distill_steps: int | None = None, meanflow_steps: int | None = None, seeds: int = 1) -> dict:
     """Class-conditional U-Nets on MNIST: the base, its jump model (``distilled``), and optionally the base
-    trained with OT within each class (``base-ot``) and its jump model (``dist-ot``); FID, its floor and
-    class accuracy per budget. ``distill_steps`` defaults to half the base's steps."""
+    trained with OT within each class (``base-ot``) and its jump model (``dist-ot``), ``reflow`` and
+    ``meanflow`` from scratch; FID, its floor and class accuracy per budget. ``distill_steps`` defaults to
+    half the base's steps, ``meanflow_steps`` to 1.5x. ``seeds`` > 1 adds the one-step FID of every method
+    against the base's 64-step FID, paired over that many evaluation seeds (:func:`paired_one_step`)."""
     distill_steps = distill_steps or steps // 2
+    meanflow_steps = meanflow_steps or steps * 3 // 2
     methods = tuple(dict.fromkeys([*(MNIST_SOURCE[m] for m in methods if m in MNIST_SOURCE), *methods]))
     root.mkdir(parents=True, exist_ok=True)
     timing = root / "seconds.json"
@@ -157,7 +162,7 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
         "dist-ot": ["distill", str(root / "base-ot"), "--steps", str(distill_steps)],
         # 20000 pairs with rk4 x 8 (32 evaluations each; the toys' 50000 x 64 would cost 8x the base here)
         "reflow": ["reflow", str(root / "base"), "--steps", str(steps // 2), "--pairs", "20000", "--sample-steps", "8"],
-        "meanflow": [*base[:-2], "--steps", str(steps * 3 // 2), "--objective", "meanflow"],  # from scratch
+        "meanflow": [*base[:-2], "--steps", str(meanflow_steps), "--objective", "meanflow"],  # from scratch
     }
     unknown = [m for m in methods if m not in jobs]
     if unknown:
@@ -171,7 +176,7 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
         seconds[name] = time.perf_counter() - t0
         timing.write_text(json.dumps(seconds))
     table = {}
-    for name, sweeps in {"base": [("euler,midpoint,dpm++2m,unipc2", "1,2,4,8"), ("midpoint", "64")],
+    for name, sweeps in {"base": [("euler,midpoint,dpm++2m,unipc2", "1,2,4,8"), ("heun", "2,4,8"), ("midpoint", "64")],
                          "base-ot": [("euler,midpoint", "1,2,4,8")], "reflow": [("euler,midpoint", "1,2,4,8")],
                          "distilled": [("meanflow", "1,2,4")], "dist-ot": [("meanflow", "1,2,4")],
                          "meanflow": [("meanflow", "1,2,4")]}.items():
@@ -193,7 +198,43 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
         for key, sc in row["scores"].items():
             print(f"{name:<10} {key:<14} FID {sc['fid']:8.3f} (floor {sc['fid_floor']:.3f})  "
                   f"accuracy {sc['class_accuracy']:.4f}   {row['seconds']:7.0f} s ({row['cost_vs_base']:.2f}x base)")
+    if seeds > 1 and "base" in methods:
+        table["paired_one_step"] = paired_one_step(root, fx, [m for m in methods if m != "base"], n, seeds)
     return table
+
+
+ONE_STEP = {"base-ot": "euler", "reflow": "euler"}  # the sampler of a one-evaluation draw; jump models: meanflow
+
+
+def paired_one_step(root: Path, fx: Path, names: list[str], n: int, seeds: int) -> dict:
+    """One-step FID of each run in ``names`` over the base's 64-step FID, per evaluation seed (a seed draws
+    both the noise and the real reference, so the runs are compared on the same draw; a 1000-sample FID
+    moves by 2x between draws): ``{name: {ratios, fid, accuracy, base_accuracy, floors}}``."""
+
+    def fid(name: str, solver: str, nfe: int, seed: int) -> dict:
+        out = root / f"{name}_{solver}_{nfe}_seed{seed}.json"
+        if not out.is_file():
+            assert cli(["eval", str(root / name), "--sweep", str(nfe), "--solvers", solver, "--n", str(n),
+                        "--features", str(fx), "--seed", str(seed), "--out", str(out), "--device", "cpu",
+                        "--json"]) == 0
+        return json.loads(out.read_text())["sweep"][0]["result"]["image"]
+
+    base = [fid("base", "midpoint", 64, s) for s in range(seeds)]
+    result = {}
+    print(f"\nMNIST one-step FID / the base's 64-step FID, paired over eval seeds 0..{seeds - 1}; class accuracy")
+    print("base@64 FID  " + " ".join(f"{b['fid']:.3f}" for b in base)
+          + "   floors " + " ".join(f"{b['fid_floor']:.3f}" for b in base))
+    for name in names:
+        solver = ONE_STEP.get(name, "meanflow")
+        one = [fid(name, solver, 1, s) for s in range(seeds)]
+        ratios = [o["fid"] / b["fid"] for o, b in zip(one, base, strict=True)]
+        acc = sum(o["class_accuracy"] for o in one) / seeds
+        base_acc = sum(b["class_accuracy"] for b in base) / seeds
+        result[name] = {"ratios": ratios, "fid": [o["fid"] for o in one], "accuracy": acc,
+                        "base_accuracy": base_acc, "floors": [b["fid_floor"] for b in base]}
+        print(f"{name:<12} {solver}@1: ratio {sum(ratios) / seeds:.2f}x (per seed {min(ratios):.2f}-{max(ratios):.2f})"
+              f"  accuracy {acc:.2%} (base@64 {base_acc:.2%}, {100 * (acc - base_acc):+.1f} points)")
+    return result
 
 
 def main() -> None:
@@ -208,10 +249,15 @@ def main() -> None:
     p.add_argument("--mnist-steps", type=int, default=3000, help="steps of the MNIST base model (default 3000)")
     p.add_argument("--mnist-n", type=int, default=1000, help="samples per MNIST FID (default 1000)")
     p.add_argument("--mnist-methods", default="base,distilled",
-                   help="MNIST: any of base, distilled, base-ot (OT within each class), dist-ot "
+                   help="MNIST: any of base, distilled, base-ot (OT within each class), dist-ot, reflow, meanflow "
                    "(default base,distilled)")
     p.add_argument("--mnist-distill-steps", type=int,
                    help="MNIST: steps of each distillation (default half the base's)")
+    p.add_argument("--mnist-meanflow-steps", type=int,
+                   help="MNIST: steps of MeanFlow from scratch (default 1.5x the base's)")
+    p.add_argument("--mnist-seeds", type=int, default=1,
+                   help="MNIST: also every one-step FID over the base's 64-step FID, paired over this many "
+                   "evaluation seeds (default 1: off)")
     p.add_argument("--methods", help="comma-separated methods to train and score (default all)")
     p.add_argument("--meanflow-variants", default="", help='extra MeanFlow-from-scratch rows, "NAME=FLAGS;..." '
                    '(e.g. "mf-r0.5=--mf-ratio 0.5")')
@@ -242,7 +288,8 @@ def main() -> None:
         print_table(data, table, floors)
     if args.mnist:
         results["mnist"] = mnist(args.mnist, Path(args.dir) / "mnist", args.mnist_steps, args.mnist_n,
-                                 tuple(args.mnist_methods.split(",")), args.mnist_distill_steps)
+                                 tuple(args.mnist_methods.split(",")), args.mnist_distill_steps,
+                                 args.mnist_meanflow_steps, args.mnist_seeds)
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(results, indent=1))
     print(f"wrote {args.json}")

@@ -184,11 +184,7 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
             continue
         rows = []
         for solvers, nfes in sweeps:
-            out = root / f"{name}_{solvers.replace(',', '_')}_{nfes.replace(',', '_')}.json"
-            if not out.is_file():
-                assert cli(["eval", str(root / name), "--sweep", nfes, "--solvers", solvers, "--n", str(n),
-                            "--features", str(fx), "--out", str(out), "--device", "cpu", "--json"]) == 0
-            rows += json.loads(out.read_text())["sweep"]
+            rows += eval_sweep(root, name, solvers, nfes, fx, n)
         cost = seconds[name] + (seconds[MNIST_SOURCE[name]] if name in MNIST_SOURCE else 0.0)
         table[name] = {"seconds": cost, "cost_vs_base": cost / seconds["base"] if "base" in seconds else math.nan,
                        "scores": {f"{r['solver']}@{r['nfe']}": {k: r["result"]["image"].get(k) for k in
@@ -203,6 +199,17 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
     return table
 
 
+def eval_sweep(root: Path, name: str, solvers: str, nfes: str, fx: Path, n: int, seed: int | None = None) -> list:
+    """``noise2data eval --sweep`` of run ``root/name`` (rows cached in a JSON file beside it)."""
+    tag = f"{name}_{solvers.replace(',', '_')}_{nfes.replace(',', '_')}" + ("" if seed is None else f"_seed{seed}")
+    out = root / f"{tag}.json"
+    if not out.is_file():
+        assert cli(["eval", str(root / name), "--sweep", nfes, "--solvers", solvers, "--n", str(n),
+                    "--features", str(fx), "--out", str(out), "--device", "cpu", "--json",
+                    *([] if seed is None else ["--seed", str(seed)])]) == 0
+    return json.loads(out.read_text())["sweep"]
+
+
 ONE_STEP = {"base-ot": "euler", "reflow": "euler"}  # the sampler of a one-evaluation draw; jump models: meanflow
 
 
@@ -212,14 +219,10 @@ def paired_one_step(root: Path, fx: Path, names: list[str], n: int, seeds: int) 
     moves by 2x between draws): ``{name: {ratios, fid, accuracy, base_accuracy, floors}}``."""
 
     def fid(name: str, solver: str, nfe: int, seed: int) -> dict:
-        out = root / f"{name}_{solver}_{nfe}_seed{seed}.json"
-        if not out.is_file():
-            assert cli(["eval", str(root / name), "--sweep", str(nfe), "--solvers", solver, "--n", str(n),
-                        "--features", str(fx), "--seed", str(seed), "--out", str(out), "--device", "cpu",
-                        "--json"]) == 0
-        return json.loads(out.read_text())["sweep"][0]["result"]["image"]
+        return eval_sweep(root, name, solver, str(nfe), fx, n, seed)[0]["result"]["image"]
 
     base = [fid("base", "midpoint", 64, s) for s in range(seeds)]
+    base_acc = sum(b["class_accuracy"] for b in base) / seeds
     result = {}
     print(f"\nMNIST one-step FID / the base's 64-step FID, paired over eval seeds 0..{seeds - 1}; class accuracy")
     print("base@64 FID  " + " ".join(f"{b['fid']:.3f}" for b in base)
@@ -229,7 +232,6 @@ def paired_one_step(root: Path, fx: Path, names: list[str], n: int, seeds: int) 
         one = [fid(name, solver, 1, s) for s in range(seeds)]
         ratios = [o["fid"] / b["fid"] for o, b in zip(one, base, strict=True)]
         acc = sum(o["class_accuracy"] for o in one) / seeds
-        base_acc = sum(b["class_accuracy"] for b in base) / seeds
         result[name] = {"ratios": ratios, "fid": [o["fid"] for o in one], "accuracy": acc,
                         "base_accuracy": base_acc, "floors": [b["fid_floor"] for b in base]}
         print(f"{name:<12} {solver}@1: ratio {sum(ratios) / seeds:.2f}x (per seed {min(ratios):.2f}-{max(ratios):.2f})"

@@ -131,3 +131,15 @@ def test_guidance_baked_into_a_labelled_meanflow_run(tmp_path, capsys):
     assert "(meanflow" in err and " 1 NFE" in err
     assert main(["sample", str(out), "--label", "1", "--guidance", "3", "--n", "5",
                  "--out", str(tmp_path / "s.npy")]) == 2  # guided twice: refused
+
+
+def test_image_jump_models_default_to_ot_within_classes(tmp_path, capsys):
+    """--coupling auto: exact minibatch OT (within each class) for an image jump model, independent pairs for
+    an image flow model; config.json keeps what was used."""
+    small = ["--model", "mlp", "--hidden", "16", "--depth", "1", "--steps", "2", "--batch-size", "16",
+             "--cond", "label", "--no-progress", "--device", "cpu"]
+    for objective, expected in (("meanflow", "ot"), ("velocity", "independent")):
+        out = tmp_path / objective
+        assert main(["train", "--data", "digits", "--objective", objective, "--out", str(out), *small]) == 0
+        assert f"{expected} coupling" in capsys.readouterr().err
+        assert json.loads((out / "config.json").read_text())["train"]["coupling"] == expected

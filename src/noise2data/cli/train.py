@@ -97,7 +97,7 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    "transport (exact; within each class for a labelled run), ot-blocks = the same solved in blocks "
                    "of 64, or of N points (1.2-1.3x an independent step at 64, near-optimal); "
                    "default auto: ot-blocks for 1- and 2-D vectors (straighter paths, better at few evaluations), "
-                   "independent otherwise")
+                   "ot for image jump models (--objective meanflow), independent otherwise")
     t.add_argument("--hidden", type=positive_int, help="MLP width (default 256)")
     t.add_argument("--depth", type=positive_int, help="MLP residual blocks (default 4)")
     t.add_argument("--x-octaves", type=non_negative_int, help="MLP: also feed sin and cos of pi 2^k x, k < K, of "
@@ -325,7 +325,7 @@ def _train_run(modality, args: argparse.Namespace, opts: dict, out: Path, ctx, d
         raise UserError(f"the data {opts['data']} now has points of shape {shape}, but the run was "
                         f"trained on {tuple(cfg['data']['shape'])}: resume with the same data, or train a new run")
     if opts["coupling"] == "auto":  # resolved once, so config.json and a resume keep what was used
-        opts["coupling"] = modality.default_coupling(shape)
+        opts["coupling"] = modality.default_coupling(shape, opts["objective"])
     path = make_path(opts["path"])
     tcfg = TrainConfig(steps=opts["steps"], minutes=float(opts["minutes"] or 0.0), batch_size=opts["batch_size"],
                        lr=opts["lr"],

@@ -184,8 +184,9 @@ class Modality:
         """Models this modality brings (name -> (module class, config class)) beyond the shared ones."""
         return {}
 
-    def default_coupling(self, shape: tuple[int, ...]) -> str:
-        """The coupling ``--coupling auto`` (the default) trains with, for samples of ``shape``."""
+    def default_coupling(self, shape: tuple[int, ...], objective: str = "velocity") -> str:
+        """The coupling ``--coupling auto`` (the default) trains with, for samples of ``shape`` and the
+        training ``objective`` (velocity, data, meanflow, ...)."""
         return "independent"
 
     def check_model(self, model: str) -> None:

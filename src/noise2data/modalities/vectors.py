@@ -32,7 +32,7 @@ class Vectors(TensorModality):
     defaults: dict = {"mf_power": 0.0}
     default_metrics = ("w2", "energy_u", "mmd", "precision", "recall")
 
-    def default_coupling(self, shape: tuple[int, ...]) -> str:
+    def default_coupling(self, shape: tuple[int, ...], objective: str = "velocity") -> str:
         """Minibatch OT in blocks for 1- and 2-D points: at 8 evaluations it took W2 / floor from 2.64 to 1.70
         (wave), 1.72 to 1.32 (moons), 1.24 to 1.14 (rings) for 1.2-1.3x the step time; in 6-D it gained
         nothing (benchmarks/recipe.py). MeanFlow from scratch gains most: one jump 1.60 -> 0.97 (checkerboard),

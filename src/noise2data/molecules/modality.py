@@ -65,7 +65,7 @@ class Molecules(Modality):
     def owns(self, config: dict) -> bool:
         return "molecules" in config or config.get("model", {}).get("name") == "egnn"
 
-    def default_coupling(self, shape: tuple[int, ...]) -> str:
+    def default_coupling(self, shape: tuple[int, ...], objective: str = "velocity") -> str:
         """Independent noise: aligning it to each molecule (--coupling ot) lowered validity in the QM9 ablation."""
         return "independent"
 
@@ -93,7 +93,8 @@ class Molecules(Modality):
             raise UserError(f"{', '.join(given)} do not apply to molecules: their condition is the atom mask")
         if opts["preset"] not in EGNN_PRESETS:
             raise UserError(f"unknown EGNN preset '{opts['preset']}': expected one of {', '.join(EGNN_PRESETS)}")
-        coupling = self.default_coupling(()) if opts.get("coupling", "auto") == "auto" else opts["coupling"]
+        coupling = opts.get("coupling", "auto")
+        coupling = self.default_coupling((), opts["objective"]) if coupling == "auto" else coupling
         if coupling.partition(":")[0] == "ot-blocks":
             raise UserError("--coupling ot-blocks pairs noise across a batch; for molecules use --coupling ot (each "
                             "molecule's noise permuted and rotated onto it) or independent")

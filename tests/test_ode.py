@@ -142,3 +142,16 @@ def test_midpoint_beats_heun_at_equal_evaluations(schedule, gen):
         err = {s: (ODE_SOLVERS[s](orc.velocity, x0, uniform_grid(nfe // 2)).x - exact).norm(dim=1).mean()
                for s in ("midpoint", "heun")}
         assert err["midpoint"] < 0.8 * err["heun"], (nfe, err)
+
+
+def test_one_heun_step_keeps_half_the_noise(gen):
+    """Why Heun is useless in one step (FID 202 on MNIST): with independent pairs the exact field is
+    E[x1] - x at t = 0 and x at t = 1 (at the data end x0 is independent of x_t), so Euler's one step lands
+    on the data mean and the trapezoid's correction adds back half the start: x0 / 2 + E[x1]."""
+    from noise2data.paths import make_path
+
+    orc = two_blob_mixture(make_path("condot"))
+    x0 = orc.sample_t(200, 0.0, gen)
+    mean = orc.data_mean()  # E[x1], (2,)
+    torch.testing.assert_close(ODE_SOLVERS["euler"](orc.velocity, x0, uniform_grid(1)).x, mean.expand_as(x0))
+    torch.testing.assert_close(ODE_SOLVERS["heun"](orc.velocity, x0, uniform_grid(1)).x, 0.5 * x0 + mean)

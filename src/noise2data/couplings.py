@@ -182,6 +182,13 @@ def get_coupling(name: str) -> Coupling:
     return COUPLINGS[name]
 
 
+def ot_available() -> bool:
+    """Whether the OT couplings can run here: they need scipy's assignment solver (the metrics extra)."""
+    import importlib.util
+
+    return importlib.util.find_spec("scipy") is not None
+
+
 def is_ot(name: str) -> bool:
     """Whether a coupling name pairs noise with data by optimal transport (``ot``, ``ot-blocks[:N]``)."""
     return name == "ot" or name.partition(":")[0] == "ot-blocks"

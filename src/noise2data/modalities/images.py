@@ -46,9 +46,9 @@ class Images(TensorModality):
         draws; benchmarks/few_step.py); 1.39x after 2000 steps. Flow models stay independent: OT bought
         nothing at 8 evaluations and did not help their distillation. It needs scipy (the metrics extra);
         without it, independent."""
-        import importlib.util
+        from ..couplings import ot_available
 
-        if objective == "meanflow" and importlib.util.find_spec("scipy") is not None:
+        if objective == "meanflow" and ot_available():
             return "ot"
         return "independent"
 

@@ -38,10 +38,11 @@ class Vectors(TensorModality):
         nothing (benchmarks/recipe.py). MeanFlow from scratch gains most: one jump 1.60 -> 0.97 (checkerboard),
         2.01 -> 1.05 (moons) W2 / floor (benchmarks/few_step.py). It needs scipy (the metrics extra); without it,
         independent."""
-        import importlib.util
         import math
 
-        if math.prod(shape) <= 2 and importlib.util.find_spec("scipy") is not None:
+        from ..couplings import ot_available
+
+        if math.prod(shape) <= 2 and ot_available():
             return "ot-blocks"
         return "independent"
 

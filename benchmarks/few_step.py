@@ -160,6 +160,8 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
         assert cli(["features", "--data", f"mnist:{folder}", "--out", str(fx)]) == 0
     base = ["train", "--data", f"mnist:{folder}", "--model", "unet", "--cond", "label", "--time-embedding",
             "smooth", "--steps", str(steps)]
+    # from scratch, as a user gets it (the image default for jump models: OT within each class)
+    meanflow = [*base[:-2], "--steps", str(meanflow_steps), "--objective", "meanflow"]
     jobs = {
         "base": base,
         "base-ot": [*base, "--coupling", "ot"],  # exact minibatch OT, pairs only within a class
@@ -167,10 +169,8 @@ def mnist(folder: str, root: Path, steps: int, n: int, methods: tuple[str, ...] 
         "dist-ot": ["distill", str(root / "base-ot"), "--steps", str(distill_steps)],
         # 20000 pairs with rk4 x 8 (32 evaluations each; the toys' 50000 x 64 would cost 8x the base here)
         "reflow": ["reflow", str(root / "base"), "--steps", str(steps // 2), "--pairs", "20000", "--sample-steps", "8"],
-        # from scratch, as a user gets it (the image default for jump models: OT within each class)
-        "meanflow": [*base[:-2], "--steps", str(meanflow_steps), "--objective", "meanflow"],
-        "mf-indep": [*base[:-2], "--steps", str(meanflow_steps), "--objective", "meanflow", "--coupling",
-                     "independent"],
+        "meanflow": meanflow,
+        "mf-indep": [*meanflow, "--coupling", "independent"],
     }
     unknown = [m for m in methods if m not in jobs]
     if unknown:

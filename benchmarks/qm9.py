@@ -60,6 +60,8 @@ ROWS = {  # each piece of the recipe switched on in turn (later flags win)
 ROWS["bands+data+rbf"] = ROWS["bands+data"] + ["--rbf", "16"]  # + radial basis functions of pair distances
 ROWS["bands+data+sc"] = ROWS["bands+data"] + ["--self-condition"]  # + the network's own last estimate as input
 ROWS["bands+data+rbf+sc"] = ROWS["bands+data+rbf"] + ["--self-condition"]
+ROWS["bands+data+rbf+sc+min-snr"] = ROWS["bands+data+rbf+sc"] + ["--position-weight", "min-snr:5"]
+ROWS["bands+data+rbf+sc+snr1"] = ROWS["bands+data+rbf+sc"] + ["--position-weight", "snr+1:5"]
 ROWS["all+props"] = ROWS["all"]  # + --cond-file: conditioned on the molecules' RDKit properties
 ROWS["bands+data+rbf+sc+props"] = ROWS["bands+data+rbf+sc"]  # the default recipe, conditioned on properties
 DESCRIBE = {
@@ -70,6 +72,8 @@ DESCRIBE = {
     "bands+data+rbf": "bands+data + 16 radial basis functions of each distance",
     "bands+data+sc": "bands+data + self-conditioning",
     "bands+data+rbf+sc": "bands+data + radial basis functions + self-conditioning",
+    "bands+data+rbf+sc+min-snr": "+ position error weighted by min(SNR, 5) (Min-SNR)",
+    "bands+data+rbf+sc+snr1": "+ position error weighted by min(SNR + 1, 5)",
     "all": "bands + aligned noise + data prediction + Beta(2, 1)",
     "all+props": "all + conditioned on properties (C, N, O, F, rings, TPSA; 10% dropped)",
     "bands+data+rbf+sc+props": "the default recipe conditioned on properties (10% dropped)",

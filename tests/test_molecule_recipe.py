@@ -15,7 +15,8 @@ from noise2data.losses import TimeDistribution
 from noise2data.molecules.alignment import align_noise, kabsch, permute_to, rotate_to, squared_distance
 from noise2data.molecules.batches import SizeBands
 from noise2data.molecules.egnn import EGNN, EGNNConfig
-from noise2data.molecules.loss import TYPE_WEIGHT, atom_weight, molecule_loss
+from noise2data.errors import UserError
+from noise2data.molecules.loss import TYPE_WEIGHT, atom_weight, molecule_loss, parse_position_weight
 from noise2data.molecules.space import NUM_TYPES, remove_com, sample_prior, size_mask
 from noise2data.paths import make_path
 from noise2data.paths.conversion import convert_prediction
@@ -223,6 +224,28 @@ def test_beta_times_follow_their_law():
         TimeDistribution(name="beta", a=0.5, b=1.0)
 
 
+@pytest.mark.parametrize("spec", ["min-snr:5", "snr+1:3"])
+def test_position_weight_scales_each_molecules_position_error_by_its_clipped_snr(spec):
+    path, x1, x0, mask, t, s = _path_sample([5, 8, 6], [0.2, 0.5, 0.95])
+    logits = torch.randn(3, 8, NUM_TYPES, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    pos = remove_com(torch.randn(3, 8, 3 + NUM_TYPES, dtype=torch.float64), mask)[..., :3]
+    pred = torch.cat([pos, logits.softmax(-1) * 0.25], -1) * mask[..., None]
+    plain = molecule_loss(pred, s, path, "data", atom_weight(mask))
+    weighted = molecule_loss(pred, s, path, "data", atom_weight(mask), position_weight=spec)
+    kind, cap = parse_position_weight(spec)
+    snr = (t / (1 - t)) ** 2  # condot: alpha = t, sigma = 1 - t
+    want = (snr if kind == "min-snr" else snr + 1).clamp(max=cap)
+    assert want[0] < 1 or kind == "snr+1"  # high noise: down-weighted (Min-SNR) or kept at 1
+    assert want[2] == cap  # low noise: at the cap
+    for b, n in enumerate((5, 8, 6)):
+        mse = (pos[b, :n] - x1[b, :n, :3]).pow(2).mean()
+        ce = plain[b] - mse  # the type term is not weighted
+        assert weighted[b] == pytest.approx(float(want[b] * mse + ce))
+    for bad in ("min-snr", "min-snr:0", "snr+1:-2", "min-snr:inf", "uniform:3", "sigma:2"):
+        with pytest.raises(UserError, match="position-weight"):
+            parse_position_weight(bad)
+
+
 def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_apply(tmp_path):
     from noise2data.molecules.build import build_conformers
     from noise2data.training.checkpoint import latest_checkpoint, load_checkpoint
@@ -232,7 +255,8 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
     npz = data.save(tmp_path / "mols.npz")
     flags = ["--data", f"molecules:{npz}", "--batch-size", "8", "--size-bands", "3", "--coupling", "ot",
              "--objective", "data", "--time-dist", "beta:2,1", "--no-progress", "--checkpoint-every", "3",
-             "--lr-schedule", "constant", "--self-condition"]  # the cosine schedule would depend on --steps
+             "--lr-schedule", "constant", "--self-condition", "--position-weight", "min-snr:5"]  # constant: the
+    # cosine schedule would depend on --steps
     full, half = tmp_path / "full", tmp_path / "half"
     assert main(["train", *flags, "--steps", "6", "--out", str(full)]) == 0
     assert main(["train", *flags, "--steps", "3", "--out", str(half)]) == 0
@@ -243,6 +267,7 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
     cfg = json.loads((full / "config.json").read_text())
     assert cfg["model"]["prediction"] == "data" and cfg["train"]["time_dist"]["name"] == "beta"
     assert cfg["model"]["rbf"] == 16 and cfg["model"]["self_condition"]  # rbf: the molecule default
+    assert cfg["cli"]["position_weight"] == "min-snr:5"
     losses = [json.loads(line)["loss"] for line in (full / "metrics.jsonl").read_text().splitlines()
               if "loss" in line]
     assert all(math.isfinite(v) for v in losses)
@@ -259,6 +284,10 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
         assert main([*bad, "--objective", objective, "--out", str(tmp_path / objective)]) == 0
         assert json.loads((tmp_path / objective / "config.json").read_text())["model"]["self_condition"] is on
     assert main(["train", "--data", "moons", "--self-condition", "--steps", "1", "--out", str(tmp_path / "b8")]) == 2
+    assert main([*bad, "--position-weight", "min-snr:5", "--objective", "velocity", "--out", str(tmp_path / "b9")]) == 2
+    assert main([*bad, "--position-weight", "snr:5", "--out", str(tmp_path / "b10")]) == 2
+    assert main(["train", "--data", "moons", "--position-weight", "min-snr:5", "--steps", "1",
+                 "--out", str(tmp_path / "b11")]) == 2
     with pytest.raises(SystemExit) as exit_:
         main([*bad, "--rbf", "-1", "--out", str(tmp_path / "b6")])
     assert exit_.value.code == 2

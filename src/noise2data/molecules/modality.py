@@ -40,7 +40,7 @@ class Molecules(Modality):
     data_help = "molecules:FILE (.npz from 'noise2data data qm9', .xyz or .sdf)"
     distributed = True
     models = ("egnn",)
-    own_train_options = ("size_bands", "rbf", "self_condition")
+    own_train_options = ("size_bands", "rbf", "self_condition", "position_weight")
     # the QM9 benchmark's batch and learning rate; the tiny EGNN for a CPU; the recipe from its ablation
     # (benchmarks/qm9.py, 6 CPU minutes per row): size bands halve the step time (atom stability 21.3 -> 26.5%,
     # validity 22.4 -> 32.6%); data prediction with cross-entropy and t ~ Beta(2, 1) raise atom stability to
@@ -50,7 +50,7 @@ class Molecules(Modality):
     # uniqueness 91.0 -> 78.1% (valid and unique 24.4 -> 27.4%). label_dropout: of the properties, with --cond-file
     defaults = {"model": "egnn", "preset": "tiny", "batch_size": 64, "lr": 5e-4, "standardize": "none",
                 "label_dropout": 0.1, "size_bands": 8, "objective": "data", "time_dist": "beta:2,1",
-                "rbf": 16, "self_condition": "auto"}
+                "rbf": 16, "self_condition": "auto", "position_weight": "uniform"}
     sample_suffixes = (".sdf", ".xyz", ".npz")
     sample_options = (
         (("--composition",), {"help": "molecules: heavy atoms per element as a hard constraint, e.g. C6N1O1 "
@@ -80,7 +80,7 @@ class Molecules(Modality):
         from .batches import SizeBands
         from .data import MoleculeSet
         from .egnn import EGNNConfig
-        from .loss import atom_weight, molecule_loss
+        from .loss import atom_weight, molecule_loss, parse_position_weight
         from .properties import PROPERTIES, read_properties
         from .self_conditioning import self_conditioned_prediction
         from .space import SizeDistribution, atom_mask, drop_properties, encode, sample_prior, sizes_by_composition
@@ -101,6 +101,9 @@ class Molecules(Modality):
         if opts["objective"] not in ("velocity", "data", "meanflow"):
             raise UserError(f"the EGNN predicts a velocity (--objective velocity or meanflow) or the clean molecule "
                             f"(--objective data), not --objective {opts['objective']}")
+        position_weight = opts.get("position_weight") or "uniform"  # runs from before the option: uniform
+        if parse_position_weight(position_weight)[0] != "uniform" and opts["objective"] != "data":
+            raise UserError("--position-weight weights the error of a data prediction: add --objective data")
         data = MoleculeSet.read(opts["data"][len(PREFIX):])
         x1 = encode(data, TYPE_SCALE)  # (M, N, 3 + T)
         n_max = data.max_atoms
@@ -132,7 +135,7 @@ class Molecules(Modality):
             noise=lambda x, c, g: sample_prior(atom_mask(c, n_max), generator=g, dtype=x.dtype),
             batches=SizeBands(data.sizes(), bands) if bands > 1 else None,
             coupling=(lambda x0, x1, c: align_noise(x0, x1, atom_mask(c, n_max))) if coupling == "ot" else None,
-            loss=partial(molecule_loss, type_scale=TYPE_SCALE),
+            loss=partial(molecule_loss, type_scale=TYPE_SCALE, position_weight=position_weight),
             loss_weight=lambda c: atom_weight(atom_mask(c, n_max)),
             predict=self_conditioned_prediction if self_condition else None,
             data_config={"molecules": len(data), "max_atoms": n_max},

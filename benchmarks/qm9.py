@@ -127,7 +127,7 @@ def main() -> None:
     p.add_argument("--rows", default="bands+data+rbf+sc", help=f"comma-separated recipe rows among {', '.join(ROWS)}")
     p.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
     p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--eval-n", type=int, default=1000)
     p.add_argument("--nfe", type=int, default=100, help="network evaluations per sample (midpoint: 2 per step)")
     p.add_argument("--nfe-table", default="", help="e.g. 20,50,100: the last row at each budget")

@@ -11,11 +11,11 @@ import pytest
 import torch
 
 from noise2data.cli import main
+from noise2data.errors import UserError
 from noise2data.losses import TimeDistribution
 from noise2data.molecules.alignment import align_noise, kabsch, permute_to, rotate_to, squared_distance
 from noise2data.molecules.batches import SizeBands
 from noise2data.molecules.egnn import EGNN, EGNNConfig
-from noise2data.errors import UserError
 from noise2data.molecules.loss import TYPE_WEIGHT, atom_weight, molecule_loss, parse_position_weight
 from noise2data.molecules.space import NUM_TYPES, remove_com, sample_prior, size_mask
 from noise2data.paths import make_path

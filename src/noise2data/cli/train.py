@@ -133,7 +133,7 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    help="data-predicting graph networks: also read the network's own previous estimate of the "
                    "sample (trained on half the batches; sampling hands each evaluation the last estimate) "
                    + _default("self_condition"))
-    t.add_argument("--position-weight", help="molecules with a data prediction: weight of the position error by "
+    t.add_argument("--position-weight", help="data-predicting graph networks: weight of the position error by "
                    "time, uniform, min-snr:G (min(SNR_t, G)) or snr+1:G (min(SNR_t + 1, G)) "
                    + _default("position_weight"))
     t.add_argument("--hflip", action="store_true", default=None, help="images: random left-right mirroring")

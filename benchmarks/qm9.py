@@ -49,7 +49,7 @@ from noise2data.run import load_run
 
 COLS = ("atom_stability", "molecule_stability", "validity", "uniqueness", "novelty")
 PLAIN = ["--size-bands", "1", "--coupling", "independent", "--objective", "velocity", "--time-dist", "uniform",
-         "--rbf", "0", "--no-self-condition"]
+         "--rbf", "0", "--no-self-condition", "--position-weight", "uniform"]
 ROWS = {  # each piece of the recipe switched on in turn (later flags win)
     "plain": PLAIN,  # random batches padded to 29 atoms, independent noise, velocity, uniform t
     "bands": PLAIN + ["--size-bands", "8"],  # batches of one size band: the network computes on real atoms
@@ -63,7 +63,7 @@ ROWS["bands+data+rbf+sc"] = ROWS["bands+data+rbf"] + ["--self-condition"]
 ROWS["bands+data+rbf+sc+min-snr"] = ROWS["bands+data+rbf+sc"] + ["--position-weight", "min-snr:5"]
 ROWS["bands+data+rbf+sc+snr1"] = ROWS["bands+data+rbf+sc"] + ["--position-weight", "snr+1:5"]
 ROWS["all+props"] = ROWS["all"]  # + --cond-file: conditioned on the molecules' RDKit properties
-ROWS["bands+data+rbf+sc+props"] = ROWS["bands+data+rbf+sc"]  # the default recipe, conditioned on properties
+ROWS["bands+data+rbf+sc+min-snr+props"] = ROWS["bands+data+rbf+sc+min-snr"]  # the default recipe, conditioned
 DESCRIBE = {
     "plain": "random batches, independent noise, velocity, t ~ U(0, 1)",
     "bands": "+ batches from 8 size bands",
@@ -76,7 +76,7 @@ DESCRIBE = {
     "bands+data+rbf+sc+snr1": "+ position error weighted by min(SNR + 1, 5)",
     "all": "bands + aligned noise + data prediction + Beta(2, 1)",
     "all+props": "all + conditioned on properties (C, N, O, F, rings, TPSA; 10% dropped)",
-    "bands+data+rbf+sc+props": "the default recipe conditioned on properties (10% dropped)",
+    "bands+data+rbf+sc+min-snr+props": "the default recipe conditioned on properties (10% dropped)",
 }
 
 
@@ -124,7 +124,8 @@ def main() -> None:
     p.add_argument("--smiles", required=True, help="qm9_smiles.txt (uncharacterized.txt beside it is excluded)")
     p.add_argument("--n", type=int, default=20000, help="molecules to build")
     p.add_argument("--minutes", type=float, default=30.0, help="training compute per row")
-    p.add_argument("--rows", default="bands+data+rbf+sc", help=f"comma-separated recipe rows among {', '.join(ROWS)}")
+    p.add_argument("--rows", default="bands+data+rbf+sc+min-snr",
+                   help=f"comma-separated recipe rows among {', '.join(ROWS)}")
     p.add_argument("--preset", default="tiny", choices=["tiny", "small", "base"])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)

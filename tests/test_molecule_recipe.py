@@ -282,7 +282,9 @@ def test_cli_trains_the_full_recipe_resumes_exactly_and_refuses_what_does_not_ap
     assert main([*bad, "--self-condition", "--objective", "velocity", "--out", str(tmp_path / "b7")]) == 2
     for objective, on in (("data", True), ("velocity", False)):  # self-conditioning's default: with a data prediction
         assert main([*bad, "--objective", objective, "--out", str(tmp_path / objective)]) == 0
-        assert json.loads((tmp_path / objective / "config.json").read_text())["model"]["self_condition"] is on
+        made = json.loads((tmp_path / objective / "config.json").read_text())
+        assert made["model"]["self_condition"] is on
+        assert made["molecules"]["position_weight"] == ("min-snr:5" if on else "uniform")  # auto
     assert main(["train", "--data", "moons", "--self-condition", "--steps", "1", "--out", str(tmp_path / "b8")]) == 2
     assert main([*bad, "--position-weight", "min-snr:5", "--objective", "velocity", "--out", str(tmp_path / "b9")]) == 2
     assert main([*bad, "--position-weight", "snr:5", "--out", str(tmp_path / "b10")]) == 2

@@ -134,7 +134,8 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    "sample (trained on half the batches; sampling hands each evaluation the last estimate) "
                    + _default("self_condition"))
     t.add_argument("--position-weight", help="data-predicting graph networks: weight of the position error by "
-                   "time, uniform, min-snr:G (min(SNR_t, G)) or snr+1:G (min(SNR_t + 1, G)) "
+                   "time, uniform, min-snr:G (min(SNR_t, G)), snr+1:G (min(SNR_t + 1, G)) or auto (min-snr:5 "
+                   "with a data prediction) "
                    + _default("position_weight"))
     t.add_argument("--hflip", action="store_true", default=None, help="images: random left-right mirroring")
     t.add_argument("--stream", action="store_true", default=None, help="images:FOLDER: decode images per batch "

@@ -27,7 +27,7 @@ TYPE_WEIGHT = 0.2  # cross-entropy (nats) beside the squared error of positions 
 
 def parse_position_weight(spec: str) -> tuple[str, float]:
     """``uniform``, ``min-snr:G`` or ``snr+1:G`` (G > 0) -> ``(kind, G)``; a one-line error otherwise."""
-    kind, _, cap = spec.partition(":")
+    kind, _, cap = spec.partition(":")  # (the CLI's "auto" is resolved by the molecule modality first)
     if kind == "uniform" and not cap:
         return kind, 0.0
     try:

@@ -231,8 +231,8 @@ def test_position_weight_scales_each_molecules_position_error_by_its_clipped_snr
     pos = remove_com(torch.randn(3, 8, 3 + NUM_TYPES, dtype=torch.float64), mask)[..., :3]
     pred = torch.cat([pos, logits.softmax(-1) * 0.25], -1) * mask[..., None]
     plain = molecule_loss(pred, s, path, "data", atom_weight(mask))
-    weighted = molecule_loss(pred, s, path, "data", atom_weight(mask), position_weight=spec)
     kind, cap = parse_position_weight(spec)
+    weighted = molecule_loss(pred, s, path, "data", atom_weight(mask), position_weight=(kind, cap))
     snr = (t / (1 - t)) ** 2  # condot: alpha = t, sigma = 1 - t
     want = (snr if kind == "min-snr" else snr + 1).clamp(max=cap)
     assert want[0] < 1 or kind == "snr+1"  # high noise: down-weighted (Min-SNR) or kept at 1

@@ -40,9 +40,10 @@ def parse_position_weight(spec: str) -> tuple[str, float]:
     return kind, g
 
 
-def time_weight(spec: str, alpha: Tensor, sigma: Tensor) -> Tensor:
-    """``(B,)`` weights of the position errors at schedule values ``alpha, sigma: (B,)`` (see the module)."""
-    kind, cap = parse_position_weight(spec)
+def time_weight(position_weight: tuple[str, float], alpha: Tensor, sigma: Tensor) -> Tensor:
+    """``(B,)`` weights of the position errors at schedule values ``alpha, sigma: (B,)`` (see the module);
+    ``position_weight`` is a parsed spec (:func:`parse_position_weight`)."""
+    kind, cap = position_weight
     if kind == "uniform":
         return torch.ones_like(alpha)
     snr = alpha.pow(2) / sigma.pow(2).clamp(min=1e-12)
@@ -55,9 +56,10 @@ def atom_weight(mask: Tensor) -> Tensor:
 
 
 def molecule_loss(pred: Tensor, sample: PathSample, path: GaussianPath, prediction: str,
-                  weight: Tensor | None = None, type_scale: float = 0.25, position_weight: str = "uniform"
-                  ) -> Tensor:
-    """Per-molecule loss ``(B,)`` of ``pred: (B, N, 3 + T)``; ``weight: (B, N, 1)`` the atom mask."""
+                  weight: Tensor | None = None, type_scale: float = 0.25,
+                  position_weight: tuple[str, float] = ("uniform", 0.0)) -> Tensor:
+    """Per-molecule loss ``(B,)`` of ``pred: (B, N, 3 + T)``; ``weight: (B, N, 1)`` the atom mask;
+    ``position_weight`` parsed once by :func:`parse_position_weight`, not at every step."""
     if prediction != "data":
         return prediction_loss(pred, sample, path, prediction, weight)
     atoms = weight[..., 0] if weight is not None else torch.ones(pred.shape[:2], device=pred.device)  # (B, N)

@@ -109,7 +109,8 @@ class Molecules(Modality):
             position_weight = "uniform"  # a run from before the option trained with uniform weights
         if position_weight == "auto":  # Min-SNR for a data prediction, the only loss it applies to
             position_weight = "min-snr:5" if opts["objective"] == "data" else "uniform"
-        if parse_position_weight(position_weight)[0] != "uniform" and opts["objective"] != "data":
+        weighting = parse_position_weight(position_weight)  # (kind, cap), once: the loss runs every step
+        if weighting[0] != "uniform" and opts["objective"] != "data":
             raise UserError("--position-weight weights the error of a data prediction: add --objective data")
         data = MoleculeSet.read(opts["data"][len(PREFIX):])
         x1 = encode(data, TYPE_SCALE)  # (M, N, 3 + T)
@@ -142,7 +143,7 @@ class Molecules(Modality):
             noise=lambda x, c, g: sample_prior(atom_mask(c, n_max), generator=g, dtype=x.dtype),
             batches=SizeBands(data.sizes(), bands) if bands > 1 else None,
             coupling=(lambda x0, x1, c: align_noise(x0, x1, atom_mask(c, n_max))) if coupling == "ot" else None,
-            loss=partial(molecule_loss, type_scale=TYPE_SCALE, position_weight=position_weight),
+            loss=partial(molecule_loss, type_scale=TYPE_SCALE, position_weight=weighting),
             loss_weight=lambda c: atom_weight(atom_mask(c, n_max)),
             predict=self_conditioned_prediction if self_condition else None,
             data_config={"molecules": len(data), "max_atoms": n_max},

@@ -83,7 +83,8 @@ DESCRIBE = {
 def train_flags(npz: Path, args: argparse.Namespace, row: str) -> list[str]:
     props = ["--cond-file", str(properties_file(npz))] if row.endswith("+props") else []
     return ["train", "--data", f"molecules:{npz}", "--model", "egnn", "--preset", args.preset, "--batch-size",
-            str(args.batch_size), "--lr", str(args.lr), "--device", args.device, "--no-progress", *ROWS[row], *props]
+            str(args.batch_size), "--lr", str(args.lr), "--seed", str(args.seed), "--device", args.device,
+            "--no-progress", *ROWS[row], *props]
 
 
 def properties_file(npz: Path) -> Path:
@@ -112,10 +113,10 @@ def step_seconds(npz: Path, args: argparse.Namespace, row: str, scratch: Path) -
     return 1.0 / rate
 
 
-def evaluate(run_dir: Path, n: int, nfe: int, ref: set[str], device: str) -> tuple[dict, float]:
+def evaluate(run_dir: Path, n: int, nfe: int, ref: set[str], device: str, seed: int = 1) -> tuple[dict, float]:
     r = load_run(run_dir, device=device)
     t0 = time.perf_counter()
-    mols = sample_molecules(r, n, solver="midpoint", steps=nfe // 2, seed=1)
+    mols = sample_molecules(r, n, solver="midpoint", steps=nfe // 2, seed=seed)
     return molecule_metrics(mols, ref), time.perf_counter() - t0
 
 
@@ -134,6 +135,8 @@ def main() -> None:
     p.add_argument("--nfe-table", default="", help="e.g. 20,50,100: the last row at each budget")
     p.add_argument("--requests", type=int, default=200, help="property requests for a +props row")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0, help="training seed (samples are drawn with seed + 1); another seed "
+                   "trains its own runs, run_PRESET_ROW_seedN")
     p.add_argument("--device", default="cpu", help="training and sampling device; not cpu: each row trains for "
                    "--minutes of wall clock")
     p.add_argument("--wall-clock", action="store_true", help="each row trains for --minutes of wall clock (the "
@@ -158,7 +161,7 @@ def main() -> None:
     results = {"data (RDKit+MMFF conformers)": dataset_metrics(data.subset(torch.randperm(len(data), generator=g)
                                                                          [: args.eval_n]))}
     info: dict = {}
-    runs = {row: out / f"run_{args.preset}_{row}" for row in rows}
+    runs = {row: out / f"run_{args.preset}_{row}{f'_seed{args.seed}' if args.seed else ''}" for row in rows}
     todo = [row for row in rows if not (runs[row] / "bench_info.json").exists()]
     clock = args.device != "cpu" or args.wall_clock  # wall-clock budgets: no step times to measure
     # every recipe's step time first, in one block: keep the machine otherwise idle during it
@@ -192,7 +195,7 @@ def main() -> None:
             info[row] = json.loads((run / "bench_info.json").read_text())
     ref = training_smiles(load_run(runs[rows[0]]))
     for row in rows:
-        res, took = evaluate(runs[row], args.eval_n, args.nfe, ref, args.device)
+        res, took = evaluate(runs[row], args.eval_n, args.nfe, ref, args.device, args.seed + 1)
         info[row]["sample_seconds"] = took
         results[row] = res
         print(f"{row}: {res['molecule_stability']:.3f} molecule stability ({took:.0f} s to sample)", file=sys.stderr)
@@ -200,10 +203,10 @@ def main() -> None:
     if args.nfe_table:
         last = runs[rows[-1]]
         for nfe in (int(v) for v in args.nfe_table.split(",")):
-            table[f"{rows[-1]}, {nfe} NFE"], secs = evaluate(last, args.eval_n, nfe, ref, args.device)
+            table[f"{rows[-1]}, {nfe} NFE"], secs = evaluate(last, args.eval_n, nfe, ref, args.device, args.seed + 1)
             table[f"{rows[-1]}, {nfe} NFE"]["seconds"] = secs
     print(f"\nQM9 subset of {len(data)} molecules (RDKit ETKDGv3 + MMFF94), EGNN {args.preset}, batch "
-          f"{args.batch_size}, lr {args.lr}, on {args.device}, {args.minutes:g} min of training "
+          f"{args.batch_size}, lr {args.lr}, seed {args.seed}, on {args.device}, {args.minutes:g} min of training "
           + ("wall clock per row; " if clock else "compute per row (steps from each recipe's own measured step time"
              f"{'; calibrated ' + args.calibrate if args.calibrate else ''}); ") +
           f"{args.eval_n} samples per row, midpoint, {args.nfe} NFE; novelty "
@@ -227,7 +230,7 @@ def main() -> None:
           "QM9's DFT geometries 99.0 / 95.2 / 97.7")
     strip = {k: {c: v.get(c) for c in (*COLS, "molecules", "seconds")} for k, v in {**results, **table}.items()}
     (out / "qm9.json").write_text(json.dumps({"info": info, "preset": args.preset, "minutes": args.minutes,
-                                              "calibrate": args.calibrate,
+                                              "calibrate": args.calibrate, "seed": args.seed,
                                               "nfe": args.nfe, "rows": strip, "properties": props}, indent=2))
     print(f"\nwrote {out / 'qm9.json'}")
 

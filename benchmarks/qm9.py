@@ -203,8 +203,9 @@ def main() -> None:
     if args.nfe_table:
         last = runs[rows[-1]]
         for nfe in (int(v) for v in args.nfe_table.split(",")):
-            table[f"{rows[-1]}, {nfe} NFE"], secs = evaluate(last, args.eval_n, nfe, ref, args.device, args.seed + 1)
-            table[f"{rows[-1]}, {nfe} NFE"]["seconds"] = secs
+            key = f"{rows[-1]}, {nfe} NFE"
+            table[key], sample_secs = evaluate(last, args.eval_n, nfe, ref, args.device, args.seed + 1)
+            table[key]["seconds"] = sample_secs
     print(f"\nQM9 subset of {len(data)} molecules (RDKit ETKDGv3 + MMFF94), EGNN {args.preset}, batch "
           f"{args.batch_size}, lr {args.lr}, seed {args.seed}, on {args.device}, {args.minutes:g} min of training "
           + ("wall clock per row; " if clock else "compute per row (steps from each recipe's own measured step time"

@@ -48,6 +48,9 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     "distance": ({"known_distance": True}, []),  # planes saying how far the previous and next known frames are
     "no-fill": ({"fill_known": False}, []),  # no copy of the nearest known frame at every frame
     "tattn8": ({"temporal_attention_resolution": 8}, []),  # attention across frames at 8x8 positions too
+    "positions": ({"positions": True}, []),  # attention sees each position's row, column and frame
+    "space-time": ({"positions": True, "space_time": True}, []),  # one attention over all frames' 4x4 positions
+    "positions8": ({"positions": True, "attention_resolution": 8}, []),  # attention with positions at 8x8 too
     "lr2e-3": ({}, ["--lr", "2e-3"]),  # the learning rate, 2x and 4x the video default
     "lr4e-3": ({}, ["--lr", "4e-3"]),
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps

@@ -11,6 +11,7 @@ import torch
 
 from noise2data.cli import main
 from noise2data.data import Standardizer
+from noise2data.models.unet import Attention
 from noise2data.paths import make_path
 from noise2data.run import Run
 from noise2data.training import TrainConfig, train
@@ -18,6 +19,7 @@ from noise2data.video import metrics as M
 from noise2data.video.data import clips_from_array, load_gif_folder, read_gif
 from noise2data.video.known import draw_masks, make_condition, training_condition, unknown_weight
 from noise2data.video.model import (
+    FrameAttention,
     TemporalAttention,
     TemporalConv,
     VideoUNet,
@@ -141,6 +143,50 @@ def test_nearest_known_frame_matches_a_loop_and_the_options_build_and_run():
     assert net(torch.randn(2, 8, 1, 32, 32), torch.rand(2), cond).shape == (2, 8, 1, 32, 32)
 
 
+def test_frame_attention_is_the_older_layers_without_positions_and_reaches_what_it_should():
+    g = torch.Generator().manual_seed(0)
+    h, frames = torch.randn(3 * 5, 16, 4, 4, generator=g), 5  # (B * T, C, H, W)
+    for over, old in (("space", Attention(16, 4)), ("time", TemporalAttention(16, 4))):
+        new = FrameAttention(16, 4, over, positions=False, scale=frames)
+        new.load_state_dict(old.state_dict())
+        with torch.no_grad():
+            want = old(h) if over == "space" else old(h, frames)
+            torch.testing.assert_close(new(h, frames), want)
+    # where one changed input reaches: its frame (space), its pixel (time), the whole clip (space-time)
+    poke = h.clone()
+    poke[2, :, 1, 3] += 3.0  # clip 0, frame 2, row 1, column 3
+    for over, positions in (("space", True), ("time", True), ("space-time", False), ("space-time", True)):
+        layer = FrameAttention(16, 4, over, positions, scale=frames)
+        layer.norm = torch.nn.Identity()  # GroupNorm spreads a change over its frame: test the attention alone
+        with torch.no_grad():
+            moved = (layer(poke, frames) - layer(h, frames)).abs().sum(1).view(3, frames, 4, 4) > 1e-6
+        assert not moved[1:].any()  # other clips never
+        if over == "space":
+            assert moved[0, 2].all() and not moved[0, [0, 1, 3, 4]].any()
+        elif over == "time":
+            assert moved[0, :, 1, 3].all() and moved[0].sum() == frames
+        else:
+            assert moved[0].all()
+
+
+def test_positions_tell_places_apart_that_content_alone_cannot():
+    # a clip whose positions all hold the same vector: without positions every output is the same, with
+    # positions they differ by place and frame; and the layer runs on clips longer than trained
+    h = torch.ones(2 * 6, 8, 4, 4)
+    for over in ("space", "time", "space-time"):
+        plain, placed = (FrameAttention(8, 2, over, positions, scale=4) for positions in (False, True))
+        with torch.no_grad():
+            a, b = plain(h, 6).view(2, 6, 8, 16), placed(h, 6).view(2, 6, 8, 16)
+        assert (a - a[:, :1, :, :1]).abs().max() < 1e-5
+        assert (b[:, :, :, 1:] - b[:, :, :, :1]).abs().amax((0, 1, 2)).min() > 1e-4  # every place differs
+        assert (b[:, 1:] - b[:, :1]).abs().amax((0, 2, 3)).min() > 1e-4  # every frame differs
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), positions=True, space_time=True))
+    assert sum(isinstance(m, FrameAttention) and m.over == "space-time" for m in net.modules()) > 0
+    assert not any(isinstance(m, (Attention, TemporalAttention)) for m in net.modules())
+    cond = make_condition(torch.randn(1, 12, 1, 32, 32), torch.arange(12)[None] < 3)
+    assert net(torch.randn(1, 12, 1, 32, 32), torch.rand(1), cond).shape == (1, 12, 1, 32, 32)
+
+
 def _blob_run(tmp_path, steps: int = 400) -> Run:
     clips, _ = moving_blobs(512, frames=6, size=8, speed=0.5, seed=0)
     torch.manual_seed(0)
@@ -244,7 +290,7 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
         assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity",
                      *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    for key in ("fill_known", "known_distance", "temporal_attention_resolution"):
+    for key in ("fill_known", "known_distance", "temporal_attention_resolution", "positions", "space_time"):
         del cfg["model"][key]
     (run / "config.json").write_text(json.dumps(cfg))
     assert main(["train", "--resume", "--steps", "4", *argv, "--out", str(run)]) == 0

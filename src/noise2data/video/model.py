@@ -1,6 +1,7 @@
 """``video-unet``: the image U-Net's residual blocks applied to every frame, interleaved with
 temporal mixing (a depthwise temporal convolution at every level, attention across frames at the
-lowest resolutions).
+lowest resolutions; with ``space_time`` one attention over all frames' positions there, and with
+``positions`` attention sees where and when each position is).
 
 ``forward(x, t, cond)``: ``x: (B, T, C, H, W)``, ``t: (B,)``, ``cond: (B, T, C + 1, H, W)`` the
 known frames (zero where unknown) and the mask as one more channel (None: nothing known, the null
@@ -50,6 +51,8 @@ class VideoUNetConfig:
     fill_known: bool = False  # also see, at every frame, the nearest known frame (the previous one first)
     known_distance: bool = False  # also see, at every frame, how far the previous and the next known frames are
     temporal_attention_resolution: int | None = None  # attention across frames at <= this size (None: as in space)
+    positions: bool = False  # attention sees where (row, column) and when (frame) each position is
+    space_time: bool = False  # one attention over all frames' positions instead of space and time apart
     mean_flow: bool = False  # also take the end time r of a jump (--objective meanflow)
     name: str = field(default="video-unet", init=False)
 
@@ -120,19 +123,74 @@ class TemporalAttention(nn.Module):
         return h + out.view(bt // frames, hh * ww, frames, c).permute(0, 2, 3, 1).reshape(bt, c, hh, ww)
 
 
+def position_features(frames: int, h: int, w: int, scale: int, device: torch.device) -> Tensor:
+    """Fixed sinusoids ``(T, H, W, POSITION_FEATURES)`` of each position's frame (counted in training lengths
+    ``scale``, so a frame means the same on longer clips) and of its row and column (the centre of its cell
+    as a fraction of the frame, so a place means the same at every level of the U-Net)."""
+    freq = torch.pi * 2.0 ** torch.arange(POSITION_FREQS, device=device)  # (F,)
+
+    def waves(u: Tensor) -> Tensor:  # (n,) -> (n, 2F)
+        return torch.cat([torch.sin(u[:, None] * freq), torch.cos(u[:, None] * freq)], -1)
+
+    f = waves(torch.arange(frames, device=device) / scale)[:, None, None].expand(-1, h, w, -1)
+    r = waves((torch.arange(h, device=device) + 0.5) / h)[None, :, None].expand(frames, -1, w, -1)
+    c = waves((torch.arange(w, device=device) + 0.5) / w)[None, None, :].expand(frames, h, -1, -1)
+    return torch.cat([f, r, c], -1)
+
+
+POSITION_FREQS = 6
+POSITION_FEATURES = 3 * 2 * POSITION_FREQS
+
+
+class FrameAttention(nn.Module):
+    """Residual self-attention per frame over its H*W positions (``over="space"``), per pixel over the
+    frames (``"time"``) or over all T*H*W positions of a clip (``"space-time"``); with ``positions``, a
+    learned projection of :func:`position_features` is added to the normalised positions first, so
+    attention can reach a place by where it is (a moved copy of a known frame), not only by what it holds."""
+
+    def __init__(self, channels: int, heads: int, over: str, positions: bool, scale: int) -> None:
+        super().__init__()
+        self.over, self.scale = over, scale
+        self.norm = nn.GroupNorm(8, channels)
+        self.attn = nn.MultiheadAttention(channels, heads if channels % heads == 0 else 1, batch_first=True)
+        self.pos = nn.Linear(POSITION_FEATURES, channels) if positions else None
+
+    def forward(self, h: Tensor, frames: int) -> Tensor:
+        bt, c, hh, ww = h.shape
+        z = self.norm(h).view(bt // frames, frames, c, hh, ww).permute(0, 1, 3, 4, 2)  # (B, T, H, W, C)
+        if self.pos is not None:
+            z = z + self.pos(position_features(frames, hh, ww, self.scale, h.device))
+        if self.over == "space":
+            out = self_attention(self.attn, z.reshape(-1, hh * ww, c)).view_as(z)
+        elif self.over == "time":
+            out = self_attention(self.attn, z.transpose(1, 3).reshape(-1, frames, c))  # (B * W * H, T, C)
+            out = out.view(z.shape[0], ww, hh, frames, c).transpose(1, 3)
+        else:
+            out = self_attention(self.attn, z.reshape(-1, frames * hh * ww, c)).view_as(z)
+        return h + out.permute(0, 1, 4, 2, 3).reshape(bt, c, hh, ww)
+
+
 class Level(nn.Module):
     """A residual block per frame, temporal mixing, and (where asked) attention in space and across frames."""
 
-    def __init__(self, c_in: int, c_out: int, emb: int, space: bool, time: bool, heads: int) -> None:
+    def __init__(self, c_in: int, c_out: int, emb: int, space: bool, time: bool, config: VideoUNetConfig) -> None:
         super().__init__()
         self.block, self.temporal = ResBlock(c_in, c_out, emb), TemporalConv(c_out)
-        self.space = Attention(c_out, heads) if space else None
-        self.time = TemporalAttention(c_out, heads) if time else None
+        heads, scale = config.heads, config.data_shape[0]
+        self.space = self.time = None
+        if config.space_time and (space or time):  # one attention over the clip where attention would run
+            self.space = FrameAttention(c_out, heads, "space-time", config.positions, scale)
+        elif config.positions:
+            self.space = FrameAttention(c_out, heads, "space", True, scale) if space else None
+            self.time = FrameAttention(c_out, heads, "time", True, scale) if time else None
+        else:  # the layers of runs from before positions existed (their checkpoints load as they were)
+            self.space = Attention(c_out, heads) if space else None
+            self.time = TemporalAttention(c_out, heads) if time else None
 
     def forward(self, h: Tensor, e: Tensor, frames: int) -> Tensor:
         h = self.temporal(self.block(h, e), frames)
         if self.space is not None:
-            h = self.space(h)
+            h = self.space(h, frames) if isinstance(self.space, FrameAttention) else self.space(h)
         if self.time is not None:
             h = self.time(h, frames)
         return h
@@ -182,18 +240,18 @@ class VideoUNet(nn.Module):
         skips, cur, res = [chans[0]], chans[0], h // p
         for i, ch in enumerate(chans):
             for _ in range(config.blocks):
-                self.down.append(Level(cur, ch, emb, res <= a_res, res <= t_res, config.heads))
+                self.down.append(Level(cur, ch, emb, res <= a_res, res <= t_res, config))
                 cur = ch
                 skips.append(cur)
             if i < len(chans) - 1:
                 self.down.append(nn.Conv2d(cur, cur, 3, stride=2, padding=1))
                 skips.append(cur)
                 res //= 2
-        self.mid = nn.ModuleList([Level(cur, cur, emb, True, True, config.heads),
-                                  Level(cur, cur, emb, False, False, config.heads)])
+        self.mid = nn.ModuleList([Level(cur, cur, emb, True, True, config),
+                                  Level(cur, cur, emb, False, False, config)])
         for i, ch in reversed(list(enumerate(chans))):
             for _ in range(config.blocks + 1):
-                self.up.append(Level(cur + skips.pop(), ch, emb, res <= a_res, res <= t_res, config.heads))
+                self.up.append(Level(cur + skips.pop(), ch, emb, res <= a_res, res <= t_res, config))
                 cur = ch
             if i > 0:
                 self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
@@ -234,4 +292,4 @@ class VideoUNet(nn.Module):
         return out.view(b, frames, c, h, w)
 
 
-__all__ = ["PRESETS", "VideoUNet", "VideoUNetConfig", "known_distance", "nearest_known"]
+__all__ = ["PRESETS", "FrameAttention", "VideoUNet", "VideoUNetConfig", "known_distance", "nearest_known"]

@@ -20,7 +20,6 @@ from noise2data.video.data import clips_from_array, load_gif_folder, read_gif
 from noise2data.video.known import draw_masks, make_condition, training_condition, unknown_weight
 from noise2data.video.model import (
     FrameAttention,
-    TemporalAttention,
     TemporalConv,
     VideoUNet,
     VideoUNetConfig,
@@ -137,21 +136,32 @@ def test_nearest_known_frame_matches_a_loop_and_the_options_build_and_run():
                                            temporal_attention_resolution=8))
     # [x, known, mask] (+ fill + 2 distances)
     assert (plain.conv_in.in_channels, net.conv_in.in_channels) == (3 * 16, 6 * 16)
-    assert sum(isinstance(m, TemporalAttention) for m in net.modules()) > sum(
-        isinstance(m, TemporalAttention) for m in plain.modules())
+    def across_frames(model: torch.nn.Module) -> int:
+        return sum(isinstance(m, FrameAttention) and m.over == "time" for m in model.modules())
+
+    assert across_frames(net) > across_frames(plain) > 0
     cond = make_condition(torch.randn(2, 8, 1, 32, 32), torch.arange(8)[None].expand(2, -1) < 2)
     assert net(torch.randn(2, 8, 1, 32, 32), torch.rand(2), cond).shape == (2, 8, 1, 32, 32)
 
 
-def test_frame_attention_is_the_older_layers_without_positions_and_reaches_what_it_should():
+def test_frame_attention_is_torchs_attention_where_it_says_and_reaches_what_it_should():
     g = torch.Generator().manual_seed(0)
     h, frames = torch.randn(3 * 5, 16, 4, 4, generator=g), 5  # (B * T, C, H, W)
-    for over, old in (("space", Attention(16, 4)), ("time", TemporalAttention(16, 4))):
-        new = FrameAttention(16, 4, over, positions=False, scale=frames)
-        new.load_state_dict(old.state_dict())
+    image = Attention(16, 4)  # the image U-Net's layer: checkpoints from before positions load into the new one
+    new = FrameAttention(16, 4, "space", positions=False, scale=frames)
+    new.load_state_dict(image.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(new(h, frames), image(h))
+    for over in ("space", "time", "space-time"):  # against nn.MultiheadAttention on the sequences it names
+        layer = FrameAttention(16, 4, over, positions=False, scale=frames)
         with torch.no_grad():
-            want = old(h) if over == "space" else old(h, frames)
-            torch.testing.assert_close(new(h, frames), want)
+            z = layer.norm(h).view(3, frames, 16, 4, 4).permute(0, 1, 3, 4, 2)  # (B, T, H, W, C)
+            seq = {"space": z.reshape(15, 16, 16), "time": z.permute(0, 2, 3, 1, 4).reshape(48, frames, 16),
+                   "space-time": z.reshape(3, frames * 16, 16)}[over]
+            out = layer.attn(seq, seq, seq, need_weights=False)[0]
+            out = out.view(3, 4, 4, frames, 16).permute(0, 3, 1, 2, 4) if over == "time" else out.view_as(z)
+            want = h + out.permute(0, 1, 4, 2, 3).reshape_as(h)
+            torch.testing.assert_close(layer(h, frames), want, atol=1e-5, rtol=1e-5)
     # where one changed input reaches: its frame (space), its pixel (time), the whole clip (space-time)
     poke = h.clone()
     poke[2, :, 1, 3] += 3.0  # clip 0, frame 2, row 1, column 3
@@ -182,7 +192,7 @@ def test_positions_tell_places_apart_that_content_alone_cannot():
         assert (b[:, 1:] - b[:, :1]).abs().amax((0, 2, 3)).min() > 1e-4  # every frame differs
     net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), positions=True, space_time=True))
     assert sum(isinstance(m, FrameAttention) and m.over == "space-time" for m in net.modules()) > 0
-    assert not any(isinstance(m, (Attention, TemporalAttention)) for m in net.modules())
+    assert not any(isinstance(m, FrameAttention) and m.over != "space-time" for m in net.modules())
     cond = make_condition(torch.randn(1, 12, 1, 32, 32), torch.arange(12)[None] < 3)
     assert net(torch.randn(1, 12, 1, 32, 32), torch.rand(1), cond).shape == (1, 12, 1, 32, 32)
 

@@ -22,7 +22,7 @@ from ..errors import UserError
 from ..models.attention import self_attention
 from ..models.conditioning import Conditioning
 from ..models.embeddings import TIME_EMBEDDINGS
-from ..models.unet import Attention, ResBlock
+from ..models.unet import ResBlock
 
 PRESETS = {  # tiny: a 2-core CPU at 32x32; small and base for GPUs (64x64)
     # tiny: a 4x4 space-to-depth stem (8x8 positions at 32 px): 0.75-1.5 s per step of 16 clips x 16 frames
@@ -108,19 +108,8 @@ class TemporalConv(nn.Module):
         return h + out.reshape(bt, c, hh, ww)
 
 
-class TemporalAttention(nn.Module):
-    """Residual self-attention across the frames at each pixel."""
-
-    def __init__(self, channels: int, heads: int) -> None:
-        super().__init__()
-        self.norm = nn.GroupNorm(8, channels)
-        self.attn = nn.MultiheadAttention(channels, heads if channels % heads == 0 else 1, batch_first=True)
-
-    def forward(self, h: Tensor, frames: int) -> Tensor:
-        bt, c, hh, ww = h.shape
-        z = self.norm(h).view(bt // frames, frames, c, hh * ww).permute(0, 3, 1, 2).reshape(-1, frames, c)
-        out = self_attention(self.attn, z)  # (B * H * W, T, C)
-        return h + out.view(bt // frames, hh * ww, frames, c).permute(0, 2, 3, 1).reshape(bt, c, hh, ww)
+POSITION_FREQS = 6  # octaves per coordinate (frame, row, column), a sine and a cosine each
+POSITION_FEATURES = 3 * 2 * POSITION_FREQS
 
 
 def position_features(frames: int, h: int, w: int, scale: int, device: torch.device) -> Tensor:
@@ -138,13 +127,11 @@ def position_features(frames: int, h: int, w: int, scale: int, device: torch.dev
     return torch.cat([f, r, c], -1)
 
 
-POSITION_FREQS = 6
-POSITION_FEATURES = 3 * 2 * POSITION_FREQS
-
-
 class FrameAttention(nn.Module):
     """Residual self-attention per frame over its H*W positions (``over="space"``), per pixel over the
-    frames (``"time"``) or over all T*H*W positions of a clip (``"space-time"``); with ``positions``, a
+    frames (``"time"``) or over all T*H*W positions of a clip (``"space-time"``); without positions its
+    weights and product are those of the image U-Net's ``Attention`` (space), so checkpoints of runs from
+    before positions existed load as they were; with ``positions``, a
     learned projection of :func:`position_features` is added to the normalised positions first, so
     attention can reach a place by where it is (a moved copy of a known frame), not only by what it holds."""
 
@@ -176,21 +163,18 @@ class Level(nn.Module):
     def __init__(self, c_in: int, c_out: int, emb: int, space: bool, time: bool, config: VideoUNetConfig) -> None:
         super().__init__()
         self.block, self.temporal = ResBlock(c_in, c_out, emb), TemporalConv(c_out)
-        heads, scale = config.heads, config.data_shape[0]
+        heads, scale, pos = config.heads, config.data_shape[0], config.positions
         self.space = self.time = None
         if config.space_time and (space or time):  # one attention over the clip where attention would run
-            self.space = FrameAttention(c_out, heads, "space-time", config.positions, scale)
-        elif config.positions:
-            self.space = FrameAttention(c_out, heads, "space", True, scale) if space else None
-            self.time = FrameAttention(c_out, heads, "time", True, scale) if time else None
-        else:  # the layers of runs from before positions existed (their checkpoints load as they were)
-            self.space = Attention(c_out, heads) if space else None
-            self.time = TemporalAttention(c_out, heads) if time else None
+            self.space = FrameAttention(c_out, heads, "space-time", pos, scale)
+        else:
+            self.space = FrameAttention(c_out, heads, "space", pos, scale) if space else None
+            self.time = FrameAttention(c_out, heads, "time", pos, scale) if time else None
 
     def forward(self, h: Tensor, e: Tensor, frames: int) -> Tensor:
         h = self.temporal(self.block(h, e), frames)
         if self.space is not None:
-            h = self.space(h, frames) if isinstance(self.space, FrameAttention) else self.space(h)
+            h = self.space(h, frames)
         if self.time is not None:
             h = self.time(h, frames)
         return h

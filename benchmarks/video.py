@@ -13,8 +13,8 @@
 
 ``--ablation default,lr2e-3,batch8,...`` instead trains one short run per variant (each for
 ``--ablation-minutes`` of wall clock) and prints their prediction and interpolation scores side by side:
-changes to the preset (distance, no-fill, tattn8) or to the training flags (lr2e-3, lr4e-3, batch8,
-logit-normal); ``VARIANTS`` below lists them.
+changes to the preset (distance, no-fill, tattn8, positions, space-time, positions8, motion) or to the
+training flags (lr2e-3, lr4e-3, batch8, logit-normal); ``VARIANTS`` below lists them.
 
 On a GPU, OpenSTL's Moving MNIST protocol (two digits, 64x64, 10 known -> 10 predicted), beside the
 SSIM / MSE of ConvLSTM and PhyDNet as OpenSTL publishes them (their test set is the fixed
@@ -51,6 +51,7 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     "positions": ({"positions": True}, []),  # attention sees each position's row, column and frame
     "space-time": ({"positions": True, "space_time": True}, []),  # one attention over all frames' 4x4 positions
     "positions8": ({"positions": True, "attention_resolution": 8}, []),  # attention with positions at 8x8 too
+    "motion": ({"motion_fill": True}, []),  # also the nearest known frame moved along the known frames' motion
     "lr2e-3": ({}, ["--lr", "2e-3"]),  # the learning rate, 2x and 4x the video default
     "lr4e-3": ({}, ["--lr", "4e-3"]),
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps
@@ -132,17 +133,24 @@ def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
             run_cli(["sample", str(run), "--n", "8", *common, *extra, "--out", str(target)])
 
 
+def moved(task: dict, metric: str) -> float:
+    """The moved-copy baseline's mean (nan in results written before it was measured)."""
+    return task.get(f"moved_{metric}", {}).get("mean", float("nan"))
+
+
 def row(name: str, r: dict) -> str:
     m = r["eval"]["metrics"]
     p, i, g = m["prediction"], m["interpolation"], m["generation"]
     ident = f"{p.get('identity_kept', float('nan')):.3f}/{p.get('identity_true', float('nan')):.3f}"
     return (f"{name:<6} {r['train']['steps']:>6} {r['train']['train_seconds'] / 60:>6.1f} "
             f"{p['ssim']['mean']:>7.4f} {p['ssim_best']:>7.4f} {p['baseline_ssim']['mean']:>7.4f} "
-            f"{p['psnr']['mean']:>6.2f} {p['baseline_psnr']['mean']:>6.2f} "
+            f"{moved(p, 'ssim'):>7.4f} "
+            f"{p['psnr']['mean']:>6.2f} {p['baseline_psnr']['mean']:>6.2f} {moved(p, 'psnr'):>6.2f} "
             f"{p['mse']['mean']:>6.1f} {p['baseline_mse']['mean']:>6.1f} "
             f"{p.get('centre_error', {}).get('mean', float('nan')):>6.2f} "
-            f"{p.get('baseline_centre_error', {}).get('mean', float('nan')):>6.2f} {ident:>11} "
-            f"{i['ssim']['mean']:>7.4f} {i['baseline_ssim']['mean']:>7.4f} "
+            f"{p.get('baseline_centre_error', {}).get('mean', float('nan')):>6.2f} "
+            f"{moved(p, 'centre_error'):>6.2f} {ident:>11} "
+            f"{i['ssim']['mean']:>7.4f} {i['baseline_ssim']['mean']:>7.4f} {moved(i, 'ssim'):>7.4f} "
             f"{g['speed_w1']:>6.3f} {g['speed_w1_floor']:>6.3f} {g.get('identity_kept', float('nan')):>6.3f} "
             f"{g.get('fvd', float('nan')):>8.2f} {g.get('fvd_floor', float('nan')):>8.2f} "
             f"{p['seconds_per_clip']:>6.2f}")
@@ -163,13 +171,14 @@ def ablation(args: argparse.Namespace, out: Path, train: Path, test: Path, judge
     print(f"\nablation of the {args.preset} preset, {args.ablation_minutes:g} min each; {args.ablation_eval_n} test "
           f"clips; {k} known -> {args.frames - k}; {args.sample_steps} steps; best of "
           f"{args.ablation_best_of}")
-    print(f"{'variant':<12} {'steps':>6} {'s/step':>7} {'SSIM':>7} {'copy':>7} {'PSNR':>6} {'copy':>6} {'ctr px':>6} "
-          f"{'copy':>6} {'ident':>6} {'iSSIM':>7} {'copy':>7} {'gIdent':>6} {'spdW1':>6}")
+    print(f"{'variant':<12} {'steps':>6} {'s/step':>7} {'SSIM':>7} {'copy':>7} {'moved':>7} {'PSNR':>6} {'copy':>6} "
+          f"{'ctr px':>6} {'copy':>6} {'ident':>6} {'iSSIM':>7} {'copy':>7} {'gIdent':>6} {'spdW1':>6}")
     for name, r in results.items():
         m, tr = r["eval"]["metrics"], r["train"]
         p, i, g = m["prediction"], m["interpolation"], m["generation"]
         print(f"{name:<12} {tr['steps']:>6} {tr['measured_step_seconds']:>7.3f} {p['ssim']['mean']:>7.4f} "
-              f"{p['baseline_ssim']['mean']:>7.4f} {p['psnr']['mean']:>6.2f} {p['baseline_psnr']['mean']:>6.2f} "
+              f"{p['baseline_ssim']['mean']:>7.4f} {moved(p, 'ssim'):>7.4f} {p['psnr']['mean']:>6.2f} "
+              f"{p['baseline_psnr']['mean']:>6.2f} "
               f"{p.get('centre_error', {}).get('mean', float('nan')):>6.2f} "
               f"{p.get('baseline_centre_error', {}).get('mean', float('nan')):>6.2f} "
               f"{p.get('identity_kept', float('nan')):>6.3f} {i['ssim']['mean']:>7.4f} "
@@ -231,11 +240,12 @@ def main() -> None:
           f"preset on {args.device}; {args.eval_n} test clips per task; "
           f"{results['grey']['eval']['sampler']['solver']} {args.sample_steps} steps; prediction: {k} known -> "
           f"{args.frames - k}; best of {args.best_of}; MSE: squared error summed over a frame's pixels in [0, 1]")
-    print("baseline: copy the last known frame (prediction) or the nearer known frame (interpolation); floors: two "
-          "disjoint sets of real test clips")
-    print(f"{'run':<6} {'steps':>6} {'min':>6} {'SSIM':>7} {'best':>7} {'copy':>7} {'PSNR':>6} {'copy':>6} "
-          f"{'MSE':>6} {'copy':>6} "
-          f"{'ctr px':>6} {'copy':>6} {'ident/true':>11} {'iSSIM':>7} {'copy':>7} {'spdW1':>6} {'floor':>6} "
+    print("baselines: copy the last known frame (prediction) or the nearer known frame (interpolation); moved: the "
+          "nearest known frame moved along the known frames' estimated motion; floors: two disjoint sets of real "
+          "test clips")
+    print(f"{'run':<6} {'steps':>6} {'min':>6} {'SSIM':>7} {'best':>7} {'copy':>7} {'moved':>7} {'PSNR':>6} "
+          f"{'copy':>6} {'moved':>6} {'MSE':>6} {'copy':>6} {'ctr px':>6} {'copy':>6} {'moved':>6} {'ident/true':>11} "
+          f"{'iSSIM':>7} {'copy':>7} {'moved':>7} {'spdW1':>6} {'floor':>6} "
           f"{'gIdent':>6} {'FVD':>8} {'floor':>8} {'s/clip':>6}")
     for name, r in results.items():
         print(row(name, r))

@@ -337,7 +337,9 @@ def test_eval_predicts_from_the_frames_asked_for_and_reports_openstl_mse(video_r
     pred = json.loads(out.read_text())["metrics"]["prediction"]
     assert pred["known"] == 5 and pred["frames"] == [5, 6, 7]
     assert len(pred["mse"]["per_frame"]) == 3 and 0 < pred["mse"]["mean"] <= 16 * 16  # at most 1 per pixel
-    assert "MSE per frame" in capsys.readouterr().out
+    assert len(pred["moved_ssim"]["per_frame"]) == 3 and -1 <= pred["moved_ssim"]["mean"] <= 1  # the motion baseline
+    printed = capsys.readouterr().out
+    assert "MSE per frame" in printed and ", moved " in printed
     assert main(["eval", str(run), "--data", f"video:{root / 'v.npz'}", "--n", "4", "--context-frames", "8"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--context-frames must be 1..7" in err and len(err.splitlines()) == 1

@@ -2,10 +2,12 @@
 
 - prediction (the first ``context_frames`` known, default T // 4: 4 of 16): PSNR, SSIM and MSE (the squared
   error summed over a frame's pixels in [0, 1], as OpenSTL reports it) of each predicted frame (the mean over
-  ``best_of`` samples, and the best of them per clip), beside copying the last known frame;
+  ``best_of`` samples, and the best of them per clip), beside copying the last known frame, and beside a
+  stronger baseline that learns nothing either: the nearest known frame moved along the motion estimated
+  from the known frames (``motion.py``; "moved");
 - interpolation (the first and last frames known): the same, beside copying the nearer known frame;
 - digit centres (one-digit clips with stored centres): the error of the predicted digit's centre
-  against the true one at each predicted frame, beside the copy baseline;
+  against the true one at each predicted frame, beside both baselines;
 - generation (nothing known): the distribution of frame-to-frame speeds against real clips (W1,
   pixels/frame), with its floor between two disjoint real sets;
 - identity (``--classifier``, the MNIST extractor): the share of clips whose digit class stays the
@@ -24,7 +26,9 @@ from torch import Tensor
 from ..errors import UserError
 from ..modalities.base import EvalRequest
 from . import metrics as M
-from .known import known_mask
+from .known import known_mask, make_condition
+from .model import nearest_known
+from .motion import moved_known
 from .sampling import sample_clips
 
 
@@ -40,12 +44,20 @@ def _classes(ext, frames01: Tensor, centre: Tensor) -> Tensor:  # noqa: ANN001
     return torch.where(M.blank(crops), M.NO_DIGIT, classes).view(frames01.shape[:2])
 
 
+def moved_copy(real: Tensor, mask: Tensor) -> Tensor:
+    """The baseline that moves what is known: ``(N, T, C, H, W)`` with every unknown frame the nearest known
+    one moved along the known frames' estimated motion (``mask: (N, T)``)."""
+    cond = make_condition(real, mask)
+    return moved_known(cond, nearest_known(cond))
+
+
 def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalRequest, best_of: int,  # noqa: ANN001
           truth: Tensor | None, true_centres: Tensor | None, ext) -> dict:  # noqa: ANN001
     """Quality of the unknown frames of ``real: (N, T, C, H, W)`` given ``mask: (N, T)``."""
     todo = ~mask[0]
     target = _unit(real)[:, todo]
     base = _unit(baseline)[:, todo]
+    moved = _unit(moved_copy(real, mask))[:, todo]
     psnrs, ssims, sses, samples = [], [], [], []
     start = time.perf_counter()
     for k in range(best_of):
@@ -63,12 +75,14 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
            "psnr_best": float(p.mean(2).max(0).values.mean()), "ssim_best": float(s.mean(2).max(0).values.mean()),
            "mse": M.summary(torch.stack(sses).mean(0)),
            "baseline_psnr": M.summary(M.psnr(base, target)), "baseline_ssim": M.summary(M.ssim(base, target)),
-           "baseline_mse": M.summary(M.frame_sse(base, target))}
+           "baseline_mse": M.summary(M.frame_sse(base, target)),
+           "moved_psnr": M.summary(M.psnr(moved, target)), "moved_ssim": M.summary(M.ssim(moved, target))}
     if true_centres is not None:
         tc = true_centres[:, todo]
         err = (M.centres(samples[0]) - tc).norm(dim=-1)  # (N, T')
         out["centre_error"] = M.summary(err)
         out["baseline_centre_error"] = M.summary((M.centres(base) - tc).norm(dim=-1))
+        out["moved_centre_error"] = M.summary((M.centres(moved) - tc).norm(dim=-1))
     if ext is not None:
         out |= M.identity(_classes(ext, samples[0], M.centres(samples[0])), truth)
     return out
@@ -132,6 +146,11 @@ def _no_digit(task: dict) -> str:
     return f"; no digit in {task['no_digit_frames']:.3f} of frames" if "no_digit_frames" in task else ""
 
 
+def _moved(task: dict, metric: str, fmt: str, unit: str = "") -> str:  # eval.json files from before it lack it
+    key = f"moved_{metric}"
+    return f", moved {task[key]['mean']:{fmt}}{unit}" if key in task else ""
+
+
 def format_video_eval(r: dict) -> str:
     lines = [f"{r['run']} at step {r['step']}: {r['n']} clips of {r['reference']}; {r['sampler']['solver']} "
              f"{r['sampler']['steps']} steps"]
@@ -140,14 +159,14 @@ def format_video_eval(r: dict) -> str:
         lines.append(f"{task} of frames {t['frames'][0]}..{t['frames'][-1]} ({t['seconds_per_clip']:.2f} s/clip):")
         k = r["sampler"]["best_of"] if task == "prediction" else 1
         lines.append(f"  PSNR {t['psnr']['mean']:.2f} dB (best of {k}: {t['psnr_best']:.2f}), baseline "
-                     f"{t['baseline_psnr']['mean']:.2f} dB")
+                     f"{t['baseline_psnr']['mean']:.2f} dB{_moved(t, 'psnr', '.2f', ' dB')}")
         lines.append(f"  SSIM {t['ssim']['mean']:.4f} (best {t['ssim_best']:.4f}), baseline "
-                     f"{t['baseline_ssim']['mean']:.4f}")
+                     f"{t['baseline_ssim']['mean']:.4f}{_moved(t, 'ssim', '.4f')}")
         if "mse" in t:  # eval.json files written before it was measured lack it
             lines.append(f"  MSE per frame {t['mse']['mean']:.1f}, baseline {t['baseline_mse']['mean']:.1f}")
         if "centre_error" in t:
             lines.append(f"  digit centre error {t['centre_error']['mean']:.2f} px, baseline "
-                         f"{t['baseline_centre_error']['mean']:.2f} px")
+                         f"{t['baseline_centre_error']['mean']:.2f} px{_moved(t, 'centre_error', '.2f', ' px')}")
         if "identity_kept" in t:
             true = f", true class kept {t['identity_true']:.3f}" if "identity_true" in t else ""
             lines.append(f"  identity kept {t['identity_kept']:.3f}{true}{_no_digit(t)}")

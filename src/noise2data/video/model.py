@@ -6,7 +6,8 @@ lowest resolutions; with ``space_time`` one attention over all frames' positions
 ``forward(x, t, cond)``: ``x: (B, T, C, H, W)``, ``t: (B,)``, ``cond: (B, T, C + 1, H, W)`` the
 known frames (zero where unknown) and the mask as one more channel (None: nothing known, the null
 condition). The network sees ``[x_t, known * mask, mask]`` along channels (with ``fill_known`` also
-the nearest known frame, with ``known_distance`` two planes holding the distances to the previous and
+the nearest known frame, with ``motion_fill`` that frame moved along the known frames' estimated motion,
+with ``known_distance`` two planes holding the distances to the previous and
 the next known frame: what a frame should be copied from, and how far it has moved). Every layer is per
 frame or per pixel, so memory grows linearly with T, and the model runs on any number of frames.
 """
@@ -23,6 +24,7 @@ from ..models.attention import self_attention
 from ..models.conditioning import Conditioning
 from ..models.embeddings import TIME_EMBEDDINGS
 from ..models.unet import ResBlock
+from .motion import moved_known
 
 PRESETS = {  # tiny: a 2-core CPU at 32x32; small and base for GPUs (64x64)
     # tiny: a 4x4 space-to-depth stem (8x8 positions at 32 px): 0.75-1.5 s per step of 16 clips x 16 frames
@@ -49,6 +51,7 @@ class VideoUNetConfig:
     time_embedding: str = "sinusoidal"
     time_dim: int = 64
     fill_known: bool = False  # also see, at every frame, the nearest known frame (the previous one first)
+    motion_fill: bool = False  # also see it moved along the motion estimated from the known frames (motion.py)
     known_distance: bool = False  # also see, at every frame, how far the previous and the next known frames are
     temporal_attention_resolution: int | None = None  # attention across frames at <= this size (None: as in space)
     positions: bool = False  # attention sees where (row, column) and when (frame) each position is
@@ -216,7 +219,7 @@ class VideoUNet(nn.Module):
         chans = [config.base_channels * m for m in config.channel_mults]
         emb = 4 * config.base_channels
         self.cond = Conditioning(config.time_embedding, config.time_dim, emb, mean_flow=config.mean_flow)
-        planes = (3 if config.fill_known else 2) * c + 1 + (2 if config.known_distance else 0)
+        planes = (2 + config.fill_known + config.motion_fill) * c + 1 + (2 if config.known_distance else 0)
         self.conv_in = nn.Conv2d(planes * p * p, chans[0], 3, padding=1)
         a_res = config.attention_resolution
         t_res = a_res if config.temporal_attention_resolution is None else config.temporal_attention_resolution
@@ -257,10 +260,14 @@ class VideoUNet(nn.Module):
             raise UserError(f"the video condition is the known frames and their mask, (B, T, C + 1, H, W) = "
                             f"{(b, frames, c + 1, h, w)}; got {tuple(cond.shape)}")
         p = self.config.patch
-        parts = [x, cond, nearest_known(cond)] if self.config.fill_known else [x, cond]
+        parts = [x, cond]
+        if self.config.fill_known or self.config.motion_fill:
+            fill = nearest_known(cond)
+            parts += [fill] if self.config.fill_known else []
+            parts += [moved_known(cond, fill)] if self.config.motion_fill else []
         if self.config.known_distance:
             parts.append(known_distance(cond, self.config.data_shape[0])[..., None, None].expand(-1, -1, -1, h, w))
-        z = torch.cat(parts, dim=2).flatten(0, 1)  # (B * T, 2C + 1 (+ C) (+ 2), H, W)
+        z = torch.cat(parts, dim=2).flatten(0, 1)  # (B * T, 2C + 1 (+ C) (+ C) (+ 2), H, W)
         e = nn.functional.silu(self.cond(t, None, r)).repeat_interleave(frames, 0)  # (B * T, E)
         hcur = self.conv_in(nn.functional.pixel_unshuffle(z, p) if p > 1 else z)
         hs = [hcur]

@@ -1,0 +1,112 @@
+"""Global motion of the known frames, and the nearest known frame moved along it (``motion_fill``).
+
+A network that must draw "the known digit, 9 pixels further on" from a copy of the known frame at its old
+place has to learn translation by arbitrary offsets; convolutions and attention do that poorly at a small
+budget. This module estimates the clip's global translation from the known frames alone (phase correlation
+between consecutive known frames, the fraction of a pixel from the phase at the lowest frequencies), follows it to every
+frame (linear between known frames, extrapolated with the nearest pair's velocity outside them) and moves
+the nearest known frame there. It is a hint the network sees beside the plain copy, never the answer:
+with one known frame nothing moves; a bounce or an object that turns is the network's to correct.
+
+Shapes: ``cond: (B, T, C + 1, H, W)`` (known frames, zero where unknown, and the mask as the last
+channel); displacements ``(B, T, 2)`` in pixels, (rows, columns).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+def phase_shift(a: Tensor, b: Tensor) -> Tensor:
+    """The translation d (pixels, (rows, columns)) that best maps ``a`` onto ``b``, ``b(p) ~ a(p - d)``.
+
+    The whole pixels from the peak of the normalised cross-power spectrum's inverse (phase correlation);
+    the fraction left from the phase of the cross-power at the three lowest frequencies of each axis, once
+    the whole pixels are taken out (exact for a circular translation; a fraction of a pixel keeps those
+    phases below pi, so they do not wrap). That gives the move modulo the frame's size: of the two candidates
+    per axis, the one under which ``a`` moved matches ``b`` best. ``a, b: (N, C, H, W)`` -> ``(N, 2)``."""
+    n, _, h, w = a.shape
+    fa = torch.fft.fft2(a - a.mean((-2, -1), keepdim=True))
+    fb = torch.fft.fft2(b - b.mean((-2, -1), keepdim=True))
+    cross = (fb * fa.conj()).sum(1)  # (N, H, W), channels pooled
+    r = torch.fft.ifft2(cross / (cross.abs() + 1e-8)).real  # (N, H, W): a peak at the shift
+    peak = r.flatten(1).argmax(1)
+    whole = torch.stack([(peak // w + h // 2) % h - h // 2, (peak % w + w // 2) % w - w // 2], -1)  # (N, 2)
+
+    def fraction(c: Tensor, size: int, d: Tensor) -> Tensor:  # c: (N, K) cross-power at frequencies 1..K
+        k = torch.arange(1, c.shape[1] + 1, device=a.device, dtype=a.dtype)
+        c = c * torch.exp(2j * torch.pi * k * d[:, None].to(a.dtype) / size)  # the whole pixels taken out
+        est = -torch.angle(c) * size / (2 * torch.pi * k)  # (N, K)
+        wts = c.abs()
+        return (est * wts).sum(1) / wts.sum(1).clamp(min=1e-12)
+
+    kmax = min(3, h // 4, w // 4)
+    dy = whole[:, 0].to(a.dtype) + fraction(cross[:, 1:kmax + 1, 0], h, whole[:, 0])
+    dx = whole[:, 1].to(a.dtype) + fraction(cross[:, 0, 1:kmax + 1], w, whole[:, 1])
+    d = torch.stack([dy, dx], -1)
+    # a move is known only modulo the frame's size; frames are not periodic, so of d and d - (H, W) * sign(d)
+    # per axis keep the one under which a, moved (border continued), matches b best
+    size = torch.tensor([h, w], dtype=a.dtype, device=a.device)
+    alt = d - size * torch.sign(d)
+    cands = torch.stack([d, torch.stack([alt[:, 0], d[:, 1]], -1), torch.stack([d[:, 0], alt[:, 1]], -1), alt], 1)
+    err = torch.stack([(translate(a, cands[:, i]) - b).pow(2).mean((1, 2, 3)) for i in range(4)], 1)  # (N, 4)
+    return cands[torch.arange(n, device=a.device), err.argmin(1)]
+
+
+def known_motion(cond: Tensor) -> tuple[Tensor, Tensor]:
+    """``cond: (B, T, C + 1, H, W)`` -> ``(target, source)``, each ``(B, T, 2)``: where every frame's content
+    is estimated to be (relative to the clip's first known frame) and where the frame it is filled from
+    (the nearest known one, the previous first) has it. Their difference is the move to apply."""
+    known, mask = cond[:, :, :-1], cond[:, :, -1, 0, 0] > 0.5  # (B, T, C, H, W), (B, T)
+    b, frames = mask.shape
+    idx = torch.arange(frames, device=cond.device).expand_as(mask)
+    before = torch.where(mask, idx, -1).cummax(1).values  # last known index <= t (-1: none)
+    after = torch.where(mask, idx, frames).flip(1).cummin(1).values.flip(1)  # first known index >= t (T: none)
+    prev = torch.cat([idx.new_full((b, 1), -1), before[:, :-1]], 1)  # last known index < t
+    pair = mask & (prev >= 0)  # known frames with a known frame before them
+    gather = lambda v, at: v.gather(1, at.clamp(0, frames - 1)[..., None].expand(-1, -1, v.shape[-1]))  # noqa: E731
+    step = torch.zeros(b, frames, 2, dtype=cond.dtype, device=cond.device)
+    if pair.any():
+        bi, ti = pair.nonzero(as_tuple=True)
+        step[bi, ti] = phase_shift(known[bi, prev[bi, ti]], known[bi, ti])
+    pos = step.cumsum(1)  # at a known frame: its content's place relative to the first known frame
+    gap = (idx - prev).clamp(min=1).to(cond.dtype)[..., None]
+    vel = torch.where(pair[..., None], step / gap, torch.zeros_like(step))  # per frame of the pair ending here
+    # the first pair's velocity, for frames before the first known one
+    second = torch.where(pair, idx, frames).min(1, keepdim=True).values.expand(-1, frames)
+    v_first = torch.where((second < frames)[..., None], gather(vel, second), torch.zeros_like(step))
+    p_before, p_after = gather(pos, before), gather(pos, after)
+    has_b, has_a = (before >= 0)[..., None], (after < frames)[..., None]
+    frac = ((idx - before) / (after - before).clamp(min=1)).to(cond.dtype)[..., None]
+    between = p_before + frac * (p_after - p_before)
+    forward = p_before + gather(vel, before) * (idx - before).to(cond.dtype)[..., None]
+    backward = p_after - v_first * (after - idx).to(cond.dtype)[..., None]
+    target = torch.where(has_b & has_a, between, torch.where(has_b, forward, backward))
+    source = torch.where(has_b, p_before, p_after)
+    nothing = ~mask.any(1)[:, None, None]
+    return target.masked_fill(nothing, 0.0), source.masked_fill(nothing, 0.0)
+
+
+def translate(frames: Tensor, shift: Tensor) -> Tensor:
+    """``frames: (N, C, H, W)`` moved by ``shift: (N, 2)`` pixels (rows, columns), ``out(p) = frames(p - shift)``,
+    bilinear between pixels, the border's values continued where the frame moves in from outside."""
+    n, _, h, w = frames.shape
+    theta = frames.new_zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, 0, 2], theta[:, 1, 2] = -2 * shift[:, 1] / w, -2 * shift[:, 0] / h
+    grid = torch.nn.functional.affine_grid(theta, list(frames.shape), align_corners=False)
+    return torch.nn.functional.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def moved_known(cond: Tensor, fill: Tensor) -> Tensor:
+    """``fill: (B, T, C, H, W)``, the nearest known frame at every frame (:func:`..model.nearest_known`), moved
+    by the clip's estimated motion; known frames stay exactly as given, and nothing known stays zeros."""
+    target, source = known_motion(cond)
+    b, frames, c, h, w = fill.shape
+    moved = translate(fill.flatten(0, 1), (target - source).flatten(0, 1)).view_as(fill)
+    mask = cond[:, :, -1:, :1, :1] > 0.5  # (B, T, 1, 1, 1)
+    return torch.where(mask, fill, moved) * mask.any(1, keepdim=True).to(fill.dtype)
+
+
+__all__ = ["known_motion", "moved_known", "phase_shift", "translate"]

@@ -1,0 +1,107 @@
+"""The known frames' global motion (``video/motion.py``): phase correlation recovers translations to a
+fraction of a pixel, the motion is followed between and beyond the known frames (checked on a blob moving
+at constant velocity, whose place at every frame is known in closed form), and the moved fill leaves known
+frames, clips with one or no known frame, and other clips of the batch alone."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from noise2data.video.known import make_condition
+from noise2data.video.model import VideoUNet, VideoUNetConfig, nearest_known
+from noise2data.video.motion import known_motion, moved_known, phase_shift, translate
+
+H = W = 32
+
+
+def fourier_shift(img: torch.Tensor, d: tuple[float, float]) -> torch.Tensor:
+    """``img: (C, H, W)`` translated circularly by ``d`` pixels through the shift theorem (exact for any d)."""
+    ky = torch.fft.fftfreq(img.shape[-2], dtype=torch.float64)[:, None]
+    kx = torch.fft.fftfreq(img.shape[-1], dtype=torch.float64)[None]
+    phase = torch.exp(-2j * torch.pi * (ky * d[0] + kx * d[1]))
+    return torch.fft.ifft2(torch.fft.fft2(img.double()) * phase).real.float()
+
+
+def blob_clip(start: tuple[float, float], vel: tuple[float, float], frames: int = 16) -> tuple[torch.Tensor, ...]:
+    """A Gaussian blob (sigma 2 px, cut at 1e-3) at ``start + vel * t`` on a black frame in [-1, 1]:
+    ``(T, 1, H, W)`` and its true centres ``(T, 2)``."""
+    t = torch.arange(frames, dtype=torch.float32)[:, None]
+    centres = torch.tensor(start) + t * torch.tensor(vel)  # (T, 2)
+    y, x = torch.arange(H) + 0.5, torch.arange(W) + 0.5
+    d2 = (y[None, :, None] - centres[:, 0, None, None]) ** 2 + (x[None, None, :] - centres[:, 1, None, None]) ** 2
+    g = torch.exp(-d2 / 8.0)
+    return (2 * torch.where(g > 1e-3, g, 0.0) - 1)[:, None], centres  # an exactly black background
+
+
+def centroid(frames: torch.Tensor) -> torch.Tensor:
+    """``(T, 1, H, W)`` in [-1, 1] -> ``(T, 2)``: the intensity-weighted centre in pixels."""
+    w = (frames[:, 0] + 1) / 2
+    y, x = torch.arange(H) + 0.5, torch.arange(W) + 0.5
+    return torch.stack([(w.sum(2) * y).sum(1), (w.sum(1) * x).sum(1)], -1) / w.sum((1, 2))[:, None]
+
+
+@pytest.mark.parametrize("d", [(0.0, 0.0), (3.0, -5.0), (0.3, 0.7), (-2.45, 1.5), (7.8, -9.2)])
+def test_phase_correlation_recovers_a_translation_to_a_fraction_of_a_pixel(d):
+    g = torch.Generator().manual_seed(1)
+    img = torch.nn.functional.avg_pool2d(torch.rand(1, 3, H, W, generator=g), 3, 1, 1, count_include_pad=False)[0]
+    moved = fourier_shift(img, d)
+    est = phase_shift(img[None], moved[None])[0]
+    assert est.tolist() == pytest.approx(list(d), abs=1e-3)
+    back = phase_shift(moved[None], img[None])[0]  # the other way round: the opposite move
+    assert back.tolist() == pytest.approx([-v for v in d], abs=1e-3)
+
+
+def test_translate_moves_content_by_the_given_pixels():
+    clip, centres = blob_clip((10.0, 12.0), (0.0, 0.0), frames=1)
+    out = translate(clip, torch.tensor([[3.5, -2.25]]))
+    assert centroid(out)[0].tolist() == pytest.approx([13.5, 9.75], abs=0.02)
+    torch.testing.assert_close(translate(clip, torch.zeros(1, 2)), clip, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("known", [[0, 1, 2, 3], [0, 15], [6, 9], [2, 5, 11]])
+def test_the_moved_fill_follows_a_blob_at_constant_velocity(known):
+    """Prediction (a prefix), interpolation (the ends), frames before the first known one (extrapolated
+    backwards) and a random subset: the moved fill's centre is the blob's true centre at every frame, where
+    the plain nearest known frame is pixels away."""
+    clip, centres = blob_clip((8.5, 23.0), (1.0, -0.8))  # inside the frame throughout
+    mask = torch.zeros(1, 16, dtype=torch.bool)
+    mask[0, known] = True
+    cond = make_condition(clip[None], mask)
+    fill = nearest_known(cond)
+    moved = moved_known(cond, fill)[0]
+    err = (centroid(moved) - centres).norm(dim=-1)
+    assert err.max() < 0.05, err
+    unknown = ~mask[0]
+    assert (centroid(fill[0]) - centres).norm(dim=-1)[unknown].max() > 4.0  # what the plain copy misses
+    target, source = known_motion(cond)
+    assert torch.allclose((target - source)[0], centres - centroid(fill[0]), atol=0.05)
+    assert torch.equal(moved[mask[0]], clip[mask[0]])  # known frames exactly as given
+
+
+def test_one_or_no_known_frame_moves_nothing_and_clips_do_not_mix():
+    g = torch.Generator().manual_seed(0)
+    clips = torch.cat([blob_clip((8.0 + i, 20.0 - i), (0.7 * i - 1, 0.5))[0][None] for i in range(4)])
+    clips = clips + 0.05 * torch.randn(clips.shape, generator=g)
+    mask = torch.zeros(4, 16, dtype=torch.bool)
+    mask[1, 5] = True  # one known frame: the copy, unmoved
+    mask[2, :4] = True
+    mask[3, [0, 9, 15]] = True  # clip 0: nothing known
+    cond = make_condition(clips, mask)
+    fill = nearest_known(cond)
+    moved = moved_known(cond, fill)
+    assert torch.equal(moved[0], torch.zeros_like(moved[0]))
+    torch.testing.assert_close(moved[1], fill[1], atol=1e-5, rtol=0)
+    for b in range(4):  # each clip's result is its own, whatever else the batch holds
+        alone = moved_known(cond[b:b + 1], fill[b:b + 1])
+        torch.testing.assert_close(alone[0], moved[b], atol=1e-5, rtol=0)
+
+
+def test_the_model_takes_the_moved_fill_as_more_planes_and_old_configs_load_without_it():
+    base = VideoUNetConfig.preset("tiny", (8, 1, 32, 32))
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_fill=True))
+    assert net.conv_in.in_channels == VideoUNet(base).conv_in.in_channels + 16  # one more plane, 4x4 stem
+    cond = make_condition(torch.randn(2, 8, 1, 32, 32), torch.arange(8)[None].expand(2, -1) < 3)
+    assert net(torch.randn(2, 8, 1, 32, 32), torch.rand(2), cond).shape == (2, 8, 1, 32, 32)
+    old = {k: v for k, v in base.to_dict().items() if k not in ("motion_fill", "name")}
+    assert not VideoUNetConfig(**old).motion_fill

@@ -131,9 +131,10 @@ def test_nearest_known_frame_matches_a_loop_and_the_options_build_and_run():
             assert torch.equal(fill[b, t], want), (b, t, idx)
             since, until = (t - before[-1]) / 7 if before else -1.0, (after[0] - t) / 7 if after else -1.0
             assert distance[b, t].tolist() == pytest.approx([since, until]), (b, t, idx)
-    plain = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=False, known_distance=False))
+    plain = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=False, known_distance=False,
+                                             motion_fill=False))
     net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=True, known_distance=True,
-                                           temporal_attention_resolution=8))
+                                           motion_fill=False, temporal_attention_resolution=8))
     # [x, known, mask] (+ fill + 2 distances)
     assert (plain.conv_in.in_channels, net.conv_in.in_channels) == (3 * 16, 6 * 16)
     def across_frames(model: torch.nn.Module) -> int:
@@ -294,24 +295,26 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     clips, _ = moving_blobs(12, frames=8, size=16, seed=0)
     np.savez(tmp_path / "v.npz", videos=(clips[:, :, 0] * 255).round().to(torch.uint8).numpy())
     run, argv = tmp_path / "run", ["--batch-size", "4", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
-    old = {k: v for k, v in video_model.PRESETS["tiny"].items() if k not in ("fill_known", "known_distance")}
+    old = {k: v for k, v in video_model.PRESETS["tiny"].items()
+           if k not in ("fill_known", "known_distance", "motion_fill")}
     with monkeypatch.context() as m:  # the tiny preset and the stored config as they were before
         m.setitem(video_model.PRESETS, "tiny", old)
         assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity",
                      *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    for key in ("fill_known", "known_distance", "temporal_attention_resolution", "positions", "space_time"):
+    for key in ("fill_known", "known_distance", "temporal_attention_resolution", "positions", "space_time",
+                "motion_fill"):
         del cfg["model"][key]
     (run / "config.json").write_text(json.dumps(cfg))
     assert main(["train", "--resume", "--steps", "4", *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    assert not cfg["model"].get("fill_known") and not cfg["model"].get("known_distance")
+    assert not any(cfg["model"].get(k) for k in ("fill_known", "known_distance", "motion_fill"))
     assert cfg["train"]["objective"] == "velocity"
     assert main(["sample", str(run), "--n", "2", "--steps", "2", "--out", str(tmp_path / "s.npy")]) == 0
     fresh = tmp_path / "fresh"
     assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", *argv, "--out", str(fresh)]) == 0
     cfg = json.loads((fresh / "config.json").read_text())
-    assert cfg["model"]["fill_known"] and cfg["train"]["objective"] == "data"
+    assert cfg["model"]["fill_known"] and cfg["model"]["motion_fill"] and cfg["train"]["objective"] == "data"
 
 
 def test_continue_fill_in_and_extend_from_the_cli_in_the_sources_units(video_run, tmp_path):

@@ -3,9 +3,9 @@
 A network that must draw "the known digit, 9 pixels further on" from a copy of the known frame at its old
 place has to learn translation by arbitrary offsets; convolutions and attention do that poorly at a small
 budget. This module estimates the clip's global translation from the known frames alone (phase correlation
-between consecutive known frames, the fraction of a pixel from the phase at the lowest frequencies), follows it to every
-frame (linear between known frames, extrapolated with the nearest pair's velocity outside them) and moves
-the nearest known frame there. It is a hint the network sees beside the plain copy, never the answer:
+between consecutive known frames, the fraction of a pixel from the phase at the lowest frequencies), follows
+it to every frame (linear between known frames, extrapolated with the nearest pair's velocity outside them)
+and moves the nearest known frame there. It is a hint the network sees beside the plain copy, never the answer:
 with one known frame nothing moves; a bounce or an object that turns is the network's to correct.
 
 Shapes: ``cond: (B, T, C + 1, H, W)`` (known frames, zero where unknown, and the mask as the last
@@ -102,9 +102,9 @@ def translate(frames: Tensor, shift: Tensor) -> Tensor:
 def moved_known(cond: Tensor, fill: Tensor) -> Tensor:
     """``fill: (B, T, C, H, W)``, the nearest known frame at every frame (:func:`..model.nearest_known`), moved
     by the clip's estimated motion; known frames stay exactly as given, and nothing known stays zeros."""
-    target, source = known_motion(cond)
-    b, frames, c, h, w = fill.shape
-    moved = translate(fill.flatten(0, 1), (target - source).flatten(0, 1)).view_as(fill)
+    with torch.no_grad(), torch.autocast(fill.device.type, enabled=False):  # an input: float32, no gradient
+        target, source = known_motion(cond.float())
+        moved = translate(fill.float().flatten(0, 1), (target - source).flatten(0, 1)).view_as(fill).to(fill.dtype)
     mask = cond[:, :, -1:, :1, :1] > 0.5  # (B, T, 1, 1, 1)
     return torch.where(mask, fill, moved) * mask.any(1, keepdim=True).to(fill.dtype)
 

@@ -7,8 +7,8 @@ training; the loss counts only unknown frames. Model: ``video-unet``. Samples: a
 PNG strips (frames across, clips down), .npy/.npz in the source's units and layout; clips can be
 continued from context frames, filled in between given frames, and made longer than T. Metrics:
 PSNR/SSIM of predicted and interpolated frames beside copying the known frame and moving it along
-the known frames' motion (two baselines that learn nothing), digit centre error and speeds, digit identity, and a Frechet distance on 3-D CNN features, each beside
-its floor. Report: clips beside real ones.
+the known frames' motion (two baselines that learn nothing), digit centre error and speeds, digit
+identity, and a Frechet distance on 3-D CNN features, each beside its floor. Report: clips beside real ones.
 """
 
 from __future__ import annotations

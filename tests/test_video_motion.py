@@ -105,3 +105,18 @@ def test_the_model_takes_the_moved_fill_as_more_planes_and_old_configs_load_with
     assert net(torch.randn(2, 8, 1, 32, 32), torch.rand(2), cond).shape == (2, 8, 1, 32, 32)
     old = {k: v for k, v in base.to_dict().items() if k not in ("motion_fill", "name")}
     assert not VideoUNetConfig(**old).motion_fill
+
+
+def test_the_residual_model_starts_as_the_moved_frame_and_learns_only_the_correction():
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True))
+    clip, _ = blob_clip((9.0, 20.0), (0.8, -0.6), frames=8)
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[0, :3] = True  # clip 1: nothing known, so no moved frame to start from
+    cond = make_condition(clip[None].expand(2, -1, -1, -1, -1), mask)
+    with torch.no_grad():
+        out = net(torch.randn(2, 8, 1, 32, 32), torch.rand(2), cond)  # conv_out is zero at init
+        torch.testing.assert_close(out, moved_known(cond, nearest_known(cond)))
+        assert torch.equal(out[1], torch.zeros_like(out[1]))
+        net.conv_out.bias.fill_(0.25)  # what the network adds comes on top of it
+        torch.testing.assert_close(net(torch.randn(2, 8, 1, 32, 32), torch.rand(2), cond) - out,
+                                   torch.full_like(out, 0.25))

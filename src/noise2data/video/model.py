@@ -52,6 +52,7 @@ class VideoUNetConfig:
     time_dim: int = 64
     fill_known: bool = False  # also see, at every frame, the nearest known frame (the previous one first)
     motion_fill: bool = False  # also see it moved along the motion estimated from the known frames (motion.py)
+    motion_residual: bool = False  # output the moved known frame plus a correction (for --objective data)
     known_distance: bool = False  # also see, at every frame, how far the previous and the next known frames are
     temporal_attention_resolution: int | None = None  # attention across frames at <= this size (None: as in space)
     positions: bool = False  # attention sees where (row, column) and when (frame) each position is
@@ -261,10 +262,12 @@ class VideoUNet(nn.Module):
                             f"{(b, frames, c + 1, h, w)}; got {tuple(cond.shape)}")
         p = self.config.patch
         parts = [x, cond]
-        if self.config.fill_known or self.config.motion_fill:
+        moved = None
+        if self.config.fill_known or self.config.motion_fill or self.config.motion_residual:
             fill = nearest_known(cond)
+            moved = moved_known(cond, fill) if self.config.motion_fill or self.config.motion_residual else None
             parts += [fill] if self.config.fill_known else []
-            parts += [moved_known(cond, fill)] if self.config.motion_fill else []
+            parts += [moved] if self.config.motion_fill else []
         if self.config.known_distance:
             parts.append(known_distance(cond, self.config.data_shape[0])[..., None, None].expand(-1, -1, -1, h, w))
         z = torch.cat(parts, dim=2).flatten(0, 1)  # (B * T, 2C + 1 (+ C) (+ C) (+ 2), H, W)
@@ -280,7 +283,10 @@ class VideoUNet(nn.Module):
             hcur = level(torch.cat([hcur, hs.pop()], 1), e, frames) if isinstance(level, Level) else level(hcur)
         out = self.conv_out(nn.functional.silu(self.norm_out(hcur)))
         out = nn.functional.pixel_shuffle(out, p) if p > 1 else out  # (B * T, C, H, W)
-        return out.view(b, frames, c, h, w)
+        out = out.view(b, frames, c, h, w)
+        # a clean-clip prediction that starts (conv_out is zero at init) as the moved known frame: the network
+        # learns the correction (zeros where nothing is known, so unconditional clips are as before)
+        return out + moved if self.config.motion_residual else out
 
 
 __all__ = ["PRESETS", "FrameAttention", "VideoUNet", "VideoUNetConfig", "known_distance", "nearest_known"]

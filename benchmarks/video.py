@@ -14,8 +14,7 @@
 ``--ablation default,lr2e-3,batch8,...`` instead trains one short run per variant (each for
 ``--ablation-minutes`` of wall clock) and prints their prediction and interpolation scores side by side:
 changes to the preset (distance, no-fill, tattn8, positions, space-time, positions8, motion, no-motion,
-residual) or to the
-training flags (lr2e-3, lr4e-3, batch8, logit-normal); ``VARIANTS`` below lists them.
+residual) or to the training flags (lr2e-3, lr4e-3, batch8, logit-normal); ``VARIANTS`` below lists them.
 
 On a GPU, OpenSTL's Moving MNIST protocol (two digits, 64x64, 10 known -> 10 predicted), beside the
 SSIM / MSE of ConvLSTM and PhyDNet as OpenSTL publishes them (their test set is the fixed

@@ -42,6 +42,16 @@ def make_condition(known: Tensor, mask: Tensor) -> Tensor:
     return torch.cat([known * m, m.expand(-1, -1, 1, *known.shape[3:])], dim=2)
 
 
+def known_neighbours(mask: Tensor) -> tuple[Tensor, Tensor]:
+    """``mask: (B, T)`` -> ``(before, after)``, each ``(B, T)``: the last known index <= t (-1 where none)
+    and the first known index >= t (T where none)."""
+    frames = mask.shape[1]
+    idx = torch.arange(frames, device=mask.device).expand_as(mask)
+    before = torch.where(mask, idx, -1).cummax(1).values
+    after = torch.where(mask, idx, frames).flip(1).cummin(1).values.flip(1)
+    return before, after
+
+
 def unknown_weight(cond: Tensor) -> Tensor:
     """Loss weights ``(B, T, 1, 1, 1)``: 1 on unknown frames, 0 on known ones (the mask channel is last)."""
     return 1 - cond[:, :, -1:, :1, :1]

@@ -24,6 +24,7 @@ from ..models.attention import self_attention
 from ..models.conditioning import Conditioning
 from ..models.embeddings import TIME_EMBEDDINGS
 from ..models.unet import ResBlock
+from .known import known_neighbours
 from .motion import moved_known
 
 PRESETS = {  # tiny: a 2-core CPU at 32x32; small and base for GPUs (64x64)
@@ -189,9 +190,7 @@ def nearest_known(cond: Tensor) -> Tensor:
     it (itself if known), else the first known frame after it; zeros where nothing is known."""
     known, mask = cond[:, :, :-1], cond[:, :, -1, 0, 0] > 0.5  # (B, T, C, H, W), (B, T)
     frames = mask.shape[1]
-    idx = torch.arange(frames, device=cond.device).expand_as(mask)
-    before = torch.where(mask, idx, -1).cummax(1).values  # last known index <= t, -1 if none
-    after = torch.where(mask, idx, frames).flip(1).cummin(1).values.flip(1)  # first known index >= t
+    before, after = known_neighbours(mask)
     src = torch.where(before >= 0, before, after).clamp(max=frames - 1)  # (B, T)
     fill = known.gather(1, src[:, :, None, None, None].expand_as(known))
     return fill * mask.any(1).to(fill.dtype)[:, None, None, None, None]
@@ -204,8 +203,7 @@ def known_distance(cond: Tensor, scale: int) -> Tensor:
     mask = cond[:, :, -1, 0, 0] > 0.5  # (B, T)
     frames = mask.shape[1]
     idx = torch.arange(frames, device=cond.device).expand_as(mask)
-    before = torch.where(mask, idx, -frames).cummax(1).values  # last known index <= t, -T if none
-    after = torch.where(mask, idx, 2 * frames).flip(1).cummin(1).values.flip(1)  # first known index >= t, 2T if none
+    before, after = known_neighbours(mask)
     since = torch.where(before >= 0, (idx - before).to(cond.dtype) / scale, -1.0)
     until = torch.where(after < frames, (after - idx).to(cond.dtype) / scale, -1.0)
     return torch.stack([since, until], -1)

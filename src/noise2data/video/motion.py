@@ -17,6 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .known import known_neighbours
+
 
 def phase_shift(a: Tensor, b: Tensor) -> Tensor:
     """The translation d (pixels, (rows, columns)) that best maps ``a`` onto ``b``, ``b(p) ~ a(p - d)``.
@@ -61,8 +63,7 @@ def known_motion(cond: Tensor) -> tuple[Tensor, Tensor]:
     known, mask = cond[:, :, :-1], cond[:, :, -1, 0, 0] > 0.5  # (B, T, C, H, W), (B, T)
     b, frames = mask.shape
     idx = torch.arange(frames, device=cond.device).expand_as(mask)
-    before = torch.where(mask, idx, -1).cummax(1).values  # last known index <= t (-1: none)
-    after = torch.where(mask, idx, frames).flip(1).cummin(1).values.flip(1)  # first known index >= t (T: none)
+    before, after = known_neighbours(mask)  # last known index <= t (-1: none), first >= t (T: none)
     prev = torch.cat([idx.new_full((b, 1), -1), before[:, :-1]], 1)  # last known index < t
     pair = mask & (prev >= 0)  # known frames with a known frame before them
     gather = lambda v, at: v.gather(1, at.clamp(0, frames - 1)[..., None].expand(-1, -1, v.shape[-1]))  # noqa: E731

@@ -11,6 +11,10 @@
 5. Writes GIFs (and PNG strips) of predictions, interpolations and generated clips to docs/images.
 6. A shorter RGB run (``--color``) shows the same pipeline on three channels.
 
+``--samplers euler:2,euler:4`` also evaluates the grey run with those solvers and steps (rows of the same
+table); ``--reuse-evals`` keeps evaluations already written for the same step and sampler, so that adding a
+sampler to a finished run costs only its own evaluation.
+
 ``--ablation default,lr2e-3,batch8,...`` instead trains one short run per variant (each for
 ``--ablation-minutes`` of wall clock) and prints their prediction and interpolation scores side by side:
 changes to the preset (distance, no-fill, tattn8, positions, space-time, positions8, motion, no-motion,
@@ -59,6 +63,7 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps
     "logit-normal": ({}, ["--time-dist", "logit_normal"]),  # training times concentrated mid-path
 }
+OTHER_SAMPLERS = " (rows named by a solver and its steps: the grey run's weights sampled with it)"
 OPENSTL = {"ConvLSTM": (0.878, 46.3), "PhyDNet": (0.917, 35.7)}  # SSIM, MSE: OpenSTL's table, 2 digits 10 -> 10
 
 
@@ -93,7 +98,9 @@ def make_data(args: argparse.Namespace, out: Path, color: bool, n_train: int) ->
 
 def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, test: Path, minutes: float,
                    judges: list[str], eval_n: int | None = None, best_of: int | None = None,
-                   extra: tuple[str, ...] = ()) -> dict:
+                   extra: tuple[str, ...] = (), sampler: tuple[str, int] | None = None) -> dict:
+    """Train ``run_NAME`` (unless it was, ``bench_train.json``) and evaluate it with the benchmark's sampler or
+    ``sampler = (solver, steps)`` (then into ``eval_NAME_SOLVER_STEPS.json``)."""
     run = out / f"run_{name}"
     shape = tuple(load_video(train).clips.shape[1:])
     info: dict = {"shape": list(shape)}
@@ -108,14 +115,32 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
         info |= {"steps": steps, "train_seconds": secs, "measured_step_seconds": secs / steps}
         (run / "bench_train.json").write_text(json.dumps(info))
     info = json.loads((run / "bench_train.json").read_text())
-    result_file = out / f"eval_{name}.json"
+    solver, steps = sampler or (args.solver, args.sample_steps)
+    result_file = out / (f"eval_{name}_{solver}_{steps}.json" if sampler else f"eval_{name}.json")
+    if args.reuse_evals and result_file.exists():
+        stored = json.loads(result_file.read_text())
+        same = {"solver": solver, "steps": steps, "best_of": best_of or args.best_of}
+        if stored["step"] == info["steps"] and stored["n"] == (eval_n or args.eval_n) and stored["sampler"] == same:
+            print(f"reused {result_file} (--reuse-evals)")
+            return {"train": info, "eval": stored}
     start = time.perf_counter()
     run_cli(["eval", str(run), "--data", f"video:{test}", "--n", str(eval_n or args.eval_n),
              "--best-of", str(best_of or args.best_of), "--context-frames", str(context_frames(args)),
-             "--device", args.device,
-             "--steps", str(args.sample_steps), *judges, "--out", str(result_file)])
+             "--device", args.device, "--solver", solver,
+             "--steps", str(steps), *judges, "--out", str(result_file)])
     info["eval_seconds"] = time.perf_counter() - start
     return {"train": info, "eval": json.loads(result_file.read_text())}
+
+
+def parse_samplers(spec: str) -> list[tuple[str, int]]:
+    """``"euler:2,heun:4"`` -> ``[("euler", 2), ("heun", 4)]``."""
+    out = []
+    for item in (v.strip() for v in spec.split(",") if v.strip()):
+        solver, _, steps = item.partition(":")
+        if not steps.isdigit() or int(steps) < 1:
+            raise SystemExit(f"--samplers takes SOLVER:STEPS items (e.g. euler:2), got '{item}'")
+        out.append((solver, int(steps)))
+    return out
 
 
 def context_frames(args: argparse.Namespace) -> int:
@@ -125,7 +150,7 @@ def context_frames(args: argparse.Namespace) -> int:
 def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    common = ["--steps", str(args.sample_steps), "--seed", "0", "--device", args.device]
+    common = ["--solver", args.solver, "--steps", str(args.sample_steps), "--seed", "0", "--device", args.device]
     k = context_frames(args)
     for what, extra in (("prediction", ["--context", str(test), "--context-frames", str(k)]),
                         ("interpolation", ["--context", str(test), "--known", f"0,{args.frames - 1}"]),
@@ -144,7 +169,7 @@ def row(name: str, r: dict) -> str:
     m = r["eval"]["metrics"]
     p, i, g = m["prediction"], m["interpolation"], m["generation"]
     ident = f"{p.get('identity_kept', float('nan')):.3f}/{p.get('identity_true', float('nan')):.3f}"
-    return (f"{name:<6} {r['train']['steps']:>6} {r['train']['train_seconds'] / 60:>6.1f} "
+    return (f"{name:<10} {r['train']['steps']:>6} {r['train']['train_seconds'] / 60:>6.1f} "
             f"{p['ssim']['mean']:>7.4f} {p['ssim_best']:>7.4f} {p['baseline_ssim']['mean']:>7.4f} "
             f"{moved(p, 'ssim'):>7.4f} "
             f"{p['psnr']['mean']:>6.2f} {p['baseline_psnr']['mean']:>6.2f} {moved(p, 'psnr'):>6.2f} "
@@ -171,7 +196,7 @@ def ablation(args: argparse.Namespace, out: Path, train: Path, test: Path, judge
                                            args.ablation_eval_n, args.ablation_best_of, tuple(flags))
     k = context_frames(args)
     print(f"\nablation of the {args.preset} preset, {args.ablation_minutes:g} min each; {args.ablation_eval_n} test "
-          f"clips; {k} known -> {args.frames - k}; {args.sample_steps} steps; best of "
+          f"clips; {k} known -> {args.frames - k}; {args.solver} {args.sample_steps} steps; best of "
           f"{args.ablation_best_of}")
     print(f"{'variant':<12} {'steps':>6} {'s/step':>7} {'SSIM':>7} {'copy':>7} {'moved':>7} {'PSNR':>6} {'copy':>6} "
           f"{'ctr px':>6} {'copy':>6} {'ident':>6} {'iSSIM':>7} {'copy':>7} {'gIdent':>6} {'spdW1':>6}")
@@ -207,7 +232,12 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--eval-n", type=int, default=200, help="test clips scored per task")
     p.add_argument("--best-of", type=int, default=4)
-    p.add_argument("--sample-steps", type=int, default=8, help="steps of eval's default solver (midpoint: 2 NFE each)")
+    p.add_argument("--solver", default="midpoint", help="eval's ODE solver (midpoint: 2 NFE per step)")
+    p.add_argument("--sample-steps", type=int, default=8, help="the solver's steps")
+    p.add_argument("--samplers", default="", help="also evaluate the grey run with each SOLVER:STEPS, e.g. "
+                   "euler:2,euler:4 (rows of the same table)")
+    p.add_argument("--reuse-evals", action="store_true", help="keep an eval_*.json already written for the same "
+                   "step and sampler (after a change to eval, leave it off)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--ablation", help="variants of the preset to compare instead of the main runs: "
                    + ", ".join(VARIANTS))
@@ -231,7 +261,11 @@ def main() -> None:
         judges = ["--classifier", str(classifier), "--features", str(fx3d)]
     if args.ablation:
         return ablation(args, out, train, test, judges)
+    samplers = parse_samplers(args.samplers)
     results = {"grey": train_and_eval(args, out, "grey", train, test, args.minutes, judges)}
+    for solver, steps in samplers:  # the same weights, other samplers
+        results[f"{solver}{steps}"] = train_and_eval(args, out, "grey", train, test, args.minutes, judges,
+                                                     sampler=(solver, steps))
     pictures(args, out / "run_grey", test, "grey")
     if args.color_minutes > 0:
         ctrain, ctest = make_data(args, out, True, args.n_train // 4)
@@ -240,12 +274,12 @@ def main() -> None:
     k = context_frames(args)
     print(f"\nMoving MNIST, {args.digits} digit(s), {args.size}x{args.size}, {args.frames} frames; {args.preset} "
           f"preset on {args.device}; {args.eval_n} test clips per task; "
-          f"{results['grey']['eval']['sampler']['solver']} {args.sample_steps} steps; prediction: {k} known -> "
+          f"{args.solver} {args.sample_steps} steps{OTHER_SAMPLERS if samplers else ''}; prediction: {k} known -> "
           f"{args.frames - k}; best of {args.best_of}; MSE: squared error summed over a frame's pixels in [0, 1]")
     print("baselines: copy the last known frame (prediction) or the nearer known frame (interpolation); moved: the "
           "nearest known frame moved along the known frames' estimated motion; floors: two disjoint sets of real "
           "test clips")
-    print(f"{'run':<6} {'steps':>6} {'min':>6} {'SSIM':>7} {'best':>7} {'copy':>7} {'moved':>7} {'PSNR':>6} "
+    print(f"{'run':<10} {'steps':>6} {'min':>6} {'SSIM':>7} {'best':>7} {'copy':>7} {'moved':>7} {'PSNR':>6} "
           f"{'copy':>6} {'moved':>6} {'MSE':>6} {'copy':>6} {'ctr px':>6} {'copy':>6} {'moved':>6} {'ident/true':>11} "
           f"{'iSSIM':>7} {'copy':>7} {'moved':>7} {'spdW1':>6} {'floor':>6} "
           f"{'gIdent':>6} {'FVD':>8} {'floor':>8} {'s/clip':>6}")

@@ -43,6 +43,7 @@ from pathlib import Path
 import torch
 
 from noise2data.cli import main as cli
+from noise2data.samplers import ODE_SOLVERS
 from noise2data.video import model as video_model
 from noise2data.video.data import load_video
 
@@ -137,8 +138,9 @@ def parse_samplers(spec: str) -> list[tuple[str, int]]:
     out = []
     for item in (v.strip() for v in spec.split(",") if v.strip()):
         solver, _, steps = item.partition(":")
-        if not steps.isdigit() or int(steps) < 1:
-            raise SystemExit(f"--samplers takes SOLVER:STEPS items (e.g. euler:2), got '{item}'")
+        if not steps.isdigit() or int(steps) < 1 or solver not in ODE_SOLVERS:
+            raise SystemExit(f"unknown sampler '{item}': give SOLVER:STEPS (--samplers euler:2; --solver euler "
+                             f"--sample-steps 2) with steps >= 1 and a solver of {', '.join(ODE_SOLVERS)}")
         out.append((solver, int(steps)))
     return out
 
@@ -247,6 +249,7 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/video")
     p.add_argument("--docs", default="docs/images")
     args = p.parse_args()
+    samplers = parse_samplers(f"{args.solver}:{args.sample_steps},{args.samplers}")[1:]  # checked before any work
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -261,7 +264,6 @@ def main() -> None:
         judges = ["--classifier", str(classifier), "--features", str(fx3d)]
     if args.ablation:
         return ablation(args, out, train, test, judges)
-    samplers = parse_samplers(args.samplers)
     results = {"grey": train_and_eval(args, out, "grey", train, test, args.minutes, judges)}
     for solver, steps in samplers:  # the same weights, other samplers
         results[f"{solver}{steps}"] = train_and_eval(args, out, "grey", train, test, args.minutes, judges,

@@ -103,9 +103,8 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
     """Train ``run_NAME`` (unless it was, ``bench_train.json``) and evaluate it with the benchmark's sampler or
     ``sampler = (solver, steps)`` (then into ``eval_NAME_SOLVER_STEPS.json``)."""
     run = out / f"run_{name}"
-    shape = tuple(load_video(train).clips.shape[1:])
-    info: dict = {"shape": list(shape)}
     if not (run / "bench_train.json").exists():
+        info: dict = {"shape": list(load_video(train).clips.shape[1:])}  # read only when it trains
         start = time.perf_counter()
         run_cli(["train", "--data", f"video:{train}", "--preset", args.preset, "--minutes", str(minutes),
                  "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--checkpoint-every", "500",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from noise2data.errors import UserError
 from noise2data.video.known import make_condition
 from noise2data.video.model import VideoUNet, VideoUNetConfig, nearest_known
 from noise2data.video.motion import known_motion, moved_known, phase_shift, translate
@@ -120,3 +121,23 @@ def test_the_residual_model_starts_as_the_moved_frame_and_learns_only_the_correc
         net.conv_out.bias.fill_(0.25)  # what the network adds comes on top of it
         torch.testing.assert_close(net(torch.randn(2, 8, 1, 32, 32), torch.rand(2), cond) - out,
                                    torch.full_like(out, 0.25))
+
+
+def test_residual_ahead_starts_from_the_moved_frame_only_after_the_last_known_frame():
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True, residual_ahead=True))
+    clip, _ = blob_clip((9.0, 20.0), (0.8, -0.6), frames=8)
+    mask = torch.zeros(3, 8, dtype=torch.bool)
+    mask[0, :3] = True  # prediction: frames 3..7 are extrapolated
+    mask[1, [0, 7]] = True  # interpolation: nothing lies after the last known frame
+    mask[2, [1, 4]] = True  # a subset: frames 5..7 are extrapolated, 0 and 2..3 are not
+    cond = make_condition(clip[None].expand(3, -1, -1, -1, -1), mask)
+    moved = moved_known(cond, nearest_known(cond))
+    with torch.no_grad():
+        out = net(torch.randn(3, 8, 1, 32, 32), torch.rand(3), cond)  # conv_out is zero at init
+    ahead = torch.zeros(3, 8, dtype=torch.bool)
+    ahead[0, 3:], ahead[2, 5:] = True, True
+    torch.testing.assert_close(out[ahead], moved[ahead])
+    assert moved[ahead].abs().amax() > 0.5  # the blob is there to be copied
+    assert torch.equal(out[~ahead], torch.zeros_like(out[~ahead]))
+    with pytest.raises(UserError, match="motion_residual"):
+        VideoUNetConfig.preset("tiny", (8, 1, 32, 32), residual_ahead=True)

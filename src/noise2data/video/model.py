@@ -54,6 +54,7 @@ class VideoUNetConfig:
     fill_known: bool = False  # also see, at every frame, the nearest known frame (the previous one first)
     motion_fill: bool = False  # also see it moved along the motion estimated from the known frames (motion.py)
     motion_residual: bool = False  # output the moved known frame plus a correction (for --objective data)
+    residual_ahead: bool = False  # with motion_residual: only frames after the last known one start from it
     known_distance: bool = False  # also see, at every frame, how far the previous and the next known frames are
     temporal_attention_resolution: int | None = None  # attention across frames at <= this size (None: as in space)
     positions: bool = False  # attention sees where (row, column) and when (frame) each position is
@@ -75,6 +76,9 @@ class VideoUNetConfig:
             raise UserError("the video U-Net needs base_channels a multiple of 8 (GroupNorm) and blocks >= 1")
         if self.time_embedding not in TIME_EMBEDDINGS:
             raise UserError(f"unknown time embedding '{self.time_embedding}'")
+        if self.residual_ahead and not self.motion_residual:
+            raise UserError("residual_ahead says which frames start from the moved known frame: it needs "
+                            "motion_residual=True")
 
     @classmethod
     def preset(cls, name: str, data_shape: tuple[int, ...], **overrides) -> VideoUNetConfig:
@@ -282,9 +286,16 @@ class VideoUNet(nn.Module):
         out = self.conv_out(nn.functional.silu(self.norm_out(hcur)))
         out = nn.functional.pixel_shuffle(out, p) if p > 1 else out  # (B * T, C, H, W)
         out = out.view(b, frames, c, h, w)
+        if not self.config.motion_residual:
+            return out
         # a clean-clip prediction that starts (conv_out is zero at init) as the moved known frame: the network
-        # learns the correction (zeros where nothing is known, so unconditional clips are as before)
-        return out + moved if self.config.motion_residual else out
+        # learns the correction (zeros where nothing is known, so unconditional clips are as before); with
+        # residual_ahead only where the motion is extrapolated (after the last known frame), not between known
+        # frames, where the motion between far-apart frames is a poor guess (interpolation)
+        if self.config.residual_ahead:
+            _, after = known_neighbours(cond[:, :, -1, 0, 0] > 0.5)
+            moved = moved * (after >= frames).to(moved.dtype)[:, :, None, None, None]
+        return out + moved
 
 
 __all__ = ["PRESETS", "FrameAttention", "VideoUNet", "VideoUNetConfig", "known_distance", "nearest_known"]

@@ -16,10 +16,10 @@ table); ``--reuse-evals`` keeps evaluations already written for the same step an
 sampler to a finished run costs only its own evaluation.
 
 ``--ablation default,lr2e-3,batch8,...`` instead trains one short run per variant (each for
-``--ablation-minutes`` of wall clock) and prints their prediction and interpolation scores side by side:
-changes to the preset (distance, no-fill, tattn8, positions, space-time, positions8, motion, no-motion,
-residual, residual-ahead) or to the training flags (lr2e-3, lr4e-3, batch8, logit-normal); ``VARIANTS``
-below lists them.
+``--ablation-minutes`` of wall clock, or ``--ablation-steps``) and prints their prediction and interpolation
+scores side by side: changes to the preset (distance, no-fill, tattn8, positions, space-time, positions8,
+motion, no-motion, residual, residual-ahead) or to the training flags (lr2e-3, lr4e-3, batch8, logit-normal);
+``VARIANTS`` below lists them.
 
 On a GPU, OpenSTL's Moving MNIST protocol (two digits, 64x64, 10 known -> 10 predicted), beside the
 SSIM / MSE of ConvLSTM and PhyDNet as OpenSTL publishes them (their test set is the fixed
@@ -101,14 +101,17 @@ def make_data(args: argparse.Namespace, out: Path, color: bool, n_train: int) ->
 
 def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, test: Path, minutes: float,
                    judges: list[str], eval_n: int | None = None, best_of: int | None = None,
-                   extra: tuple[str, ...] = (), sampler: tuple[str, int] | None = None) -> dict:
+                   extra: tuple[str, ...] = (), sampler: tuple[str, int] | None = None,
+                   train_steps: int | None = None) -> dict:
     """Train ``run_NAME`` (unless it was, ``bench_train.json``) and evaluate it with the benchmark's sampler or
-    ``sampler = (solver, steps)`` (then into ``eval_NAME_SOLVER_STEPS.json``)."""
+    ``sampler = (solver, steps)`` (then into ``eval_NAME_SOLVER_STEPS.json``); ``train_steps`` trains for so many
+    steps instead of ``minutes`` (the learning rate's cosine then runs over the steps)."""
     run = out / f"run_{name}"
     if not (run / "bench_train.json").exists():
         info: dict = {"shape": list(load_video(train).clips.shape[1:])}  # read only when it trains
         start = time.perf_counter()
-        run_cli(["train", "--data", f"video:{train}", "--preset", args.preset, "--minutes", str(minutes),
+        budget = ["--steps", str(train_steps)] if train_steps else ["--minutes", str(minutes)]
+        run_cli(["train", "--data", f"video:{train}", "--preset", args.preset, *budget,
                  "--batch-size", str(args.batch_size), "--lr", str(args.lr), "--checkpoint-every", "500",
                  "--device", args.device, "--no-progress", "--out", str(run), *extra,
                  *(["--resume"] if (run / "checkpoints").exists() else [])])
@@ -119,17 +122,21 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
     info = json.loads((run / "bench_train.json").read_text())
     solver, steps = sampler or (args.solver, args.sample_steps)
     result_file = out / (f"eval_{name}_{solver}_{steps}.json" if sampler else f"eval_{name}.json")
+    known_spec = "" if sampler else args.known_sampler  # a --samplers row is that sampler for every task
+    known = dict(zip(("solver", "steps"), parse_samplers(known_spec)[0], strict=True)) if known_spec else None
     if args.reuse_evals and result_file.exists():
         stored = json.loads(result_file.read_text())
         same = {"solver": solver, "steps": steps, "best_of": best_of or args.best_of}
-        if stored["step"] == info["steps"] and stored["n"] == (eval_n or args.eval_n) and stored["sampler"] == same:
+        if (stored["step"] == info["steps"] and stored["n"] == (eval_n or args.eval_n) and stored["sampler"] == same
+                and stored.get("known_sampler") == known):
             print(f"reused {result_file} (--reuse-evals)")
             return {"train": info, "eval": stored}
     start = time.perf_counter()
     run_cli(["eval", str(run), "--data", f"video:{test}", "--n", str(eval_n or args.eval_n),
              "--best-of", str(best_of or args.best_of), "--context-frames", str(context_frames(args)),
              "--device", args.device, "--solver", solver,
-             "--steps", str(steps), *judges, "--out", str(result_file)])
+             "--steps", str(steps), *judges, *(["--known-sampler", known_spec] if known_spec else []),
+             "--out", str(result_file)])
     info["eval_seconds"] = time.perf_counter() - start
     return {"train": info, "eval": json.loads(result_file.read_text())}
 
@@ -146,6 +153,12 @@ def parse_samplers(spec: str) -> list[tuple[str, int]]:
     return out
 
 
+def sampler_text(args: argparse.Namespace) -> str:
+    known = f"{args.known_sampler.replace(':', ' ')} steps for prediction and interpolation, " \
+        if args.known_sampler else ""
+    return f"{known}{args.solver} {args.sample_steps} steps{' for generation' if known else ''}"
+
+
 def context_frames(args: argparse.Namespace) -> int:
     return args.context_frames or max(1, args.frames // 4)
 
@@ -153,14 +166,18 @@ def context_frames(args: argparse.Namespace) -> int:
 def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
-    common = ["--solver", args.solver, "--steps", str(args.sample_steps), "--seed", "0", "--device", args.device]
+    solver, steps = args.solver, args.sample_steps
+    known_solver, known_steps = parse_samplers(args.known_sampler)[0] if args.known_sampler else (solver, steps)
     k = context_frames(args)
     for what, extra in (("prediction", ["--context", str(test), "--context-frames", str(k)]),
                         ("interpolation", ["--context", str(test), "--known", f"0,{args.frames - 1}"]),
                         ("generation", [])):
+        sampler = ["--solver", solver, "--steps", str(steps)] if what == "generation" else \
+            ["--solver", known_solver, "--steps", str(known_steps)]
         for suffix in (".gif", ".png"):
             target = docs / f"video_{tag}_{what}{suffix}"
-            run_cli(["sample", str(run), "--n", "8", *common, *extra, "--out", str(target)])
+            run_cli(["sample", str(run), "--n", "8", *sampler, "--seed", "0", "--device", args.device, *extra,
+                     "--out", str(target)])
 
 
 def moved(task: dict, metric: str) -> float:
@@ -195,11 +212,14 @@ def ablation(args: argparse.Namespace, out: Path, train: Path, test: Path, judge
     for name in names:
         changes, flags = VARIANTS[name]
         with preset_variant(args.preset, changes):
-            results[name] = train_and_eval(args, out, f"ablation_{name}", train, test, args.ablation_minutes, judges,
-                                           args.ablation_eval_n, args.ablation_best_of, tuple(flags))
+            tag = f"ablation_{name}" + (f"_s{args.ablation_steps}" if args.ablation_steps else "")
+            results[name] = train_and_eval(args, out, tag, train, test, args.ablation_minutes, judges,
+                                           args.ablation_eval_n, args.ablation_best_of, tuple(flags),
+                                           train_steps=args.ablation_steps)
     k = context_frames(args)
-    print(f"\nablation of the {args.preset} preset, {args.ablation_minutes:g} min each; {args.ablation_eval_n} test "
-          f"clips; {k} known -> {args.frames - k}; {args.solver} {args.sample_steps} steps; best of "
+    budget = f"{args.ablation_steps} steps" if args.ablation_steps else f"{args.ablation_minutes:g} min"
+    print(f"\nablation of the {args.preset} preset, {budget} each; {args.ablation_eval_n} test "
+          f"clips; {k} known -> {args.frames - k}; {sampler_text(args)}; best of "
           f"{args.ablation_best_of}")
     print(f"{'variant':<12} {'steps':>6} {'s/step':>7} {'SSIM':>7} {'copy':>7} {'moved':>7} {'PSNR':>6} {'copy':>6} "
           f"{'ctr px':>6} {'copy':>6} {'ident':>6} {'iSSIM':>7} {'copy':>7} {'gIdent':>6} {'spdW1':>6}")
@@ -237,6 +257,8 @@ def main() -> None:
     p.add_argument("--best-of", type=int, default=4)
     p.add_argument("--solver", default="midpoint", help="eval's ODE solver (midpoint: 2 NFE per step)")
     p.add_argument("--sample-steps", type=int, default=8, help="the solver's steps")
+    p.add_argument("--known-sampler", default="", help="SOLVER:STEPS for prediction and interpolation (eval's "
+                   "--known-sampler; default --solver and --sample-steps), e.g. euler:2")
     p.add_argument("--samplers", default="", help="also evaluate the grey run with each SOLVER:STEPS, e.g. "
                    "euler:2,euler:4 (rows of the same table)")
     p.add_argument("--reuse-evals", action="store_true", help="keep an eval_*.json already written for the same "
@@ -245,12 +267,16 @@ def main() -> None:
     p.add_argument("--ablation", help="variants of the preset to compare instead of the main runs: "
                    + ", ".join(VARIANTS))
     p.add_argument("--ablation-minutes", type=float, default=8.0, help="training budget of each ablation run")
+    p.add_argument("--ablation-steps", type=int, help="train each ablation run for this many steps instead (equal "
+                   "steps whatever the machine's speed; runs named ablation_VARIANT_sSTEPS)")
     p.add_argument("--ablation-eval-n", type=int, default=100, help="test clips scored per task in the ablation")
     p.add_argument("--ablation-best-of", type=int, default=1)
     p.add_argument("--out", default="benchmarks/results/video")
     p.add_argument("--docs", default="docs/images")
     args = p.parse_args()
     samplers = parse_samplers(f"{args.solver}:{args.sample_steps},{args.samplers}")[1:]  # checked before any work
+    if len(parse_samplers(args.known_sampler)) > 1:
+        raise SystemExit(f"--known-sampler takes one SOLVER:STEPS, got {args.known_sampler!r}")
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -277,7 +303,7 @@ def main() -> None:
     k = context_frames(args)
     print(f"\nMoving MNIST, {args.digits} digit(s), {args.size}x{args.size}, {args.frames} frames; {args.preset} "
           f"preset on {args.device}; {args.eval_n} test clips per task; "
-          f"{args.solver} {args.sample_steps} steps{OTHER_SAMPLERS if samplers else ''}; prediction: {k} known -> "
+          f"{sampler_text(args)}{OTHER_SAMPLERS if samplers else ''}; prediction: {k} known -> "
           f"{args.frames - k}; best of {args.best_of}; MSE: squared error summed over a frame's pixels in [0, 1]")
     print("baselines: copy the last known frame (prediction) or the nearer known frame (interpolation); moved: the "
           "nearest known frame moved along the known frames' estimated motion; floors: two disjoint sets of real "

@@ -348,6 +348,29 @@ def test_eval_predicts_from_the_frames_asked_for_and_reports_openstl_mse(video_r
     assert "--context-frames must be 1..7" in err and len(err.splitlines()) == 1
 
 
+def test_the_known_sampler_drives_prediction_and_interpolation_and_the_solver_generation(video_run, tmp_path, capsys):
+    root, run = video_run
+    common = ["eval", str(run), "--data", f"video:{root / 'v.npz'}", "--n", "4", "--best-of", "1"]
+    results = {}
+    for name, argv in (("euler1", ["--solver", "euler", "--steps", "1"]),
+                       ("mid2", ["--solver", "midpoint", "--steps", "2"]),
+                       ("both", ["--solver", "midpoint", "--steps", "2", "--known-sampler", "euler:1"])):
+        assert main([*common, *argv, "--out", str(tmp_path / f"{name}.json")]) == 0
+        results[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    m = {k: r["metrics"] for k, r in results.items()}
+    for task in ("prediction", "interpolation"):  # the same samples as an eval with that sampler alone
+        assert m["both"][task]["ssim"] == m["euler1"][task]["ssim"] != m["mid2"][task]["ssim"]
+    assert m["both"]["generation"]["speed_w1"] == m["mid2"]["generation"]["speed_w1"]
+    assert m["both"]["generation"]["speed_w1"] != m["euler1"]["generation"]["speed_w1"]
+    assert results["both"]["known_sampler"] == {"solver": "euler", "steps": 1}
+    assert "known_sampler" not in results["mid2"]
+    assert "(euler 1 steps for prediction and interpolation)" in capsys.readouterr().out
+    for bad in ("euler", "rk9:2", "euler:0"):
+        assert main([*common, "--known-sampler", bad]) == 2
+        err = capsys.readouterr().err.strip()
+        assert "--known-sampler takes SOLVER:STEPS" in err and len(err.splitlines()) == 1, err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--context", "{other}", "--context-frames", "2"], "frames of shape (1, 8, 8)"),
     (["--context", "{ctx}", "--context-frames", "8"], "--context-frames must be 1..7"),

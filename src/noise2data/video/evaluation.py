@@ -1,5 +1,8 @@
 """Evaluating a video run on real clips (a held-out file given with ``--data``, else the training file):
 
+The sampler is ``--solver``/``--steps``; ``--known-sampler euler:2`` gives prediction and interpolation their own
+(frames given pin most of the clip, so fewer evaluations do: benchmarks/video.py).
+
 - prediction (the first ``context_frames`` known, default T // 4: 4 of 16): PSNR, SSIM and MSE (the squared
   error summed over a frame's pixels in [0, 1], as OpenSTL reports it) of each predicted frame (the mean over
   ``best_of`` samples, and the best of them per clip), beside copying the last known frame, and beside a
@@ -25,6 +28,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..modalities.base import EvalRequest
+from ..samplers import ODE_SOLVERS
 from . import metrics as M
 from .known import known_mask, make_condition
 from .model import nearest_known
@@ -51,9 +55,19 @@ def moved_copy(real: Tensor, mask: Tensor) -> Tensor:
     return moved_known(cond, nearest_known(cond))
 
 
+def parse_sampler(text: str) -> tuple[str, int]:
+    """``"euler:2"`` -> ``("euler", 2)``, checked."""
+    solver, _, steps = text.partition(":")
+    if solver not in ODE_SOLVERS or not steps.isdigit() or int(steps) < 1:
+        raise UserError(f"--known-sampler takes SOLVER:STEPS with steps >= 1 and a solver of "
+                        f"{', '.join(ODE_SOLVERS)} (e.g. euler:2), got {text!r}")
+    return solver, int(steps)
+
+
 def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalRequest, best_of: int,  # noqa: ANN001
-          truth: Tensor | None, true_centres: Tensor | None, ext) -> dict:  # noqa: ANN001
-    """Quality of the unknown frames of ``real: (N, T, C, H, W)`` given ``mask: (N, T)``."""
+          truth: Tensor | None, true_centres: Tensor | None, ext, sampler: tuple[str, int]) -> dict:  # noqa: ANN001
+    """Quality of the unknown frames of ``real: (N, T, C, H, W)`` given ``mask: (N, T)``, sampled with
+    ``sampler = (solver, steps)``."""
     todo = ~mask[0]
     target = _unit(real)[:, todo]
     base = _unit(baseline)[:, todo]
@@ -61,7 +75,7 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
     psnrs, ssims, sses, samples = [], [], [], []
     start = time.perf_counter()
     for k in range(best_of):
-        x = sample_clips(run, len(real), context=real, mask=mask, solver=request.solver, steps=request.steps,
+        x = sample_clips(run, len(real), context=real, mask=mask, solver=sampler[0], steps=sampler[1],
                          seed=request.seed + 1000 * k).x
         pred = _unit(x)[:, todo]
         psnrs.append(M.psnr(pred, target))
@@ -93,13 +107,14 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     from ..metrics.fid import frechet_distance
     from .data import load_video
 
+    extra = request.extra or {}
+    known_sampler = parse_sampler(extra["known_sampler"]) if extra.get("known_sampler") else None  # before any work
     spec = request.data or run.config["data"]["spec"]
     data = load_video(spec[len("video:"):] if spec.startswith("video:") else spec)
     t_model, shape = int(run.data_shape[0]), tuple(run.data_shape[1:])
     if tuple(data.clips.shape[1:]) != (t_model, *shape):
         raise UserError(f"{spec} holds clips of shape {tuple(data.clips.shape[1:])}, the run makes "
                         f"{(t_model, *shape)}: evaluate on clips like its training data")
-    extra = request.extra or {}
     best_of = extra.get("best_of") or 4
     n = min(request.n, len(data))
     real = data.clips[:n]
@@ -112,16 +127,19 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
         raise UserError(f"--context-frames must be 1..{t_model - 1} (of the run's {t_model} frames), got {k}")
     result: dict = {"run": str(run.run_dir), "step": run.step, "n": n, "reference": spec,
                     "sampler": {"solver": request.solver, "steps": request.steps, "best_of": best_of},
+                    **({"known_sampler": {"solver": known_sampler[0], "steps": known_sampler[1]}}
+                       if known_sampler else {}),
                     "classifier": ext.info() if ext is not None else None, "metrics": {}}
     tasks = result["metrics"]
     pred_mask = known_mask(n, t_model, context_frames=k)
     copy_last = real[:, k - 1:k].expand(-1, t_model, -1, -1, -1)
+    sampler = known_sampler or (request.solver, request.steps)
     tasks["prediction"] = {"known": k, **_task(run, real, pred_mask, copy_last, request, best_of, truth, centres,
-                                                  ext)}
+                                                  ext, sampler)}
     ends = known_mask(n, t_model, known=[0, t_model - 1])
     nearer = torch.where((torch.arange(t_model) < t_model / 2)[None, :, None, None, None],
                          real[:, :1], real[:, -1:])
-    tasks["interpolation"] = _task(run, real, ends, nearer, request, 1, truth, centres, ext)
+    tasks["interpolation"] = _task(run, real, ends, nearer, request, 1, truth, centres, ext, sampler)
     # generation: speeds and features against two disjoint real sets (the second gives the floor)
     m = min(n, len(data) // 2)
     ref, floor_ref = data.clips[:m], data.clips[m:2 * m]
@@ -152,8 +170,10 @@ def _moved(task: dict, metric: str, fmt: str, unit: str = "") -> str:  # eval.js
 
 
 def format_video_eval(r: dict) -> str:
+    ks = r.get("known_sampler")
+    known = f" ({ks['solver']} {ks['steps']} steps for prediction and interpolation)" if ks else ""
     lines = [f"{r['run']} at step {r['step']}: {r['n']} clips of {r['reference']}; {r['sampler']['solver']} "
-             f"{r['sampler']['steps']} steps"]
+             f"{r['sampler']['steps']} steps{known}"]
     for task in ("prediction", "interpolation"):
         t = r["metrics"][task]
         lines.append(f"{task} of frames {t['frames'][0]}..{t['frames'][-1]} ({t['seconds_per_clip']:.2f} s/clip):")

@@ -60,6 +60,8 @@ class Video(Modality):
                                                                 "PSNR/SSIM (default 4)"}),
         (("--context-frames",), {"type": int, "default": None, "help": "video: frames given for prediction (default "
                                                                        "a quarter of the clip, e.g. 4 of 16)"}),
+        (("--known-sampler",), {"default": None, "help": "video: SOLVER:STEPS for prediction and interpolation, e.g. "
+                                                        "euler:2 (default --solver and --steps)"}),
     )
 
     def matches(self, spec: str) -> bool:

@@ -139,5 +139,7 @@ def test_residual_ahead_starts_from_the_moved_frame_only_after_the_last_known_fr
     torch.testing.assert_close(out[ahead], moved[ahead])
     assert moved[ahead].abs().amax() > 0.5  # the blob is there to be copied
     assert torch.equal(out[~ahead], torch.zeros_like(out[~ahead]))
+    plain = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True))
+    assert net.conv_in.in_channels == plain.conv_in.in_channels + 16  # the plane saying which frames, 4x4 stem
     with pytest.raises(UserError, match="motion_residual"):
         VideoUNetConfig.preset("tiny", (8, 1, 32, 32), residual_ahead=True)

@@ -54,7 +54,8 @@ class VideoUNetConfig:
     fill_known: bool = False  # also see, at every frame, the nearest known frame (the previous one first)
     motion_fill: bool = False  # also see it moved along the motion estimated from the known frames (motion.py)
     motion_residual: bool = False  # output the moved known frame plus a correction (for --objective data)
-    residual_ahead: bool = False  # with motion_residual: only frames after the last known one start from it
+    # with motion_residual: only frames after the last known one start from it (and a plane says which they are)
+    residual_ahead: bool = False
     known_distance: bool = False  # also see, at every frame, how far the previous and the next known frames are
     temporal_attention_resolution: int | None = None  # attention across frames at <= this size (None: as in space)
     positions: bool = False  # attention sees where (row, column) and when (frame) each position is
@@ -222,7 +223,8 @@ class VideoUNet(nn.Module):
         chans = [config.base_channels * m for m in config.channel_mults]
         emb = 4 * config.base_channels
         self.cond = Conditioning(config.time_embedding, config.time_dim, emb, mean_flow=config.mean_flow)
-        planes = (2 + config.fill_known + config.motion_fill) * c + 1 + (2 if config.known_distance else 0)
+        planes = ((2 + config.fill_known + config.motion_fill) * c + 1 + (2 if config.known_distance else 0)
+                  + config.residual_ahead)
         self.conv_in = nn.Conv2d(planes * p * p, chans[0], 3, padding=1)
         a_res = config.attention_resolution
         t_res = a_res if config.temporal_attention_resolution is None else config.temporal_attention_resolution
@@ -272,7 +274,13 @@ class VideoUNet(nn.Module):
             parts += [moved] if self.config.motion_fill else []
         if self.config.known_distance:
             parts.append(known_distance(cond, self.config.data_shape[0])[..., None, None].expand(-1, -1, -1, h, w))
-        z = torch.cat(parts, dim=2).flatten(0, 1)  # (B * T, 2C + 1 (+ C) (+ C) (+ 2), H, W)
+        ahead = None
+        if self.config.residual_ahead:  # (B, T, 1, 1, 1): the frames whose output starts from the moved frame; the
+            # network is told which they are (which frames lie after the last known one is a fact about the whole
+            # clip, and without the plane it must infer it through the temporal layers)
+            ahead = (known_neighbours(cond[:, :, -1, 0, 0] > 0.5)[1] >= frames).to(x.dtype)[:, :, None, None, None]
+            parts.append(ahead.expand(-1, -1, 1, h, w))
+        z = torch.cat(parts, dim=2).flatten(0, 1)  # (B * T, 2C + 1 (+ C) (+ C) (+ 2) (+ 1), H, W)
         e = nn.functional.silu(self.cond(t, None, r)).repeat_interleave(frames, 0)  # (B * T, E)
         hcur = self.conv_in(nn.functional.pixel_unshuffle(z, p) if p > 1 else z)
         hs = [hcur]
@@ -292,10 +300,7 @@ class VideoUNet(nn.Module):
         # learns the correction (zeros where nothing is known, so unconditional clips are as before); with
         # residual_ahead only where the motion is extrapolated (after the last known frame), not between known
         # frames, where the motion between far-apart frames is a poor guess (interpolation)
-        if self.config.residual_ahead:
-            _, after = known_neighbours(cond[:, :, -1, 0, 0] > 0.5)
-            moved = moved * (after >= frames).to(moved.dtype)[:, :, None, None, None]
-        return out + moved
+        return out + (moved * ahead if ahead is not None else moved)
 
 
 __all__ = ["PRESETS", "FrameAttention", "VideoUNet", "VideoUNetConfig", "known_distance", "nearest_known"]

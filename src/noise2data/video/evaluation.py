@@ -1,8 +1,5 @@
 """Evaluating a video run on real clips (a held-out file given with ``--data``, else the training file):
 
-The sampler is ``--solver``/``--steps``; ``--known-sampler euler:2`` gives prediction and interpolation their own
-(frames given pin most of the clip, so fewer evaluations do: benchmarks/video.py).
-
 - prediction (the first ``context_frames`` known, default T // 4: 4 of 16): PSNR, SSIM and MSE (the squared
   error summed over a frame's pixels in [0, 1], as OpenSTL reports it) of each predicted frame (the mean over
   ``best_of`` samples, and the best of them per clip), beside copying the last known frame, and beside a
@@ -17,6 +14,9 @@ The sampler is ``--solver``/``--steps``; ``--known-sampler euler:2`` gives predi
   same in every frame, and (for prediction) equals the true class;
 - a Frechet distance on the features of a 3-D CNN (``--features``, from ``noise2data features --video``),
   beside its floor.
+
+The sampler is ``--solver``/``--steps``; ``--known-sampler euler:2`` gives prediction and interpolation their own
+(frames given pin most of the clip, so fewer evaluations do: benchmarks/video.py).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ known frames (zero where unknown) and the mask as one more channel (None: nothin
 condition). The network sees ``[x_t, known * mask, mask]`` along channels (with ``fill_known`` also
 the nearest known frame, with ``motion_fill`` that frame moved along the known frames' estimated motion,
 with ``known_distance`` two planes holding the distances to the previous and
-the next known frame: what a frame should be copied from, and how far it has moved). Every layer is per
+the next known frame: what a frame should be copied from, and how far it has moved; with ``residual_ahead``
+a plane marking the frames after the last known one). Every layer is per
 frame or per pixel, so memory grows linearly with T, and the model runs on any number of frames.
 """
 

@@ -44,9 +44,10 @@ from pathlib import Path
 import torch
 
 from noise2data.cli import main as cli
-from noise2data.samplers import ODE_SOLVERS
+from noise2data.errors import UserError
 from noise2data.video import model as video_model
 from noise2data.video.data import load_video
+from noise2data.video.evaluation import parse_sampler
 
 VARIANTS = {  # changes measured by --ablation ("default" is the preset and the benchmark's flags as they stand):
     # (changes to the preset, extra flags of `train`, which win over the benchmark's own)
@@ -123,7 +124,7 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
     solver, steps = sampler or (args.solver, args.sample_steps)
     result_file = out / (f"eval_{name}_{solver}_{steps}.json" if sampler else f"eval_{name}.json")
     known_spec = "" if sampler else args.known_sampler  # a --samplers row is that sampler for every task
-    known = dict(zip(("solver", "steps"), parse_samplers(known_spec)[0], strict=True)) if known_spec else None
+    known = dict(zip(("solver", "steps"), known_sampler(known_spec), strict=True)) if known_spec else None
     if args.reuse_evals and result_file.exists():
         stored = json.loads(result_file.read_text())
         same = {"solver": solver, "steps": steps, "best_of": best_of or args.best_of}
@@ -141,16 +142,20 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
     return {"train": info, "eval": json.loads(result_file.read_text())}
 
 
-def parse_samplers(spec: str) -> list[tuple[str, int]]:
-    """``"euler:2,heun:4"`` -> ``[("euler", 2), ("heun", 4)]``."""
-    out = []
-    for item in (v.strip() for v in spec.split(",") if v.strip()):
-        solver, _, steps = item.partition(":")
-        if not steps.isdigit() or int(steps) < 1 or solver not in ODE_SOLVERS:
-            raise SystemExit(f"unknown sampler '{item}': give SOLVER:STEPS (--samplers euler:2; --solver euler "
-                             f"--sample-steps 2) with steps >= 1 and a solver of {', '.join(ODE_SOLVERS)}")
-        out.append((solver, int(steps)))
-    return out
+def parse_samplers(spec: str, flag: str = "--solver/--sample-steps or --samplers") -> list[tuple[str, int]]:
+    """``"euler:2,heun:4"`` -> ``[("euler", 2), ("heun", 4)]``; a bad one ends the benchmark with eval's message."""
+    try:
+        return [parse_sampler(v, flag) for v in spec.split(",") if v.strip()]
+    except UserError as err:
+        raise SystemExit(str(err)) from None
+
+
+def known_sampler(spec: str) -> tuple[str, int]:
+    """``--known-sampler euler:2`` -> ``("euler", 2)`` (one sampler: "euler:2,euler:4" is refused)."""
+    try:
+        return parse_sampler(spec)
+    except UserError as err:
+        raise SystemExit(str(err)) from None
 
 
 def sampler_text(args: argparse.Namespace) -> str:
@@ -167,7 +172,7 @@ def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     solver, steps = args.solver, args.sample_steps
-    known_solver, known_steps = parse_samplers(args.known_sampler)[0] if args.known_sampler else (solver, steps)
+    known_solver, known_steps = known_sampler(args.known_sampler) if args.known_sampler else (solver, steps)
     k = context_frames(args)
     for what, extra in (("prediction", ["--context", str(test), "--context-frames", str(k)]),
                         ("interpolation", ["--context", str(test), "--known", f"0,{args.frames - 1}"]),
@@ -275,8 +280,8 @@ def main() -> None:
     p.add_argument("--docs", default="docs/images")
     args = p.parse_args()
     samplers = parse_samplers(f"{args.solver}:{args.sample_steps},{args.samplers}")[1:]  # checked before any work
-    if len(parse_samplers(args.known_sampler)) > 1:
-        raise SystemExit(f"--known-sampler takes one SOLVER:STEPS, got {args.known_sampler!r}")
+    if args.known_sampler:
+        known_sampler(args.known_sampler)
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

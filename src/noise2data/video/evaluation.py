@@ -55,11 +55,11 @@ def moved_copy(real: Tensor, mask: Tensor) -> Tensor:
     return moved_known(cond, nearest_known(cond))
 
 
-def parse_sampler(text: str) -> tuple[str, int]:
-    """``"euler:2"`` -> ``("euler", 2)``, checked."""
-    solver, _, steps = text.partition(":")
+def parse_sampler(text: str, flag: str = "--known-sampler") -> tuple[str, int]:
+    """``"euler:2"`` -> ``("euler", 2)``, checked (``flag`` names the option in the error)."""
+    solver, _, steps = text.strip().partition(":")
     if solver not in ODE_SOLVERS or not steps.isdigit() or int(steps) < 1:
-        raise UserError(f"--known-sampler takes SOLVER:STEPS with steps >= 1 and a solver of "
+        raise UserError(f"{flag} takes SOLVER:STEPS with steps >= 1 and a solver of "
                         f"{', '.join(ODE_SOLVERS)} (e.g. euler:2), got {text!r}")
     return solver, int(steps)
 

@@ -18,7 +18,7 @@ sampler to a finished run costs only its own evaluation.
 ``--ablation default,lr2e-3,batch8,...`` instead trains one short run per variant (each for
 ``--ablation-minutes`` of wall clock, or ``--ablation-steps``) and prints their prediction and interpolation
 scores side by side: changes to the preset (distance, no-fill, tattn8, positions, space-time, positions8,
-motion, no-motion, residual, residual-ahead) or to the training flags (lr2e-3, lr4e-3, batch8, logit-normal);
+motion, no-motion, residual, residual-ahead, gate) or to the training flags (lr2e-3, lr4e-3, batch8, logit-normal);
 ``VARIANTS`` below lists them.
 
 On a GPU, OpenSTL's Moving MNIST protocol (two digits, 64x64, 10 known -> 10 predicted), beside the
@@ -62,6 +62,7 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     "no-motion": ({"motion_fill": False}, []),  # the preset before motion_fill
     "residual": ({"motion_residual": True}, []),  # predict the moved known frame plus a correction
     "residual-ahead": ({"motion_residual": True, "residual_ahead": True}, []),  # only after the last known frame
+    "gate": ({"motion_gate": True}, []),  # a learned per-pixel blend of the moved known frame and the drawing
     "lr2e-3": ({}, ["--lr", "2e-3"]),  # the learning rate, 2x and 4x the video default
     "lr4e-3": ({}, ["--lr", "4e-3"]),
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps

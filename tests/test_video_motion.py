@@ -143,3 +143,25 @@ def test_residual_ahead_starts_from_the_moved_frame_only_after_the_last_known_fr
     assert net.conv_in.in_channels == plain.conv_in.in_channels + 16  # the plane saying which frames, 4x4 stem
     with pytest.raises(UserError, match="motion_residual"):
         VideoUNetConfig.preset("tiny", (8, 1, 32, 32), residual_ahead=True)
+
+
+def test_the_gated_model_blends_the_moved_frame_and_its_drawing_per_pixel():
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_gate=True))
+    assert net.conv_out.out_channels == 2 * 16  # a frame and a gate per pixel, 4x4 stem
+    clip, _ = blob_clip((9.0, 20.0), (0.8, -0.6), frames=8)
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[0, :3] = True  # clip 1: nothing known, so nothing to blend in
+    cond = make_condition(clip[None].expand(2, -1, -1, -1, -1), mask)
+    moved = moved_known(cond, nearest_known(cond))
+    x, t = torch.randn(2, 8, 1, 32, 32), torch.rand(2)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, t, cond), moved / 2)  # conv_out is zero at init: g = 1/2, drawing 0
+        net.conv_out.bias[:16].fill_(0.25)  # the drawing: 0.25 everywhere
+        net.conv_out.bias[16:].fill_(30.0)  # the gate: open, the moved frame passes through
+        out = net(x, t, cond)
+        torch.testing.assert_close(out[0], moved[0])
+        torch.testing.assert_close(out[1], torch.full_like(out[1], 0.25))  # nothing known: the drawing alone
+        net.conv_out.bias[16:].fill_(-30.0)  # closed: the drawing alone
+        torch.testing.assert_close(net(x, t, cond), torch.full_like(out, 0.25))
+    with pytest.raises(UserError, match="choose one"):
+        VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_gate=True, motion_residual=True)

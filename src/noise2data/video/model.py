@@ -9,7 +9,8 @@ condition). The network sees ``[x_t, known * mask, mask]`` along channels (with 
 the nearest known frame, with ``motion_fill`` that frame moved along the known frames' estimated motion,
 with ``known_distance`` two planes holding the distances to the previous and
 the next known frame: what a frame should be copied from, and how far it has moved; with ``residual_ahead``
-a plane marking the frames after the last known one). Every layer is per
+a plane marking the frames after the last known one). With ``motion_gate`` the output is, per pixel, a learned
+blend of that moved frame and what the network draws. Every layer is per
 frame or per pixel, so memory grows linearly with T, and the model runs on any number of frames.
 """
 
@@ -57,6 +58,8 @@ class VideoUNetConfig:
     motion_residual: bool = False  # output the moved known frame plus a correction (for --objective data)
     # with motion_residual: only frames after the last known one start from it (and a plane says which they are)
     residual_ahead: bool = False
+    # output, per pixel, g * the moved known frame + (1 - g) * the network's drawing, g learned (for --objective data)
+    motion_gate: bool = False
     known_distance: bool = False  # also see, at every frame, how far the previous and the next known frames are
     temporal_attention_resolution: int | None = None  # attention across frames at <= this size (None: as in space)
     positions: bool = False  # attention sees where (row, column) and when (frame) each position is
@@ -81,6 +84,9 @@ class VideoUNetConfig:
         if self.residual_ahead and not self.motion_residual:
             raise UserError("residual_ahead says which frames start from the moved known frame: it needs "
                             "motion_residual=True")
+        if self.motion_gate and self.motion_residual:
+            raise UserError("motion_gate and motion_residual are two ways to start from the moved known frame: "
+                            "choose one")
 
     @classmethod
     def preset(cls, name: str, data_shape: tuple[int, ...], **overrides) -> VideoUNetConfig:
@@ -215,6 +221,19 @@ def known_distance(cond: Tensor, scale: int) -> Tensor:
     return torch.stack([since, until], -1)
 
 
+def gate_moved(drawn: Tensor, logit: Tensor, moved: Tensor, cond: Tensor) -> Tensor:
+    """``g * moved + (1 - g) * drawn`` per pixel with ``g = sigmoid(logit)`` (``drawn, moved: (B, T, C, H, W)``,
+    ``logit: (B, T, 1, H, W)``), and ``drawn`` alone in clips with nothing known (no moved frame to take).
+
+    Why a gate and not a correction added to the moved frame (``motion_residual``): where the moved frame is
+    right (a digit that has not bounced yet) its sharp strokes pass through by ``g -> 1``, and where it is wrong
+    (after a bounce) ``g -> 0`` removes it; both are smooth decisions over a region, which the network's coarse
+    (4x4-patch) features make well, while removing a wrong digit by adding its negative means drawing every
+    one of its strokes exactly."""
+    g = torch.sigmoid(logit) * (cond[:, :, -1:, :1, :1] > 0.5).any(1, keepdim=True).to(drawn.dtype)
+    return g * moved + (1 - g) * drawn
+
+
 class VideoUNet(nn.Module):
     def __init__(self, config: VideoUNetConfig) -> None:
         super().__init__()
@@ -251,7 +270,7 @@ class VideoUNet(nn.Module):
                                              nn.Conv2d(cur, cur, 3, padding=1)))
                 res *= 2
         self.norm_out = nn.GroupNorm(8, cur)
-        self.conv_out = nn.Conv2d(cur, c * p * p, 3, padding=1)
+        self.conv_out = nn.Conv2d(cur, (c + config.motion_gate) * p * p, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
 
@@ -268,9 +287,10 @@ class VideoUNet(nn.Module):
         p = self.config.patch
         parts = [x, cond]
         moved = None
-        if self.config.fill_known or self.config.motion_fill or self.config.motion_residual:
+        uses_moved = self.config.motion_fill or self.config.motion_residual or self.config.motion_gate
+        if self.config.fill_known or uses_moved:
             fill = nearest_known(cond)
-            moved = moved_known(cond, fill) if self.config.motion_fill or self.config.motion_residual else None
+            moved = moved_known(cond, fill) if uses_moved else None
             parts += [fill] if self.config.fill_known else []
             parts += [moved] if self.config.motion_fill else []
         if self.config.known_distance:
@@ -293,8 +313,10 @@ class VideoUNet(nn.Module):
         for level in self.up:
             hcur = level(torch.cat([hcur, hs.pop()], 1), e, frames) if isinstance(level, Level) else level(hcur)
         out = self.conv_out(nn.functional.silu(self.norm_out(hcur)))
-        out = nn.functional.pixel_shuffle(out, p) if p > 1 else out  # (B * T, C, H, W)
-        out = out.view(b, frames, c, h, w)
+        out = nn.functional.pixel_shuffle(out, p) if p > 1 else out  # (B * T, C (+ 1), H, W)
+        out = out.view(b, frames, -1, h, w)
+        if self.config.motion_gate:
+            return gate_moved(out[:, :, :c], out[:, :, c:], moved, cond)
         if not self.config.motion_residual:
             return out
         # a clean-clip prediction that starts (conv_out is zero at init) as the moved known frame: the network
@@ -304,4 +326,4 @@ class VideoUNet(nn.Module):
         return out + (moved * ahead if ahead is not None else moved)
 
 
-__all__ = ["PRESETS", "FrameAttention", "VideoUNet", "VideoUNetConfig", "known_distance", "nearest_known"]
+__all__ = ["PRESETS", "FrameAttention", "VideoUNet", "VideoUNetConfig", "gate_moved", "known_distance", "nearest_known"]

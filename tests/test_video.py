@@ -371,6 +371,28 @@ def test_the_known_sampler_drives_prediction_and_interpolation_and_the_solver_ge
         assert "--known-sampler takes SOLVER:STEPS" in err and len(err.splitlines()) == 1, err
 
 
+def test_clips_with_known_frames_sample_with_euler_2_unless_the_user_picks_a_sampler(video_run, tmp_path, capsys):
+    root, run = video_run
+    ctx = f"video:{root / 'v.npz'}"
+    given = ["sample", str(run), "--context", ctx, "--context-frames", "3", "--n", "3"]
+    outs = {}
+    for name, argv in (("default", []), ("euler2", ["--solver", "euler", "--steps", "2"]),
+                       ("steps2", ["--steps", "2"]), ("nfe4", ["--nfe", "4"])):
+        assert main([*given, *argv, "--out", str(tmp_path / f"{name}.npy")]) == 0
+        outs[name] = (np.load(tmp_path / f"{name}.npy"), capsys.readouterr().err)
+    assert np.array_equal(outs["default"][0], outs["euler2"][0]) and "(euler, 2 NFE" in outs["default"][1]
+    assert "(midpoint, 4 NFE" in outs["steps2"][1]  # --steps alone: the run's solver with those steps
+    assert "(midpoint, 4 NFE" in outs["nfe4"][1] and np.array_equal(outs["steps2"][0], outs["nfe4"][0])
+    assert not np.array_equal(outs["default"][0], outs["steps2"][0])
+    assert main(["sample", str(run), "--n", "2", "--out", str(tmp_path / "gen.npy")]) == 0  # nothing known
+    assert "(midpoint, 16 NFE" in capsys.readouterr().err  # generation keeps the run's default
+    common = ["eval", str(run), "--data", ctx, "--n", "4", "--best-of", "1"]
+    assert main([*common, "--out", str(tmp_path / "e.json")]) == 0
+    assert json.loads((tmp_path / "e.json").read_text())["known_sampler"] == {"solver": "euler", "steps": 2}
+    assert main([*common, "--steps", "8", "--out", str(tmp_path / "e8.json")]) == 0  # one sampler for every task
+    assert "known_sampler" not in json.loads((tmp_path / "e8.json").read_text())
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--context", "{other}", "--context-frames", "2"], "frames of shape (1, 8, 8)"),
     (["--context", "{ctx}", "--context-frames", "8"], "--context-frames must be 1..7"),

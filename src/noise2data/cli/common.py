@@ -88,6 +88,12 @@ def add_solver_options(p: argparse.ArgumentParser, *, sde: bool = False) -> None
         p.add_argument("--diffusion", type=float, default=0.5, help="SDE diffusion coefficient g (default 0.5)")
 
 
+def sampler_given(args: argparse.Namespace) -> bool:
+    """Whether the command line chose the sampler (``--solver``, ``--steps`` or ``--nfe``); call it before
+    :func:`solver_steps`, which fills in the solver."""
+    return any(getattr(args, k, None) is not None for k in ("solver", "steps", "nfe"))
+
+
 def solver_steps(args: argparse.Namespace, config: dict | None = None) -> int:
     """The solver's steps from ``--steps`` or ``--nfe`` (not both); an unset ``--solver`` becomes the run's
     default (``config``: its config.json)."""

@@ -17,6 +17,7 @@ from .common import (
     add_seed,
     add_solver_options,
     positive_int,
+    sampler_given,
     solver_steps,
 )
 from .extra import add_modality_options, modality_extra
@@ -98,8 +99,9 @@ def _eval(args: argparse.Namespace) -> int:
     metrics = tuple(m.strip() for m in args.metrics.split(",")) if args.metrics else None
     if args.sweep:
         return _sweep(args, run, metrics)
+    given = sampler_given(args)
     steps = solver_steps(args, run.config)
-    res = run.modality.evaluate(run, _eval_request(args, run, metrics, args.solver, steps))
+    res = run.modality.evaluate(run, _eval_request(args, run, metrics, args.solver, steps, given))
     out = write_eval(Path(args.out).parent, res, Path(args.out).name) if args.out else write_eval(args.run, res)
     print(json.dumps(res) if args.json else run.modality.format_eval(res))
     print(f"wrote {out}", file=sys.stderr)
@@ -107,13 +109,13 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _eval_request(args: argparse.Namespace, run, metrics: tuple[str, ...] | None, solver: str,  # noqa: ANN001
-                  steps: int):  # noqa: ANN202
-    """What ``eval`` asks of the run's modality, for one sampler."""
+                  steps: int, given: bool = True):  # noqa: ANN202
+    """What ``eval`` asks of the run's modality, for one sampler (``given``: the user chose it)."""
     from ..modalities import EvalRequest
 
     return EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=solver, steps=steps, grid=args.grid,
                        data=args.data, seed=args.seed, nll_n=args.nll_n, repeats=args.repeats, features=args.features,
-                       guidance=args.guidance, extra=modality_extra(args, run.modality, "eval"))
+                       guidance=args.guidance, sampler_given=given, extra=modality_extra(args, run.modality, "eval"))
 
 
 def _sweep(args: argparse.Namespace, run, metrics: tuple[str, ...] | None) -> int:  # noqa: ANN001

@@ -95,6 +95,8 @@ class SampleRequest:
     plot: str | None = None
     trajectory_plot: str | None = None
     trajectory_gif: str | None = None
+    # the user chose --solver, --steps or --nfe; if not, a modality may pick its measured sampler for a task
+    sampler_given: bool = False
     extra: dict = field(default_factory=dict)  # the run's modality's own options (Modality.sample_options)
 
 
@@ -113,6 +115,7 @@ class EvalRequest:
     repeats: int = 3
     features: str | None = None
     guidance: float = 1.0
+    sampler_given: bool = False  # as in SampleRequest
     extra: dict = field(default_factory=dict)  # the run's modality's own options (Modality.eval_options)
 
 

@@ -15,8 +15,9 @@
 - a Frechet distance on the features of a 3-D CNN (``--features``, from ``noise2data features --video``),
   beside its floor.
 
-The sampler is ``--solver``/``--steps``; ``--known-sampler euler:2`` gives prediction and interpolation their own
-(frames given pin most of the clip, so fewer evaluations do: benchmarks/video.py).
+The sampler is ``--solver``/``--steps``; prediction and interpolation use ``--known-sampler`` (default
+:data:`.sampling.KNOWN_SAMPLER`, Euler in 2 steps, as ``sample --context``, unless ``--solver``, ``--steps`` or
+``--nfe`` chose one sampler for every task): frames given pin most of the clip, so fewer evaluations do.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from . import metrics as M
 from .known import known_mask, make_condition
 from .model import nearest_known
 from .motion import moved_known
-from .sampling import sample_clips
+from .sampling import KNOWN_SAMPLER, sample_clips
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -108,7 +109,10 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     from .data import load_video
 
     extra = request.extra or {}
-    known_sampler = parse_sampler(extra["known_sampler"]) if extra.get("known_sampler") else None  # before any work
+    if extra.get("known_sampler"):  # checked before any work
+        known_sampler = parse_sampler(extra["known_sampler"])
+    else:  # as `sample --context`: the measured sampler unless the user chose one for every task
+        known_sampler = None if request.sampler_given else KNOWN_SAMPLER
     spec = request.data or run.config["data"]["spec"]
     data = load_video(spec[len("video:"):] if spec.startswith("video:") else spec)
     t_model, shape = int(run.data_shape[0]), tuple(run.data_shape[1:])

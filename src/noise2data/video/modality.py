@@ -47,7 +47,8 @@ class Video(Modality):
     eval_n = 200
     sample_options = (
         (("--context",), {"help": "video: clips whose frames are given (.npy/.npz/GIF folder, like the training "
-                                  "data); the first --n clips are used"}),
+                                  "data); the first --n clips are used, sampled with Euler in 2 steps unless "
+                                  "--solver, --steps or --nfe says otherwise"}),
         (("--context-frames",), {"type": int, "help": "video: continue the context clips from their first K frames"}),
         (("--known",), {"help": "video: the frames given, i,j,... (e.g. 0,15: fill in between)"}),
         (("--frames",), {"type": int, "help": "video: clip length (default the run's); longer clips are made block "
@@ -61,7 +62,8 @@ class Video(Modality):
         (("--context-frames",), {"type": int, "default": None, "help": "video: frames given for prediction (default "
                                                                        "a quarter of the clip, e.g. 4 of 16)"}),
         (("--known-sampler",), {"default": None, "help": "video: SOLVER:STEPS for prediction and interpolation, e.g. "
-                                                        "euler:2 (default --solver and --steps)"}),
+                                                        "euler:4 (default euler:2, or --solver and --steps where "
+                                                        "--solver, --steps or --nfe is given)"}),
     )
 
     def matches(self, spec: str) -> bool:
@@ -118,7 +120,7 @@ class Video(Modality):
 
     def sample(self, run, request: SampleRequest) -> str:  # noqa: ANN001
         from .known import known_mask, parse_known
-        from .sampling import sample_clips
+        from .sampling import KNOWN_SAMPLER, sample_clips
 
         if request.out.suffix not in self.sample_suffixes:
             raise UserError(f"a video run writes {', '.join(self.sample_suffixes)}; got --out {request.out}")
@@ -136,18 +138,21 @@ class Video(Modality):
             raise UserError(f"--frames must be >= 1, got {frames}")
         mask = known_mask(request.n, t_model, context_frames=extra.get("context_frames"), known=known)
         context = self.context(run, extra["context"], request.n) if extra.get("context") else None
+        solver, steps = request.solver, request.steps
+        if context is not None and not request.sampler_given:
+            solver, steps = KNOWN_SAMPLER
         t0 = time.perf_counter()
-        res = sample_clips(run, request.n, context=context, mask=mask, frames=frames, solver=request.solver,
-                           steps=request.steps, seed=request.seed, guidance=request.guidance,
+        res = sample_clips(run, request.n, context=context, mask=mask, frames=frames, solver=solver,
+                           steps=steps, seed=request.seed, guidance=request.guidance,
                            interval=request.guidance_interval, batch_size=request.batch_size,
                            trajectory=bool(request.trajectory_plot or request.trajectory_gif))
         secs = time.perf_counter() - t0
         if not torch.isfinite(res.x).all():
-            raise UserError(f"sampling produced NaN/Inf ({request.solver}, {request.steps} steps): try more --steps; "
+            raise UserError(f"sampling produced NaN/Inf ({solver}, {steps} steps): try more --steps; "
                             "nothing was written")
         request.out.parent.mkdir(parents=True, exist_ok=True)
         shape = self.write(run, res.x, request.out, request.raw)
-        lines = [f"wrote {request.out} {shape} ({request.solver}, {res.nfe} NFE, step {run.step}, "
+        lines = [f"wrote {request.out} {shape} ({solver}, {res.nfe} NFE, step {run.step}, "
                  f"{secs / request.n:.2f} s per clip)"]
         lines += self.plots(run, res, request)
         return "\n".join(lines)

@@ -12,6 +12,12 @@ from ..guidance import check_interval, classifier_free_guidance
 from ..samplers import ODE_SOLVERS, SamplerOutput, make_grid
 from .known import make_condition
 
+# The sampler of clips with known frames (prediction, interpolation) unless the user picks one: frames given pin
+# most of the clip, and on the 30-minute Moving MNIST run Euler in 2 steps predicted as well as the midpoint rule
+# in 8 (SSIM 0.601 against 0.600, centre error 2.6 against 3.2 px) at a fifth of the time (benchmarks/video.py).
+# Clips made from nothing keep the run's default (they need the 16 evaluations).
+KNOWN_SAMPLER = ("euler", 2)
+
 
 def _field(run, cond: Tensor, mask: Tensor, guidance: float, interval: tuple[float, float]):  # noqa: ANN001, ANN202
     field = model_field(run.model, run.path, run.prediction, cond=cond)

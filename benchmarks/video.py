@@ -18,7 +18,8 @@ sampler to a finished run costs only its own evaluation.
 ``--ablation default,lr2e-3,batch8,...`` instead trains one short run per variant (each for
 ``--ablation-minutes`` of wall clock, or ``--ablation-steps``) and prints their prediction and interpolation
 scores side by side: changes to the preset (distance, no-fill, tattn8, positions, space-time, positions8,
-motion, no-motion, residual, residual-ahead, gate) or to the training flags (lr2e-3, lr4e-3, batch8, logit-normal);
+motion, no-motion, residual, residual-ahead, gate, no-gate) or to the training flags (lr2e-3, lr4e-3, batch8,
+logit-normal);
 ``VARIANTS`` below lists them.
 
 On a GPU, OpenSTL's Moving MNIST protocol (two digits, 64x64, 10 known -> 10 predicted), beside the
@@ -60,9 +61,11 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     "positions8": ({"positions": True, "attention_resolution": 8}, []),  # attention with positions at 8x8 too
     "motion": ({"motion_fill": True}, []),  # also the nearest known frame moved along the known frames' motion
     "no-motion": ({"motion_fill": False}, []),  # the preset before motion_fill
-    "residual": ({"motion_residual": True}, []),  # predict the moved known frame plus a correction
-    "residual-ahead": ({"motion_residual": True, "residual_ahead": True}, []),  # only after the last known frame
+    "residual": ({"motion_residual": True, "motion_gate": False}, []),  # the moved known frame plus a correction
+    # only after the last known frame
+    "residual-ahead": ({"motion_residual": True, "residual_ahead": True, "motion_gate": False}, []),
     "gate": ({"motion_gate": True}, []),  # a learned per-pixel blend of the moved known frame and the drawing
+    "no-gate": ({"motion_gate": False}, []),  # the preset before motion_gate
     "lr2e-3": ({}, ["--lr", "2e-3"]),  # the learning rate, 2x and 4x the video default
     "lr4e-3": ({}, ["--lr", "4e-3"]),
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps

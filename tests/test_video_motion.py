@@ -109,7 +109,7 @@ def test_the_model_takes_the_moved_fill_as_more_planes_and_old_configs_load_with
 
 
 def test_the_residual_model_starts_as_the_moved_frame_and_learns_only_the_correction():
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True))
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True, motion_gate=False))
     clip, _ = blob_clip((9.0, 20.0), (0.8, -0.6), frames=8)
     mask = torch.zeros(2, 8, dtype=torch.bool)
     mask[0, :3] = True  # clip 1: nothing known, so no moved frame to start from
@@ -124,7 +124,8 @@ def test_the_residual_model_starts_as_the_moved_frame_and_learns_only_the_correc
 
 
 def test_residual_ahead_starts_from_the_moved_frame_only_after_the_last_known_frame():
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True, residual_ahead=True))
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True, residual_ahead=True,
+                                             motion_gate=False))
     clip, _ = blob_clip((9.0, 20.0), (0.8, -0.6), frames=8)
     mask = torch.zeros(3, 8, dtype=torch.bool)
     mask[0, :3] = True  # prediction: frames 3..7 are extrapolated
@@ -139,14 +140,14 @@ def test_residual_ahead_starts_from_the_moved_frame_only_after_the_last_known_fr
     torch.testing.assert_close(out[ahead], moved[ahead])
     assert moved[ahead].abs().amax() > 0.5  # the blob is there to be copied
     assert torch.equal(out[~ahead], torch.zeros_like(out[~ahead]))
-    plain = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True))
+    plain = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True, motion_gate=False))
     assert net.conv_in.in_channels == plain.conv_in.in_channels + 16  # the plane saying which frames, 4x4 stem
     with pytest.raises(UserError, match="motion_residual"):
-        VideoUNetConfig.preset("tiny", (8, 1, 32, 32), residual_ahead=True)
+        VideoUNetConfig.preset("tiny", (8, 1, 32, 32), residual_ahead=True, motion_gate=False)
 
 
 def test_the_gated_model_blends_the_moved_frame_and_its_drawing_per_pixel():
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_gate=True))
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32)))  # the preset gates
     assert net.conv_out.out_channels == 2 * 16  # a frame and a gate per pixel, 4x4 stem
     clip, _ = blob_clip((9.0, 20.0), (0.8, -0.6), frames=8)
     mask = torch.zeros(2, 8, dtype=torch.bool)
@@ -164,4 +165,4 @@ def test_the_gated_model_blends_the_moved_frame_and_its_drawing_per_pixel():
         net.conv_out.bias[16:].fill_(-30.0)  # closed: the drawing alone
         torch.testing.assert_close(net(x, t, cond), torch.full_like(out, 0.25))
     with pytest.raises(UserError, match="choose one"):
-        VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_gate=True, motion_residual=True)
+        VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True)

@@ -316,6 +316,11 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     cfg = json.loads((fresh / "config.json").read_text())
     assert cfg["model"]["fill_known"] and cfg["model"]["motion_fill"] and cfg["model"]["motion_gate"]
     assert cfg["train"]["objective"] == "data"
+    velocity = tmp_path / "velocity"  # the gate blends a clean frame into the output: data prediction only
+    assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity", *argv,
+                 "--out", str(velocity)]) == 0
+    cfg = json.loads((velocity / "config.json").read_text())
+    assert cfg["model"]["motion_fill"] and not cfg["model"]["motion_gate"]
 
 
 def test_continue_fill_in_and_extend_from_the_cli_in_the_sources_units(video_run, tmp_path):

@@ -91,7 +91,9 @@ class Video(Modality):
                             "condition is the known frames")
         data = load_video(opts["data"][len(PREFIX):])
         shape = tuple(data.clips.shape[1:])
-        mcfg = VideoUNetConfig.preset(opts["preset"], shape, time_embedding=opts["time_embedding"])
+        # the gate blends a clean frame into the output: it applies to a clean-clip prediction only
+        gate = {} if opts.get("objective", "data") == "data" else {"motion_gate": False}
+        mcfg = VideoUNetConfig.preset(opts["preset"], shape, time_embedding=opts["time_embedding"], **gate)
         return TrainingSet(data=data.clips, standardizer=Standardizer.identity(shape), model_config=mcfg.to_dict(),
                            batch_condition=training_condition, loss_weight=unknown_weight,
                            data_config={"units": data.units.to_dict()})

@@ -434,3 +434,15 @@ def test_bad_video_data_is_one_line(tmp_path, capsys):
                      str(tmp_path / "r"), "--steps", "1"]) == 2
         err = capsys.readouterr().err.strip()
         assert "do not apply to video" in err and len(err.splitlines()) == 1, err
+
+
+def test_the_report_samples_as_sample_does_and_says_with_what(video_run, tmp_path):
+    pytest.importorskip("matplotlib")
+    from browser import embedded_images
+
+    _, run = video_run
+    page = tmp_path / "report.html"
+    assert main(["report", str(run), "--device", "cpu", "--out", str(page)]) == 0
+    html = page.read_text()
+    assert {"generated clips", "prediction"} <= set(embedded_images(html))
+    assert "(midpoint, 8 steps)" in html and "euler, 2 steps" in html  # generation; frames given (KNOWN_SAMPLER)

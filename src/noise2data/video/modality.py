@@ -229,23 +229,25 @@ class Video(Modality):
         from ..plotting import plot_image_panels
         from ..report import png_data_uri
         from .known import known_mask
-        from .sampling import sample_clips
+        from .sampling import KNOWN_SAMPLER, sample_clips
 
         t_model = int(run.data_shape[0])
         real = self.real_clips(run, 6)
-        gen = sample_clips(run, 6, solver="heun", steps=8, seed=request.seed).x
+        solver = run.default_solver  # as `sample` without flags: the run's solver for clips made from nothing,
+        gen = sample_clips(run, 6, solver=solver, steps=8, seed=request.seed).x  # KNOWN_SAMPLER where frames are given
         panels = ([("real clips", real.flatten(0, 1))] if real is not None else []) + [("generated", gen.flatten(0, 1))]
         uri = png_data_uri(lambda f: plot_image_panels(panels, f, t_model))
         sections = [Section("Generated clips beside real ones",
-                            "<p class=note>Frames run left to right, one clip per row (heun, 8 steps).</p>"
+                            f"<p class=note>Frames run left to right, one clip per row ({solver}, 8 steps).</p>"
                             f"<img alt=\"generated clips\" src=\"{uri}\">")]
         if real is not None:
             k = max(1, t_model // 4)
             pred = sample_clips(run, len(real), context=real, mask=known_mask(len(real), t_model, context_frames=k),
-                                solver="heun", steps=8, seed=request.seed).x
+                                solver=KNOWN_SAMPLER[0], steps=KNOWN_SAMPLER[1], seed=request.seed).x
             both = [("real clips", real.flatten(0, 1)), (f"continued from the first {k} frames", pred.flatten(0, 1))]
             uri = png_data_uri(lambda f: plot_image_panels(both, f, t_model))
-            sections.append(Section("Prediction", f"<img alt=\"prediction\" src=\"{uri}\">"))
+            sections.append(Section("Prediction", f"<p class=note>{KNOWN_SAMPLER[0]}, {KNOWN_SAMPLER[1]} steps.</p>"
+                                    f"<img alt=\"prediction\" src=\"{uri}\">"))
         eval_file = Path(run.run_dir) / "eval.json"
         if eval_file.is_file():
             import json

@@ -61,11 +61,15 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     "positions8": ({"positions": True, "attention_resolution": 8}, []),  # attention with positions at 8x8 too
     "motion": ({"motion_fill": True}, []),  # also the nearest known frame moved along the known frames' motion
     "no-motion": ({"motion_fill": False}, []),  # the preset before motion_fill
-    "residual": ({"motion_residual": True, "motion_gate": False}, []),  # the moved known frame plus a correction
+    # the moved known frame plus a correction
+    "residual": ({"motion_residual": True, "motion_gate": False, "motion_warp": False}, []),
     # only after the last known frame
-    "residual-ahead": ({"motion_residual": True, "residual_ahead": True, "motion_gate": False}, []),
+    "residual-ahead": ({"motion_residual": True, "residual_ahead": True, "motion_gate": False,
+                        "motion_warp": False}, []),
     "gate": ({"motion_gate": True}, []),  # a learned per-pixel blend of the moved known frame and the drawing
-    "no-gate": ({"motion_gate": False}, []),  # the preset before motion_gate
+    "no-gate": ({"motion_gate": False, "motion_warp": False}, []),  # the preset before motion_gate
+    "warp": ({"motion_gate": True, "motion_warp": True}, []),  # the gate lets through the known frame moved as
+    # the network says (a learned mixture of whole-pixel moves, starting at the estimated motion)
     "lr2e-3": ({}, ["--lr", "2e-3"]),  # the learning rate, 2x and 4x the video default
     "lr4e-3": ({}, ["--lr", "4e-3"]),
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps

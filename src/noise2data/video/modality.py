@@ -92,7 +92,7 @@ class Video(Modality):
         data = load_video(opts["data"][len(PREFIX):])
         shape = tuple(data.clips.shape[1:])
         # the gate blends a clean frame into the output: it applies to a clean-clip prediction only
-        gate = {} if opts.get("objective", "data") == "data" else {"motion_gate": False}
+        gate = {} if opts.get("objective", "data") == "data" else {"motion_gate": False, "motion_warp": False}
         mcfg = VideoUNetConfig.preset(opts["preset"], shape, time_embedding=opts["time_embedding"], **gate)
         return TrainingSet(data=data.clips, standardizer=Standardizer.identity(shape), model_config=mcfg.to_dict(),
                            batch_condition=training_condition, loss_weight=unknown_weight,

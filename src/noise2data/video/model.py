@@ -27,7 +27,7 @@ from ..models.conditioning import Conditioning
 from ..models.embeddings import TIME_EMBEDDINGS
 from ..models.unet import ResBlock
 from .known import known_neighbours
-from .motion import moved_known
+from .motion import known_shift, moved_known, shift_mixture, shift_prior
 
 PRESETS = {  # tiny: a 2-core CPU at 32x32; small and base for GPUs (64x64)
     # tiny: a 4x4 space-to-depth stem (8x8 positions at 32 px): 0.75-1.5 s per step of 16 clips x 16 frames
@@ -61,6 +61,9 @@ class VideoUNetConfig:
     residual_ahead: bool = False
     # output, per pixel, g * the moved known frame + (1 - g) * the network's drawing, g learned (for --objective data)
     motion_gate: bool = False
+    # with motion_gate: the frame the gate lets through is the nearest known frame moved by a learned mixture of
+    # whole-pixel moves (per frame, starting at the estimated motion), so that the network can follow a bounce
+    motion_warp: bool = False
     known_distance: bool = False  # also see, at every frame, how far the previous and the next known frames are
     temporal_attention_resolution: int | None = None  # attention across frames at <= this size (None: as in space)
     positions: bool = False  # attention sees where (row, column) and when (frame) each position is
@@ -88,6 +91,8 @@ class VideoUNetConfig:
         if self.motion_gate and self.motion_residual:
             raise UserError("motion_gate and motion_residual are two ways to start from the moved known frame: "
                             "choose one")
+        if self.motion_warp and not self.motion_gate:
+            raise UserError("motion_warp moves the frame that the gate lets through: it needs motion_gate=True")
 
     @classmethod
     def preset(cls, name: str, data_shape: tuple[int, ...], **overrides) -> VideoUNetConfig:
@@ -239,7 +244,7 @@ class VideoUNet(nn.Module):
     def __init__(self, config: VideoUNetConfig) -> None:
         super().__init__()
         self.config = config
-        _, c, h, _ = config.data_shape
+        _, c, h, w = config.data_shape
         p = config.patch
         chans = [config.base_channels * m for m in config.channel_mults]
         emb = 4 * config.base_channels
@@ -270,10 +275,27 @@ class VideoUNet(nn.Module):
                 self.up.append(nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                              nn.Conv2d(cur, cur, 3, padding=1)))
                 res *= 2
+        if config.motion_warp:  # per frame, corrections to the log-weights of every row and column move
+            mid = chans[-1]
+            self.warp_head = nn.Sequential(nn.Linear(mid, mid), nn.SiLU(), nn.Linear(mid, 2 * (h + w) - 2))
+            nn.init.zeros_(self.warp_head[-1].weight)  # at init: the estimated move (shift_prior)
+            nn.init.zeros_(self.warp_head[-1].bias)
         self.norm_out = nn.GroupNorm(8, cur)
         self.conv_out = nn.Conv2d(cur, (c + config.motion_gate) * p * p, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+
+    def warp(self, features: Tensor, fill: Tensor, cond: Tensor) -> Tensor:
+        """``features: (B * T, F)`` (the lowest level's, pooled) -> ``(B, T, C, H, W)``: the nearest known frame
+        ``fill`` moved by a mixture of whole-pixel moves whose log-weights are a bump at the estimated move plus
+        the network's correction (zero at init: the estimated move, blurred by at most a pixel)."""
+        _, _, h, w = self.config.data_shape
+        shift = known_shift(cond).flatten(0, 1)  # (B * T, 2)
+        logits = self.warp_head(features).float()  # (B * T, 2H - 1 + 2W - 1)
+        rows = torch.softmax(shift_prior(shift[:, 0], h) + logits[:, :2 * h - 1], -1)
+        cols = torch.softmax(shift_prior(shift[:, 1], w) + logits[:, 2 * h - 1:], -1)
+        with torch.autocast(fill.device.type, enabled=False):
+            return shift_mixture(fill.float().flatten(0, 1), rows, cols).view_as(fill).to(fill.dtype)
 
     def forward(self, x: Tensor, t: Tensor, cond: Tensor | None = None, r: Tensor | None = None) -> Tensor:
         _, c, h, w = self.config.data_shape
@@ -311,6 +333,8 @@ class VideoUNet(nn.Module):
             hs.append(hcur)
         for level in self.mid:
             hcur = level(hcur, e, frames)
+        if self.config.motion_warp:  # the frame the gate lets through: the known frame moved as the network says
+            moved = self.warp(hcur.mean((2, 3)), fill, cond)
         for level in self.up:
             hcur = level(torch.cat([hcur, hs.pop()], 1), e, frames) if isinstance(level, Level) else level(hcur)
         out = self.conv_out(nn.functional.silu(self.norm_out(hcur)))

@@ -6,7 +6,10 @@ budget. This module estimates the clip's global translation from the known frame
 between consecutive known frames, the fraction of a pixel from the phase at the lowest frequencies), follows
 it to every frame (linear between known frames, extrapolated with the nearest pair's velocity outside them)
 and moves the nearest known frame there. It is a hint the network sees beside the plain copy, never the answer:
-with one known frame nothing moves; a bounce or an object that turns is the network's to correct.
+with one known frame nothing moves; a bounce or an object that turns is the network's to correct. With
+``motion_warp`` the network makes that correction by moving the known frame itself: it outputs, per frame,
+weights over every whole-pixel move of rows and of columns, starting from a bump at the estimated move
+(:func:`shift_prior`), and the frame is moved by their mixture (:func:`shift_mixture`).
 
 Shapes: ``cond: (B, T, C + 1, H, W)`` (known frames, zero where unknown, and the mask as the last
 channel); displacements ``(B, T, 2)`` in pixels, (rows, columns).
@@ -100,14 +103,50 @@ def translate(frames: Tensor, shift: Tensor) -> Tensor:
     return torch.nn.functional.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def known_shift(cond: Tensor) -> Tensor:
+    """``cond: (B, T, C + 1, H, W)`` -> ``(B, T, 2)``: the move (pixels, rows and columns) that takes the nearest
+    known frame to where every frame's content is estimated to be (zero at known frames), without gradient."""
+    with torch.no_grad(), torch.autocast(cond.device.type, enabled=False):  # an input: float32, no gradient
+        target, source = known_motion(cond.float())
+    return target - source
+
+
+def shift_prior(shift: Tensor, size: int, spread: float = 0.5, floor: float = 0.05) -> Tensor:
+    """Log-weights over the whole-pixel moves ``-(size - 1) .. size - 1`` of one axis, ``shift: (N,)`` ->
+    ``(N, 2 * size - 1)``: ``1 - floor`` of the mass in a narrow bump (``spread`` pixels) at ``shift``, ``floor``
+    spread over every move, so that a learned correction can reach any of them (:func:`shift_mixture`)."""
+    moves = torch.arange(1 - size, size, dtype=shift.dtype, device=shift.device)
+    bump = torch.softmax(-(moves - shift[:, None]) ** 2 / (2 * spread**2), -1)
+    return torch.log((1 - floor) * bump + floor / moves.numel())
+
+
+def shift_mixture(frames: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """``frames: (N, C, H, W)`` moved by a mixture of whole-pixel moves, ``out(p) = sum_(a, b) rows[a] cols[b]
+    frames(p - (a, b))`` (the border's values continued), with ``rows: (N, 2H - 1)`` and ``cols: (N, 2W - 1)``
+    weights over the moves ``-(H - 1) .. H - 1`` and ``-(W - 1) .. W - 1``. One weight 1 is a plain
+    translation; spread weights are a blur along the moves the network is unsure of. A move of every row,
+    then of every column: two banded (H, H) and (W, W) matrices per frame."""
+    n, _, h, w = frames.shape
+
+    def band(k: Tensor, size: int) -> Tensor:  # (N, 2 size - 1) -> (N, size, size), m[i, j]: weight of row j at i
+        moves = torch.arange(1 - size, size, device=k.device)
+        j = (torch.arange(size, device=k.device)[:, None] - moves).clamp(0, size - 1)  # (size, 2 size - 1)
+        return k.new_zeros(n, size, size).scatter_add_(2, j.expand(n, -1, -1), k[:, None, :].expand(-1, size, -1))
+
+    if rows.shape != (n, 2 * h - 1) or cols.shape != (n, 2 * w - 1):
+        raise ValueError(f"need move weights ({n}, {2 * h - 1}) and ({n}, {2 * w - 1}), got {tuple(rows.shape)} "
+                         f"and {tuple(cols.shape)}")
+    return torch.einsum("nij,ncjk,nlk->ncil", band(rows, h), frames, band(cols, w))
+
+
 def moved_known(cond: Tensor, fill: Tensor) -> Tensor:
     """``fill: (B, T, C, H, W)``, the nearest known frame at every frame (:func:`..model.nearest_known`), moved
     by the clip's estimated motion; known frames stay exactly as given, and nothing known stays zeros."""
+    shift = known_shift(cond)
     with torch.no_grad(), torch.autocast(fill.device.type, enabled=False):  # an input: float32, no gradient
-        target, source = known_motion(cond.float())
-        moved = translate(fill.float().flatten(0, 1), (target - source).flatten(0, 1)).view_as(fill).to(fill.dtype)
+        moved = translate(fill.float().flatten(0, 1), shift.flatten(0, 1)).view_as(fill).to(fill.dtype)
     mask = cond[:, :, -1:, :1, :1] > 0.5  # (B, T, 1, 1, 1)
     return torch.where(mask, fill, moved) * mask.any(1, keepdim=True).to(fill.dtype)
 
 
-__all__ = ["known_motion", "moved_known", "phase_shift", "translate"]
+__all__ = ["known_motion", "known_shift", "moved_known", "phase_shift", "shift_mixture", "shift_prior", "translate"]

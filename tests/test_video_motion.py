@@ -11,7 +11,15 @@ import torch
 from noise2data.errors import UserError
 from noise2data.video.known import make_condition
 from noise2data.video.model import VideoUNet, VideoUNetConfig, nearest_known
-from noise2data.video.motion import known_motion, moved_known, phase_shift, translate
+from noise2data.video.motion import (
+    known_motion,
+    known_shift,
+    moved_known,
+    phase_shift,
+    shift_mixture,
+    shift_prior,
+    translate,
+)
 
 H = W = 32
 
@@ -166,3 +174,67 @@ def test_the_gated_model_blends_the_moved_frame_and_its_drawing_per_pixel():
         torch.testing.assert_close(net(x, t, cond), torch.full_like(out, 0.25))
     with pytest.raises(UserError, match="choose one"):
         VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True)
+
+
+def test_a_mixture_of_whole_pixel_moves_is_a_translation_when_one_move_has_all_the_weight():
+    g = torch.Generator().manual_seed(3)
+    frames = torch.rand(3, 2, 8, 12, generator=g)  # (N, C, H, W), not square
+    moves = torch.tensor([[3, -5], [-7, 11], [0, 0]])
+    rows, cols = torch.zeros(3, 15), torch.zeros(3, 23)
+    rows[torch.arange(3), moves[:, 0] + 7] = 1.0
+    cols[torch.arange(3), moves[:, 1] + 11] = 1.0
+    torch.testing.assert_close(shift_mixture(frames, rows, cols), translate(frames, moves.float()))
+    # weights spread over two moves: the same mixture of the two translations (it is linear in the weights)
+    rows2 = rows.roll(2, 1) * 0.3 + rows * 0.7
+    mixed = 0.3 * translate(frames, (moves + torch.tensor([2, 0])).float()) + 0.7 * translate(frames, moves.float())
+    torch.testing.assert_close(shift_mixture(frames, rows2, cols), mixed)
+    # any weights that sum to one leave a uniform frame as it was
+    w_r = torch.softmax(torch.randn(3, 15, generator=g), 1)
+    w_c = torch.softmax(torch.randn(3, 23, generator=g), 1)
+    flat = torch.full((3, 2, 8, 12), -0.4)
+    torch.testing.assert_close(shift_mixture(flat, w_r, w_c), flat)
+    with pytest.raises(ValueError, match="move weights"):
+        shift_mixture(frames, cols, rows)
+
+
+def test_the_prior_over_moves_is_a_normalised_bump_at_the_estimated_move_that_leaves_every_move_reachable():
+    shift = torch.tensor([2.0, -4.5, 0.2])
+    logp = shift_prior(shift, 16, spread=0.5, floor=0.05)  # (3, 31): moves -15..15
+    assert logp.shape == (3, 31)
+    torch.testing.assert_close(logp.logsumexp(1), torch.zeros(3))
+    p = logp.exp()
+    assert p[0].argmax() == 2 + 15 and p[2].argmax() == 15
+    torch.testing.assert_close(p[1, -5 + 15], p[1, -4 + 15])  # half a pixel: the two moves beside it share the bump
+    assert p[1, -5 + 15] + p[1, -4 + 15] > 0.9
+    assert p.min() >= 0.05 / 31 * 0.999  # the floor: any move can be reached by a learned correction
+
+
+def test_the_warped_gate_starts_at_the_estimated_move_and_moves_the_known_frame_as_the_network_says():
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_warp=True))
+    clip, _ = blob_clip((9.0, 12.0), (1.0, 1.0), frames=8)
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[0, :3] = True  # clip 1: nothing known, the drawing alone
+    cond = make_condition(clip[None].expand(2, -1, -1, -1, -1), mask)
+    fill = nearest_known(cond)
+    moved = moved_known(cond, fill)
+    torch.testing.assert_close(known_shift(cond)[0, 3:], torch.tensor([[float(k)] * 2 for k in range(1, 6)]),
+                               atol=0.05, rtol=0)
+    x, t = torch.randn(2, 8, 1, 32, 32), torch.rand(2)
+    with torch.no_grad():
+        net.conv_out.bias[16:].fill_(30.0)  # the gate open: the output is the warped known frame
+        out = net(x, t, cond)
+        # at init the estimated move, with a little of the weight (the prior's floor) over every other move
+        assert (out[0, 3:] - moved[0, 3:]).abs().amax() < 0.3
+        def peak(v: torch.Tensor) -> torch.Tensor:  # (..., H, W) -> (..., 2): row and column of the brightest pixel
+            i = v.flatten(-2).argmax(-1)
+            return torch.stack([i // 32, i % 32], -1)
+
+        assert (peak(out[0, 3:]) - peak(moved[0, 3:])).abs().max() <= 1  # the blob is where the moved frame has it
+        torch.testing.assert_close(out[1], torch.zeros_like(out[1]))  # nothing known: the drawing (zero at init)
+        # the network says: rows 3 down, columns 2 left of the known frame, whatever the estimated motion
+        last = net.warp_head[-1]
+        last.bias[3 + 31] = last.bias[63 + (-2 + 31)] = 100.0
+        out = net(x, t, cond)
+        torch.testing.assert_close(out[0, 3:], translate(fill[0, 3:], torch.tensor([[3.0, -2.0]] * 5)))
+    with pytest.raises(UserError, match="motion_gate"):
+        VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_warp=True, motion_gate=False)

@@ -276,8 +276,9 @@ class VideoUNet(nn.Module):
                                              nn.Conv2d(cur, cur, 3, padding=1)))
                 res *= 2
         if config.motion_warp:  # per frame, corrections to the log-weights of every row and column move
-            mid = chans[-1]
-            self.warp_head = nn.Sequential(nn.Linear(mid, mid), nn.SiLU(), nn.Linear(mid, 2 * (h + w) - 2))
+            # from the lowest level's features at 4x4 places (not their mean: where the content is decides a bounce)
+            self.warp_head = nn.Sequential(nn.AdaptiveAvgPool2d(4), nn.Flatten(), nn.Linear(16 * chans[-1], 256),
+                                           nn.SiLU(), nn.Linear(256, 2 * (h + w) - 2))
             nn.init.zeros_(self.warp_head[-1].weight)  # at init: the estimated move (shift_prior)
             nn.init.zeros_(self.warp_head[-1].bias)
         self.norm_out = nn.GroupNorm(8, cur)
@@ -286,7 +287,7 @@ class VideoUNet(nn.Module):
         nn.init.zeros_(self.conv_out.bias)
 
     def warp(self, features: Tensor, fill: Tensor, cond: Tensor) -> Tensor:
-        """``features: (B * T, F)`` (the lowest level's, pooled) -> ``(B, T, C, H, W)``: the nearest known frame
+        """``features: (B * T, F, h, w)`` (the lowest level's) -> ``(B, T, C, H, W)``: the nearest known frame
         ``fill`` moved by a mixture of whole-pixel moves whose log-weights are a bump at the estimated move plus
         the network's correction (zero at init: the estimated move, blurred by at most a pixel)."""
         _, _, h, w = self.config.data_shape
@@ -334,7 +335,7 @@ class VideoUNet(nn.Module):
         for level in self.mid:
             hcur = level(hcur, e, frames)
         if self.config.motion_warp:  # the frame the gate lets through: the known frame moved as the network says
-            moved = self.warp(hcur.mean((2, 3)), fill, cond)
+            moved = self.warp(hcur, fill, cond)
         for level in self.up:
             hcur = level(torch.cat([hcur, hs.pop()], 1), e, frames) if isinstance(level, Level) else level(hcur)
         out = self.conv_out(nn.functional.silu(self.norm_out(hcur)))

@@ -70,6 +70,8 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     "no-gate": ({"motion_gate": False, "motion_warp": False}, []),  # the preset before motion_gate
     "warp": ({"motion_gate": True, "motion_warp": True}, []),  # the gate lets through the known frame moved as
     # the network says (a learned mixture of whole-pixel moves, starting at the estimated motion)
+    "steady": ({"steady_velocity": True}, []),  # the moved frame at the velocity averaged over the known pairs
+    "last-pair": ({"steady_velocity": False}, []),  # ... at the last known pair's velocity
     "lr2e-3": ({}, ["--lr", "2e-3"]),  # the learning rate, 2x and 4x the video default
     "lr4e-3": ({}, ["--lr", "4e-3"]),
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps

@@ -18,6 +18,7 @@ from noise2data.video.motion import (
     phase_shift,
     shift_mixture,
     shift_prior,
+    steady_velocity,
     translate,
 )
 
@@ -124,7 +125,7 @@ def test_the_residual_model_starts_as_the_moved_frame_and_learns_only_the_correc
     cond = make_condition(clip[None].expand(2, -1, -1, -1, -1), mask)
     with torch.no_grad():
         out = net(torch.randn(2, 8, 1, 32, 32), torch.rand(2), cond)  # conv_out is zero at init
-        torch.testing.assert_close(out, moved_known(cond, nearest_known(cond)))
+        torch.testing.assert_close(out, moved_known(cond, nearest_known(cond), net.config.steady_velocity))
         assert torch.equal(out[1], torch.zeros_like(out[1]))
         net.conv_out.bias.fill_(0.25)  # what the network adds comes on top of it
         torch.testing.assert_close(net(torch.randn(2, 8, 1, 32, 32), torch.rand(2), cond) - out,
@@ -140,7 +141,7 @@ def test_residual_ahead_starts_from_the_moved_frame_only_after_the_last_known_fr
     mask[1, [0, 7]] = True  # interpolation: nothing lies after the last known frame
     mask[2, [1, 4]] = True  # a subset: frames 5..7 are extrapolated, 0 and 2..3 are not
     cond = make_condition(clip[None].expand(3, -1, -1, -1, -1), mask)
-    moved = moved_known(cond, nearest_known(cond))
+    moved = moved_known(cond, nearest_known(cond), net.config.steady_velocity)
     with torch.no_grad():
         out = net(torch.randn(3, 8, 1, 32, 32), torch.rand(3), cond)  # conv_out is zero at init
     ahead = torch.zeros(3, 8, dtype=torch.bool)
@@ -161,7 +162,7 @@ def test_the_gated_model_blends_the_moved_frame_and_its_drawing_per_pixel():
     mask = torch.zeros(2, 8, dtype=torch.bool)
     mask[0, :3] = True  # clip 1: nothing known, so nothing to blend in
     cond = make_condition(clip[None].expand(2, -1, -1, -1, -1), mask)
-    moved = moved_known(cond, nearest_known(cond))
+    moved = moved_known(cond, nearest_known(cond), net.config.steady_velocity)
     x, t = torch.randn(2, 8, 1, 32, 32), torch.rand(2)
     with torch.no_grad():
         torch.testing.assert_close(net(x, t, cond), moved / 2)  # conv_out is zero at init: g = 1/2, drawing 0
@@ -216,7 +217,7 @@ def test_the_warped_gate_starts_at_the_estimated_move_and_moves_the_known_frame_
     mask[0, :3] = True  # clip 1: nothing known, the drawing alone
     cond = make_condition(clip[None].expand(2, -1, -1, -1, -1), mask)
     fill = nearest_known(cond)
-    moved = moved_known(cond, fill)
+    moved = moved_known(cond, fill, net.config.steady_velocity)
     torch.testing.assert_close(known_shift(cond)[0, 3:], torch.tensor([[float(k)] * 2 for k in range(1, 6)]),
                                atol=0.05, rtol=0)
     x, t = torch.randn(2, 8, 1, 32, 32), torch.rand(2)
@@ -238,3 +239,38 @@ def test_the_warped_gate_starts_at_the_estimated_move_and_moves_the_known_frame_
         torch.testing.assert_close(out[0, 3:], translate(fill[0, 3:], torch.tensor([[3.0, -2.0]] * 5)))
     with pytest.raises(UserError, match="motion_gate"):
         VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_warp=True, motion_gate=False)
+
+
+def places_clip(places: list[tuple[float, float]]) -> torch.Tensor:
+    """The blob of :func:`blob_clip` at the given centres, one frame each: ``(T, 1, H, W)``."""
+    return torch.cat([blob_clip(p, (0.0, 0.0), frames=1)[0] for p in places])
+
+
+def test_beyond_the_known_frames_the_content_goes_on_at_its_average_velocity_since_its_last_bounce():
+    # drawn at whole pixels, a speed of 1.5 px per frame shows as steps of 1 and 2: the last pair says 2
+    rows = [10.0, 11.0, 13.0, 14.0, 16.0]
+    clip = places_clip([(r, 16.0) for r in rows] + [(16.0, 16.0)] * 3)
+    mask = torch.zeros(1, 8, dtype=torch.bool)
+    mask[0, :5] = True
+    cond = make_condition(clip[None], mask)
+    target, _ = known_motion(cond)
+    assert target[0, 7, 0].item() == pytest.approx(16.0 + 1.5 * 3 - 10.0, abs=0.05)  # from the first known frame
+    last_pair, _ = known_motion(cond, steady=False)
+    assert last_pair[0, 7, 0].item() == pytest.approx(16.0 + 2.0 * 3 - 10.0, abs=0.05)
+    assert target[0, 7, 1].abs().item() < 0.05 and last_pair[0, 7, 1].abs().item() < 0.05  # no move across
+    # a bounce among the known frames: the velocity after it, not an average over both directions
+    bounce = places_clip([(10.0, 16.0), (12.0, 16.0), (14.0, 16.0), (12.0, 16.0)] + [(16.0, 16.0)] * 2)
+    mask = torch.zeros(1, 6, dtype=torch.bool)
+    mask[0, :4] = True
+    target, _ = known_motion(make_condition(bounce[None], mask))
+    assert target[0, 5, 0].item() == pytest.approx(12.0 - 2.0 * 2 - 10.0, abs=0.05)
+
+
+def test_the_steady_velocity_averages_each_axis_over_its_own_run_of_same_signed_moves():
+    step = torch.tensor([[[0.0, 0.0], [1.0, 3.0], [2.0, 3.0], [-2.0, 6.0], [0.0, 0.0]]])  # (1, 5, 2)
+    gap = torch.tensor([[[1.0], [1.0], [1.0], [1.0], [1.0]]])
+    gap[0, 3] = 2.0  # the fourth pair spans two frames (one unknown between)
+    pair = torch.tensor([[False, True, True, True, False]])
+    v = steady_velocity(step, gap, pair)
+    expected = torch.tensor([[[0.0, 0.0], [1.0, 3.0], [1.5, 3.0], [-1.0, 12.0 / 4.0], [0.0, 0.0]]])
+    torch.testing.assert_close(v, expected)

@@ -64,6 +64,9 @@ class VideoUNetConfig:
     # with motion_gate: the frame the gate lets through is the nearest known frame moved by a learned mixture of
     # whole-pixel moves (per frame, starting at the estimated motion), so that the network can follow a bounce
     motion_warp: bool = False
+    # the moved known frame goes on beyond the last known frame at the velocity averaged over the known pairs
+    # moving the same way (motion.steady_velocity), not the last pair's; runs trained before it kept the latter
+    steady_velocity: bool = False
     known_distance: bool = False  # also see, at every frame, how far the previous and the next known frames are
     temporal_attention_resolution: int | None = None  # attention across frames at <= this size (None: as in space)
     positions: bool = False  # attention sees where (row, column) and when (frame) each position is
@@ -291,7 +294,7 @@ class VideoUNet(nn.Module):
         ``fill`` moved by a mixture of whole-pixel moves whose log-weights are a bump at the estimated move plus
         the network's correction (zero at init: the estimated move, blurred by at most a pixel)."""
         _, _, h, w = self.config.data_shape
-        shift = known_shift(cond).flatten(0, 1)  # (B * T, 2)
+        shift = known_shift(cond, self.config.steady_velocity).flatten(0, 1)  # (B * T, 2)
         logits = self.warp_head(features).float()  # (B * T, 2H - 1 + 2W - 1)
         rows = torch.softmax(shift_prior(shift[:, 0], h) + logits[:, :2 * h - 1], -1)
         cols = torch.softmax(shift_prior(shift[:, 1], w) + logits[:, 2 * h - 1:], -1)
@@ -314,7 +317,7 @@ class VideoUNet(nn.Module):
         uses_moved = self.config.motion_fill or self.config.motion_residual or self.config.motion_gate
         if self.config.fill_known or uses_moved:
             fill = nearest_known(cond)
-            moved = moved_known(cond, fill) if uses_moved else None
+            moved = moved_known(cond, fill, self.config.steady_velocity) if uses_moved else None
             parts += [fill] if self.config.fill_known else []
             parts += [moved] if self.config.motion_fill else []
         if self.config.known_distance:

@@ -59,10 +59,34 @@ def phase_shift(a: Tensor, b: Tensor) -> Tensor:
     return cands[torch.arange(n, device=a.device), err.argmin(1)]
 
 
-def known_motion(cond: Tensor) -> tuple[Tensor, Tensor]:
+def steady_velocity(step: Tensor, gap: Tensor, pair: Tensor) -> Tensor:
+    """At every known frame that ends a pair of known frames, the velocity (pixels per frame, per axis)
+    averaged over the run of pairs up to it whose move has the same sign on that axis; zero elsewhere.
+    ``step: (B, T, 2)`` each pair's move, ``gap: (B, T, 1)`` its frames, ``pair: (B, T)`` where one ends.
+
+    Why not the last pair's velocity alone: places are measured to a hundredth of a pixel, but content drawn
+    at whole pixels moves by whole pixels (a speed of 1.5 pixels per frame shows as steps of 1 and 2), so one
+    pair's velocity can be off by half a pixel per frame, an error that grows with every frame extrapolated.
+    A reversed move (a bounce) starts a new run, so the average never mixes the two directions."""
+    b, frames, _ = step.shape
+    total, span, last = step.new_zeros(b, 2), step.new_zeros(b, 2), step.new_zeros(b, 2)
+    out = torch.zeros_like(step)
+    for t in range(frames):
+        ends = pair[:, t, None]
+        move, g = step[:, t], gap[:, t].expand(-1, 2)
+        go_on = (torch.sign(move) == torch.sign(last)) & (span > 0)
+        total = torch.where(ends, torch.where(go_on, total + move, move), total)
+        span = torch.where(ends, torch.where(go_on, span + g, g), span)
+        last = torch.where(ends, move, last)
+        out[:, t] = torch.where(ends, total / span.clamp(min=1), 0.0)
+    return out
+
+
+def known_motion(cond: Tensor, steady: bool = True) -> tuple[Tensor, Tensor]:
     """``cond: (B, T, C + 1, H, W)`` -> ``(target, source)``, each ``(B, T, 2)``: where every frame's content
     is estimated to be (relative to the clip's first known frame) and where the frame it is filled from
-    (the nearest known one, the previous first) has it. Their difference is the move to apply."""
+    (the nearest known one, the previous first) has it. Their difference is the move to apply. Beyond the
+    last known frame the content goes on at :func:`steady_velocity` (``steady=False``: the last pair's)."""
     known, mask = cond[:, :, :-1], cond[:, :, -1, 0, 0] > 0.5  # (B, T, C, H, W), (B, T)
     b, frames = mask.shape
     idx = torch.arange(frames, device=cond.device).expand_as(mask)
@@ -84,7 +108,8 @@ def known_motion(cond: Tensor) -> tuple[Tensor, Tensor]:
     has_b, has_a = (before >= 0)[..., None], (after < frames)[..., None]
     frac = ((idx - before) / (after - before).clamp(min=1)).to(cond.dtype)[..., None]
     between = p_before + frac * (p_after - p_before)
-    forward = p_before + gather(vel, before) * (idx - before).to(cond.dtype)[..., None]
+    ahead = steady_velocity(step, gap, pair) if steady else vel
+    forward = p_before + gather(ahead, before) * (idx - before).to(cond.dtype)[..., None]
     backward = p_after - v_first * (after - idx).to(cond.dtype)[..., None]
     target = torch.where(has_b & has_a, between, torch.where(has_b, forward, backward))
     source = torch.where(has_b, p_before, p_after)
@@ -103,11 +128,11 @@ def translate(frames: Tensor, shift: Tensor) -> Tensor:
     return torch.nn.functional.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def known_shift(cond: Tensor) -> Tensor:
+def known_shift(cond: Tensor, steady: bool = True) -> Tensor:
     """``cond: (B, T, C + 1, H, W)`` -> ``(B, T, 2)``: the move (pixels, rows and columns) that takes the nearest
     known frame to where every frame's content is estimated to be (zero at known frames), without gradient."""
     with torch.no_grad(), torch.autocast(cond.device.type, enabled=False):  # an input: float32, no gradient
-        target, source = known_motion(cond.float())
+        target, source = known_motion(cond.float(), steady)
     return target - source
 
 
@@ -139,14 +164,15 @@ def shift_mixture(frames: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     return torch.einsum("nij,ncjk,nlk->ncil", band(rows, h), frames, band(cols, w))
 
 
-def moved_known(cond: Tensor, fill: Tensor) -> Tensor:
+def moved_known(cond: Tensor, fill: Tensor, steady: bool = True) -> Tensor:
     """``fill: (B, T, C, H, W)``, the nearest known frame at every frame (:func:`..model.nearest_known`), moved
     by the clip's estimated motion; known frames stay exactly as given, and nothing known stays zeros."""
-    shift = known_shift(cond)
+    shift = known_shift(cond, steady)
     with torch.no_grad(), torch.autocast(fill.device.type, enabled=False):  # an input: float32, no gradient
         moved = translate(fill.float().flatten(0, 1), shift.flatten(0, 1)).view_as(fill).to(fill.dtype)
     mask = cond[:, :, -1:, :1, :1] > 0.5  # (B, T, 1, 1, 1)
     return torch.where(mask, fill, moved) * mask.any(1, keepdim=True).to(fill.dtype)
 
 
-__all__ = ["known_motion", "known_shift", "moved_known", "phase_shift", "shift_mixture", "shift_prior", "translate"]
+__all__ = ["known_motion", "known_shift", "moved_known", "phase_shift", "shift_mixture", "shift_prior",
+           "steady_velocity", "translate"]

@@ -66,7 +66,8 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     # only after the last known frame
     "residual-ahead": ({"motion_residual": True, "residual_ahead": True, "motion_gate": False,
                         "motion_warp": False}, []),
-    "gate": ({"motion_gate": True}, []),  # a learned per-pixel blend of the moved known frame and the drawing
+    # a learned per-pixel blend of the moved known frame and the drawing (as measured: last-pair velocity)
+    "gate": ({"motion_gate": True, "steady_velocity": False}, []),
     "no-gate": ({"motion_gate": False, "motion_warp": False}, []),  # the preset before motion_gate
     "warp": ({"motion_gate": True, "motion_warp": True}, []),  # the gate lets through the known frame moved as
     # the network says (a learned mixture of whole-pixel moves, starting at the estimated motion)

@@ -296,25 +296,27 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     np.savez(tmp_path / "v.npz", videos=(clips[:, :, 0] * 255).round().to(torch.uint8).numpy())
     run, argv = tmp_path / "run", ["--batch-size", "4", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
     old = {k: v for k, v in video_model.PRESETS["tiny"].items()
-           if k not in ("fill_known", "known_distance", "motion_fill", "motion_gate")}
+           if k not in ("fill_known", "known_distance", "motion_fill", "motion_gate", "steady_velocity")}
     with monkeypatch.context() as m:  # the tiny preset and the stored config as they were before
         m.setitem(video_model.PRESETS, "tiny", old)
         assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity",
                      *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
     for key in ("fill_known", "known_distance", "temporal_attention_resolution", "positions", "space_time",
-                "motion_fill", "motion_gate"):
+                "motion_fill", "motion_gate", "motion_warp", "steady_velocity"):
         del cfg["model"][key]
     (run / "config.json").write_text(json.dumps(cfg))
     assert main(["train", "--resume", "--steps", "4", *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    assert not any(cfg["model"].get(k) for k in ("fill_known", "known_distance", "motion_fill", "motion_gate"))
+    assert not any(cfg["model"].get(k) for k in ("fill_known", "known_distance", "motion_fill", "motion_gate",
+                                                 "steady_velocity"))
     assert cfg["train"]["objective"] == "velocity"
     assert main(["sample", str(run), "--n", "2", "--steps", "2", "--out", str(tmp_path / "s.npy")]) == 0
     fresh = tmp_path / "fresh"
     assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", *argv, "--out", str(fresh)]) == 0
     cfg = json.loads((fresh / "config.json").read_text())
     assert cfg["model"]["fill_known"] and cfg["model"]["motion_fill"] and cfg["model"]["motion_gate"]
+    assert cfg["model"]["steady_velocity"] and not cfg["model"]["motion_warp"]
     assert cfg["train"]["objective"] == "data"
     velocity = tmp_path / "velocity"  # the gate blends a clean frame into the output: data prediction only
     assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity", *argv,

@@ -295,21 +295,19 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     clips, _ = moving_blobs(12, frames=8, size=16, seed=0)
     np.savez(tmp_path / "v.npz", videos=(clips[:, :, 0] * 255).round().to(torch.uint8).numpy())
     run, argv = tmp_path / "run", ["--batch-size", "4", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
-    old = {k: v for k, v in video_model.PRESETS["tiny"].items()
-           if k not in ("fill_known", "known_distance", "motion_fill", "motion_gate", "steady_velocity")}
+    added = ("fill_known", "known_distance", "motion_fill", "motion_gate", "steady_velocity")  # since the first preset
+    old = {k: v for k, v in video_model.PRESETS["tiny"].items() if k not in added}
     with monkeypatch.context() as m:  # the tiny preset and the stored config as they were before
         m.setitem(video_model.PRESETS, "tiny", old)
         assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity",
                      *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    for key in ("fill_known", "known_distance", "temporal_attention_resolution", "positions", "space_time",
-                "motion_fill", "motion_gate", "motion_warp", "steady_velocity"):
+    for key in (*added, "temporal_attention_resolution", "positions", "space_time", "motion_warp"):
         del cfg["model"][key]
     (run / "config.json").write_text(json.dumps(cfg))
     assert main(["train", "--resume", "--steps", "4", *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    assert not any(cfg["model"].get(k) for k in ("fill_known", "known_distance", "motion_fill", "motion_gate",
-                                                 "steady_velocity"))
+    assert not any(cfg["model"].get(k) for k in added)
     assert cfg["train"]["objective"] == "velocity"
     assert main(["sample", str(run), "--n", "2", "--steps", "2", "--out", str(tmp_path / "s.npy")]) == 0
     fresh = tmp_path / "fresh"

@@ -66,13 +66,17 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     # only after the last known frame
     "residual-ahead": ({"motion_residual": True, "residual_ahead": True, "motion_gate": False,
                         "motion_warp": False}, []),
-    # a learned per-pixel blend of the moved known frame and the drawing (as measured: last-pair velocity)
-    "gate": ({"motion_gate": True, "steady_velocity": False}, []),
+    # a learned per-pixel blend of the moved known frame and the drawing (as measured: last-pair velocity, no bounce)
+    "gate": ({"motion_gate": True, "steady_velocity": False, "bounce": False}, []),
     "no-gate": ({"motion_gate": False, "motion_warp": False}, []),  # the preset before motion_gate
     "warp": ({"motion_gate": True, "motion_warp": True}, []),  # the gate lets through the known frame moved as
     # the network says (a learned mixture of whole-pixel moves, starting at the estimated motion)
-    "steady": ({"steady_velocity": True}, []),  # the moved frame at the velocity averaged over the known pairs
+    "steady": ({"steady_velocity": True, "bounce": False}, []),  # the moved frame at the velocity averaged over the
+    # known pairs (as measured: no bounce)
     "last-pair": ({"steady_velocity": False}, []),  # ... at the last known pair's velocity
+    # ... reflected, beyond the known frames, where content turns back in the training clips (motion.content_walls)
+    "bounce": ({"bounce": True}, []),
+    "no-bounce": ({"bounce": False}, []),
     "lr2e-3": ({}, ["--lr", "2e-3"]),  # the learning rate, 2x and 4x the video default
     "lr4e-3": ({}, ["--lr", "4e-3"]),
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps
@@ -196,9 +200,10 @@ def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
                      "--out", str(target)])
 
 
-def moved(task: dict, metric: str) -> float:
-    """The moved-copy baseline's mean (nan in results written before it was measured)."""
-    return task.get(f"moved_{metric}", {}).get("mean", float("nan"))
+def moved(task: dict, metric: str, which: str = "moved") -> float:
+    """The moved-copy baseline's mean (``which="bounced"``: reflected at the run's walls; nan in results written
+    before it was measured, or of runs that do not bounce)."""
+    return task.get(f"{which}_{metric}", {}).get("mean", float("nan"))
 
 
 def row(name: str, r: dict) -> str:
@@ -237,13 +242,15 @@ def ablation(args: argparse.Namespace, out: Path, train: Path, test: Path, judge
     print(f"\nablation of the {args.preset} preset, {budget} each; {args.ablation_eval_n} test "
           f"clips; {k} known -> {args.frames - k}; {sampler_text(args)}; best of "
           f"{args.ablation_best_of}")
-    print(f"{'variant':<12} {'steps':>6} {'s/step':>7} {'SSIM':>7} {'copy':>7} {'moved':>7} {'PSNR':>6} {'copy':>6} "
+    print(f"{'variant':<12} {'steps':>6} {'s/step':>7} {'SSIM':>7} {'copy':>7} {'moved':>7} {'bounced':>7} "
+          f"{'PSNR':>6} {'copy':>6} "
           f"{'ctr px':>6} {'copy':>6} {'ident':>6} {'iSSIM':>7} {'copy':>7} {'gIdent':>6} {'spdW1':>6}")
     for name, r in results.items():
         m, tr = r["eval"]["metrics"], r["train"]
         p, i, g = m["prediction"], m["interpolation"], m["generation"]
         print(f"{name:<12} {tr['steps']:>6} {tr['measured_step_seconds']:>7.3f} {p['ssim']['mean']:>7.4f} "
-              f"{p['baseline_ssim']['mean']:>7.4f} {moved(p, 'ssim'):>7.4f} {p['psnr']['mean']:>6.2f} "
+              f"{p['baseline_ssim']['mean']:>7.4f} {moved(p, 'ssim'):>7.4f} {moved(p, 'ssim', 'bounced'):>7.4f} "
+              f"{p['psnr']['mean']:>6.2f} "
               f"{p['baseline_psnr']['mean']:>6.2f} "
               f"{p.get('centre_error', {}).get('mean', float('nan')):>6.2f} "
               f"{p.get('baseline_centre_error', {}).get('mean', float('nan')):>6.2f} "

@@ -16,7 +16,7 @@ from noise2data.paths import make_path
 from noise2data.run import Run
 from noise2data.training import TrainConfig, train
 from noise2data.video import metrics as M
-from noise2data.video.data import clips_from_array, load_gif_folder, read_gif
+from noise2data.video.data import clips_from_array, load_gif_folder, load_video, read_gif
 from noise2data.video.known import draw_masks, make_condition, training_condition, unknown_weight
 from noise2data.video.model import (
     FrameAttention,
@@ -26,9 +26,15 @@ from noise2data.video.model import (
     known_distance,
     nearest_known,
 )
+from noise2data.video.motion import content_walls
 from noise2data.video.moving_mnist import CANVAS, DIGIT, moving_mnist, trajectories
 from noise2data.video.sampling import sample_clips
 from noise2data.video.toy import moving_blobs
+
+
+def tiny(shape: tuple[int, ...], **changes) -> VideoUNetConfig:
+    """The tiny preset with walls at the frame's edges (training measures them on its clips: test_video_bounce)."""
+    return VideoUNetConfig.preset("tiny", shape, **{"walls": (0.0, shape[2] - 1.0, 0.0, shape[3] - 1.0), **changes})
 
 
 def fake_digits(n: int = 30) -> tuple[np.ndarray, np.ndarray]:
@@ -88,16 +94,16 @@ def test_mask_mixture_and_condition():
 
 
 def test_the_video_unet_runs_on_any_length_and_keeps_frames_apart_where_it_should():
-    cfg = VideoUNetConfig.preset("tiny", (8, 1, 16, 16))
+    cfg = tiny((8, 1, 16, 16))
     net = VideoUNet(cfg)
     n_params = sum(p.numel() for p in net.parameters())
-    assert n_params == sum(p.numel() for p in VideoUNet(VideoUNetConfig.preset("tiny", (32, 1, 16, 16))).parameters())
+    assert n_params == sum(p.numel() for p in VideoUNet(tiny((32, 1, 16, 16))).parameters())
     for frames in (2, 8, 24):
         assert net(torch.randn(2, frames, 1, 16, 16), torch.rand(2)).shape == (2, frames, 1, 16, 16)
     with pytest.raises(ValueError, match=r"\(B, T, C \+ 1, H, W\)"):
         net(torch.randn(2, 8, 1, 16, 16), torch.rand(2), torch.zeros(2, 8, 1, 16, 16))
     with pytest.raises(ValueError, match="divisible"):
-        VideoUNetConfig.preset("tiny", (8, 1, 20, 20))
+        tiny((8, 1, 20, 20))
 
 
 def test_the_temporal_mixing_is_the_depthwise_convolution_its_weights_define():
@@ -131,9 +137,9 @@ def test_nearest_known_frame_matches_a_loop_and_the_options_build_and_run():
             assert torch.equal(fill[b, t], want), (b, t, idx)
             since, until = (t - before[-1]) / 7 if before else -1.0, (after[0] - t) / 7 if after else -1.0
             assert distance[b, t].tolist() == pytest.approx([since, until]), (b, t, idx)
-    plain = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=False, known_distance=False,
+    plain = VideoUNet(tiny((8, 1, 32, 32), fill_known=False, known_distance=False,
                                              motion_fill=False))
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), fill_known=True, known_distance=True,
+    net = VideoUNet(tiny((8, 1, 32, 32), fill_known=True, known_distance=True,
                                            motion_fill=False, temporal_attention_resolution=8))
     # [x, known, mask] (+ fill + 2 distances)
     assert (plain.conv_in.in_channels, net.conv_in.in_channels) == (3 * 16, 6 * 16)
@@ -191,7 +197,7 @@ def test_positions_tell_places_apart_that_content_alone_cannot():
         assert (a - a[:, :1, :, :1]).abs().max() < 1e-5
         assert (b[:, :, :, 1:] - b[:, :, :, :1]).abs().amax((0, 1, 2)).min() > 1e-4  # every place differs
         assert (b[:, 1:] - b[:, :1]).abs().amax((0, 2, 3)).min() > 1e-4  # every frame differs
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), positions=True, space_time=True))
+    net = VideoUNet(tiny((8, 1, 32, 32), positions=True, space_time=True))
     assert sum(isinstance(m, FrameAttention) and m.over == "space-time" for m in net.modules()) > 0
     assert not any(isinstance(m, FrameAttention) and m.over != "space-time" for m in net.modules())
     cond = make_condition(torch.randn(1, 12, 1, 32, 32), torch.arange(12)[None] < 3)
@@ -295,14 +301,15 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     clips, _ = moving_blobs(12, frames=8, size=16, seed=0)
     np.savez(tmp_path / "v.npz", videos=(clips[:, :, 0] * 255).round().to(torch.uint8).numpy())
     run, argv = tmp_path / "run", ["--batch-size", "4", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
-    added = ("fill_known", "known_distance", "motion_fill", "motion_gate", "steady_velocity")  # since the first preset
+    added = ("fill_known", "known_distance", "motion_fill", "motion_gate", "steady_velocity", "bounce")  # since the
+    # first preset
     old = {k: v for k, v in video_model.PRESETS["tiny"].items() if k not in added}
     with monkeypatch.context() as m:  # the tiny preset and the stored config as they were before
         m.setitem(video_model.PRESETS, "tiny", old)
         assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity",
                      *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    for key in (*added, "temporal_attention_resolution", "positions", "space_time", "motion_warp"):
+    for key in (*added, "temporal_attention_resolution", "positions", "space_time", "motion_warp", "walls"):
         del cfg["model"][key]
     (run / "config.json").write_text(json.dumps(cfg))
     assert main(["train", "--resume", "--steps", "4", *argv, "--out", str(run)]) == 0
@@ -315,6 +322,9 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     cfg = json.loads((fresh / "config.json").read_text())
     assert cfg["model"]["fill_known"] and cfg["model"]["motion_fill"] and cfg["model"]["motion_gate"]
     assert cfg["model"]["steady_velocity"] and not cfg["model"]["motion_warp"]
+    # blobs on black bounce: the walls measured on the training clips are kept in the run
+    assert cfg["model"]["bounce"] and cfg["model"]["walls"] == pytest.approx(list(content_walls(load_video(
+        tmp_path / "v.npz").clips)))
     assert cfg["train"]["objective"] == "data"
     velocity = tmp_path / "velocity"  # the gate blends a clean frame into the output: data prediction only
     assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity", *argv,

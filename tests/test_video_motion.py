@@ -25,6 +25,11 @@ from noise2data.video.motion import (
 H = W = 32
 
 
+def tiny(shape: tuple[int, ...], **changes) -> VideoUNetConfig:
+    """The tiny preset, its moved frame not reflected at walls (test_video_bounce.py tests that)."""
+    return VideoUNetConfig.preset("tiny", shape, **{"bounce": False, **changes})
+
+
 def fourier_shift(img: torch.Tensor, d: tuple[float, float]) -> torch.Tensor:
     """``img: (C, H, W)`` translated circularly by ``d`` pixels through the shift theorem (exact for any d)."""
     ky = torch.fft.fftfreq(img.shape[-2], dtype=torch.float64)[:, None]
@@ -108,8 +113,8 @@ def test_one_or_no_known_frame_moves_nothing_and_clips_do_not_mix():
 
 
 def test_the_model_takes_the_moved_fill_as_more_planes_and_old_configs_load_without_it():
-    base = VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_fill=False)
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32)))  # the preset moves the fill
+    base = tiny((8, 1, 32, 32), motion_fill=False)
+    net = VideoUNet(tiny((8, 1, 32, 32)))  # the preset moves the fill
     assert net.conv_in.in_channels == VideoUNet(base).conv_in.in_channels + 16  # one more plane, 4x4 stem
     cond = make_condition(torch.randn(2, 8, 1, 32, 32), torch.arange(8)[None].expand(2, -1) < 3)
     assert net(torch.randn(2, 8, 1, 32, 32), torch.rand(2), cond).shape == (2, 8, 1, 32, 32)
@@ -118,7 +123,7 @@ def test_the_model_takes_the_moved_fill_as_more_planes_and_old_configs_load_with
 
 
 def test_the_residual_model_starts_as_the_moved_frame_and_learns_only_the_correction():
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True, motion_gate=False))
+    net = VideoUNet(tiny((8, 1, 32, 32), motion_residual=True, motion_gate=False))
     clip, _ = blob_clip((9.0, 20.0), (0.8, -0.6), frames=8)
     mask = torch.zeros(2, 8, dtype=torch.bool)
     mask[0, :3] = True  # clip 1: nothing known, so no moved frame to start from
@@ -133,7 +138,7 @@ def test_the_residual_model_starts_as_the_moved_frame_and_learns_only_the_correc
 
 
 def test_residual_ahead_starts_from_the_moved_frame_only_after_the_last_known_frame():
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True, residual_ahead=True,
+    net = VideoUNet(tiny((8, 1, 32, 32), motion_residual=True, residual_ahead=True,
                                              motion_gate=False))
     clip, _ = blob_clip((9.0, 20.0), (0.8, -0.6), frames=8)
     mask = torch.zeros(3, 8, dtype=torch.bool)
@@ -149,14 +154,14 @@ def test_residual_ahead_starts_from_the_moved_frame_only_after_the_last_known_fr
     torch.testing.assert_close(out[ahead], moved[ahead])
     assert moved[ahead].abs().amax() > 0.5  # the blob is there to be copied
     assert torch.equal(out[~ahead], torch.zeros_like(out[~ahead]))
-    plain = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True, motion_gate=False))
+    plain = VideoUNet(tiny((8, 1, 32, 32), motion_residual=True, motion_gate=False))
     assert net.conv_in.in_channels == plain.conv_in.in_channels + 16  # the plane saying which frames, 4x4 stem
     with pytest.raises(UserError, match="motion_residual"):
-        VideoUNetConfig.preset("tiny", (8, 1, 32, 32), residual_ahead=True, motion_gate=False)
+        tiny((8, 1, 32, 32), residual_ahead=True, motion_gate=False)
 
 
 def test_the_gated_model_blends_the_moved_frame_and_its_drawing_per_pixel():
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32)))  # the preset gates
+    net = VideoUNet(tiny((8, 1, 32, 32)))  # the preset gates
     assert net.conv_out.out_channels == 2 * 16  # a frame and a gate per pixel, 4x4 stem
     clip, _ = blob_clip((9.0, 20.0), (0.8, -0.6), frames=8)
     mask = torch.zeros(2, 8, dtype=torch.bool)
@@ -174,7 +179,7 @@ def test_the_gated_model_blends_the_moved_frame_and_its_drawing_per_pixel():
         net.conv_out.bias[16:].fill_(-30.0)  # closed: the drawing alone
         torch.testing.assert_close(net(x, t, cond), torch.full_like(out, 0.25))
     with pytest.raises(UserError, match="choose one"):
-        VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_residual=True)
+        tiny((8, 1, 32, 32), motion_residual=True)
 
 
 def test_a_mixture_of_whole_pixel_moves_is_a_translation_when_one_move_has_all_the_weight():
@@ -211,7 +216,7 @@ def test_the_prior_over_moves_is_a_normalised_bump_at_the_estimated_move_that_le
 
 
 def test_the_warped_gate_starts_at_the_estimated_move_and_moves_the_known_frame_as_the_network_says():
-    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_warp=True))
+    net = VideoUNet(tiny((8, 1, 32, 32), motion_warp=True))
     clip, _ = blob_clip((9.0, 12.0), (1.0, 1.0), frames=8)
     mask = torch.zeros(2, 8, dtype=torch.bool)
     mask[0, :3] = True  # clip 1: nothing known, the drawing alone
@@ -238,7 +243,7 @@ def test_the_warped_gate_starts_at_the_estimated_move_and_moves_the_known_frame_
         out = net(x, t, cond)
         torch.testing.assert_close(out[0, 3:], translate(fill[0, 3:], torch.tensor([[3.0, -2.0]] * 5)))
     with pytest.raises(UserError, match="motion_gate"):
-        VideoUNetConfig.preset("tiny", (8, 1, 32, 32), motion_warp=True, motion_gate=False)
+        tiny((8, 1, 32, 32), motion_warp=True, motion_gate=False)
 
 
 def places_clip(places: list[tuple[float, float]]) -> torch.Tensor:

@@ -49,11 +49,21 @@ def _classes(ext, frames01: Tensor, centre: Tensor) -> Tensor:  # noqa: ANN001
     return torch.where(M.blank(crops), M.NO_DIGIT, classes).view(frames01.shape[:2])
 
 
-def moved_copy(real: Tensor, mask: Tensor) -> Tensor:
+def moved_copy(real: Tensor, mask: Tensor, walls: tuple[float, ...] | None = None) -> Tensor:
     """The baseline that moves what is known: ``(N, T, C, H, W)`` with every unknown frame the nearest known
-    one moved along the known frames' estimated motion (``mask: (N, T)``)."""
+    one moved along the known frames' estimated motion (``mask: (N, T)``), reflected at ``walls`` if given."""
     cond = make_condition(real, mask)
-    return moved_known(cond, nearest_known(cond))
+    return moved_known(cond, nearest_known(cond), walls=walls)
+
+
+def _baselines(run, real: Tensor, mask: Tensor) -> dict[str, Tensor]:  # noqa: ANN001
+    """The moved known frame, and where the run bounces at walls measured on its training clips, the same
+    reflected there ("bounced": the run's own prior, with nothing learned)."""
+    model = run.config["model"]
+    out = {"moved": moved_copy(real, mask)}
+    if model.get("bounce") and model.get("walls"):
+        out["bounced"] = moved_copy(real, mask, tuple(model["walls"]))
+    return out
 
 
 def parse_sampler(text: str, flag: str = "--known-sampler") -> tuple[str, int]:
@@ -72,7 +82,7 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
     todo = ~mask[0]
     target = _unit(real)[:, todo]
     base = _unit(baseline)[:, todo]
-    moved = _unit(moved_copy(real, mask))[:, todo]
+    baselines = {name: _unit(v)[:, todo] for name, v in _baselines(run, real, mask).items()}
     psnrs, ssims, sses, samples = [], [], [], []
     start = time.perf_counter()
     for k in range(best_of):
@@ -91,15 +101,18 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
            "mse": M.summary(torch.stack(sses).mean(0)),
            "baseline_psnr": M.summary(M.psnr(base, target)), "baseline_ssim": M.summary(M.ssim(base, target)),
            "baseline_mse": M.summary(M.frame_sse(base, target)),
-           "moved_psnr": M.summary(M.psnr(moved, target)), "moved_ssim": M.summary(M.ssim(moved, target))}
+           **{f"{k}_{m}": M.summary(f(v, target)) for k, v in baselines.items()
+              for m, f in (("psnr", M.psnr), ("ssim", M.ssim))}}
     if true_centres is not None:
         tc = true_centres[:, todo]
         err = (M.centres(samples[0]) - tc).norm(dim=-1)  # (N, T')
         out["centre_error"] = M.summary(err)
         out["baseline_centre_error"] = M.summary((M.centres(base) - tc).norm(dim=-1))
-        out["moved_centre_error"] = M.summary((M.centres(moved) - tc).norm(dim=-1))
+        out |= {f"{k}_centre_error": M.summary((M.centres(v) - tc).norm(dim=-1)) for k, v in baselines.items()}
     if ext is not None:
         out |= M.identity(_classes(ext, samples[0], M.centres(samples[0])), truth)
+        out |= {f"{k}_identity_kept": M.identity(_classes(ext, v, M.centres(v)))["identity_kept"]
+                for k, v in baselines.items()}
     return out
 
 
@@ -169,8 +182,8 @@ def _no_digit(task: dict) -> str:
 
 
 def _moved(task: dict, metric: str, fmt: str, unit: str = "") -> str:  # eval.json files from before it lack it
-    key = f"moved_{metric}"
-    return f", moved {task[key]['mean']:{fmt}}{unit}" if key in task else ""
+    vals = {k: task[f"{k}_{metric}"] for k in ("moved", "bounced") if f"{k}_{metric}" in task}
+    return "".join(f", {k} {v if isinstance(v, float) else v['mean']:{fmt}}{unit}" for k, v in vals.items())
 
 
 def format_video_eval(r: dict) -> str:
@@ -193,7 +206,8 @@ def format_video_eval(r: dict) -> str:
                          f"{t['baseline_centre_error']['mean']:.2f} px{_moved(t, 'centre_error', '.2f', ' px')}")
         if "identity_kept" in t:
             true = f", true class kept {t['identity_true']:.3f}" if "identity_true" in t else ""
-            lines.append(f"  identity kept {t['identity_kept']:.3f}{true}{_no_digit(t)}")
+            lines.append(f"  identity kept {t['identity_kept']:.3f}{true}{_moved(t, 'identity_kept', '.3f')}"
+                         f"{_no_digit(t)}")
     g = r["metrics"]["generation"]
     lines.append(f"generation ({g['n']} clips): speed W1 {g['speed_w1']:.3f} px/frame (floor "
                  f"{g['speed_w1_floor']:.3f}); mean speed {g['speed_mean']:.2f} (real {g['real_speed_mean']:.2f})")

@@ -13,6 +13,7 @@ identity, and a Frechet distance on 3-D CNN features, each beside its floor. Rep
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import time
 from pathlib import Path
@@ -80,6 +81,7 @@ class Video(Modality):
         from .data import load_video
         from .known import training_condition, unknown_weight
         from .model import VideoUNetConfig
+        from .motion import content_walls
 
         self.check_model(opts["model"])
         given = [flag for key, flag in REFUSED.items() if opts.get(key)]
@@ -94,6 +96,9 @@ class Video(Modality):
         # the gate blends a clean frame into the output: it applies to a clean-clip prediction only
         gate = {} if opts.get("objective", "data") == "data" else {"motion_gate": False, "motion_warp": False}
         mcfg = VideoUNetConfig.preset(opts["preset"], shape, time_embedding=opts["time_embedding"], **gate)
+        if mcfg.bounce and mcfg.walls is None:  # where content turns back, measured once on the training clips
+            walls = content_walls(data.clips)  # None: clips without an object that bounces (the config says so)
+            mcfg = dataclasses.replace(mcfg, walls=walls, bounce=walls is not None)
         return TrainingSet(data=data.clips, standardizer=Standardizer.identity(shape), model_config=mcfg.to_dict(),
                            batch_condition=training_condition, loss_weight=unknown_weight,
                            data_config={"units": data.units.to_dict()})

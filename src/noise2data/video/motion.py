@@ -9,7 +9,9 @@ and moves the nearest known frame there. It is a hint the network sees beside th
 with one known frame nothing moves; a bounce or an object that turns is the network's to correct. With
 ``motion_warp`` the network makes that correction by moving the known frame itself: it outputs, per frame,
 weights over every whole-pixel move of rows and of columns, starting from a bump at the estimated move
-(:func:`shift_prior`), and the frame is moved by their mixture (:func:`shift_mixture`).
+(:func:`shift_prior`), and the frame is moved by their mixture (:func:`shift_mixture`). With ``walls`` (the
+range of content centres measured on the training clips, :func:`content_walls`) the motion extrapolated beyond
+the known frames reflects there, as content that bounces inside a box does (:func:`bounce_shift`).
 
 Shapes: ``cond: (B, T, C + 1, H, W)`` (known frames, zero where unknown, and the mask as the last
 channel); displacements ``(B, T, 2)`` in pixels, (rows, columns).
@@ -164,15 +166,78 @@ def shift_mixture(frames: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
     return torch.einsum("nij,ncjk,nlk->ncil", band(rows, h), frames, band(cols, w))
 
 
-def moved_known(cond: Tensor, fill: Tensor, steady: bool = True) -> Tensor:
+def content_centre(frames: Tensor) -> Tensor:
+    """``frames: (..., C, H, W)`` -> ``(..., 2)``: the centre (row, column) of each frame's content, its
+    intensity above the frame's darkest value as weight (NaN where a frame is flat: no content)."""
+    grey = frames.float().mean(-3)
+    grey = grey - grey.amin((-2, -1), keepdim=True)  # (..., H, W)
+    mass = grey.sum((-2, -1))
+    rows = torch.arange(grey.shape[-2], dtype=grey.dtype, device=grey.device)
+    cols = torch.arange(grey.shape[-1], dtype=grey.dtype, device=grey.device)
+    centre = torch.stack([(grey.sum(-1) * rows).sum(-1), (grey.sum(-2) * cols).sum(-1)], -1) / mass[..., None]
+    return torch.where((mass > 1e-6)[..., None], centre, float("nan"))
+
+
+def content_walls(clips: Tensor, quantile: float = 0.001, max_clips: int = 2000,
+                  min_background: float = 0.5) -> tuple[float, float, float, float] | None:
+    """Where content stays: ``(row low, row high, column low, column high)``, the ``quantile`` and
+    ``1 - quantile`` of the content centres of every frame of (the first ``max_clips`` of) ``clips: (N, T, C,
+    H, W)``. On Moving MNIST the digit's centre turns back there (its 28-pixel box meets the canvas's edge).
+
+    None (nothing to bounce at) where no frame has content, or where the clips are not objects on a flat
+    background (in the median frame less than ``min_background`` of the pixels within 5% of the frame's range
+    of its darkest value): the centre of a scene that fills the frame stays near the middle whatever moves, and
+    walls there would fold every move of the camera."""
+    frames = clips[:max_clips].float()
+    grey = frames.mean(-3).flatten(0, -3)  # (N T, H, W)
+    low, span = grey.amin((-2, -1), keepdim=True), grey.amax((-2, -1), keepdim=True) - grey.amin((-2, -1), keepdim=True)
+    background = ((grey - low) <= 0.05 * span).float().mean((-2, -1))  # (N T,)
+    centre = content_centre(frames).flatten(0, -2)  # (N T, 2)
+    centre = centre[~centre.isnan().any(1)].double()
+    if len(centre) == 0 or background.median() < min_background:
+        return None
+    lo, hi = torch.quantile(centre, quantile, dim=0), torch.quantile(centre, 1 - quantile, dim=0)
+    return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+
+
+def reflect(pos: Tensor, lo: Tensor | float, hi: Tensor | float) -> Tensor:
+    """``pos`` folded into ``[lo, hi]`` as a point bouncing between two walls (a triangle wave of period
+    ``2 (hi - lo)``); positions inside stay; with ``hi <= lo`` the point stays at ``lo``."""
+    span = torch.as_tensor(hi, dtype=pos.dtype, device=pos.device) - lo
+    width = span.clamp(min=1e-6)
+    u = torch.remainder(pos - lo, 2 * width)
+    return torch.where(span > 0, lo + torch.where(u <= width, u, 2 * width - u), lo + torch.zeros_like(pos))
+
+
+def bounce_shift(shift: Tensor, fill: Tensor, cond: Tensor, walls: tuple[float, ...]) -> Tensor:
+    """``shift: (B, T, 2)`` (:func:`known_shift`) with the moves beyond the known frames (after the last one,
+    before the first) reflected at ``walls`` (:func:`content_walls`): the content of ``fill: (B, T, C, H, W)``
+    (the frame each one is moved from) goes to ``reflect(centre + shift)`` instead of ``centre + shift``.
+    Between known frames the move is left as it is (both ends are known there)."""
+    mask = cond[:, :, -1, 0, 0] > 0.5  # (B, T)
+    before, after = known_neighbours(mask)
+    outside = ((before < 0) | (after >= mask.shape[1])) & mask.any(1, keepdim=True)
+    with torch.no_grad():
+        centre = content_centre(fill)  # (B, T, 2)
+        lo = shift.new_tensor([walls[0], walls[2]])
+        hi = shift.new_tensor([walls[1], walls[3]])
+        bounced = reflect(centre + shift, lo, hi) - centre
+    use = outside[..., None] & ~centre.isnan()
+    return torch.where(use, bounced, shift)
+
+
+def moved_known(cond: Tensor, fill: Tensor, steady: bool = True, walls: tuple[float, ...] | None = None) -> Tensor:
     """``fill: (B, T, C, H, W)``, the nearest known frame at every frame (:func:`..model.nearest_known`), moved
-    by the clip's estimated motion; known frames stay exactly as given, and nothing known stays zeros."""
+    by the clip's estimated motion (reflected at ``walls`` beyond the known frames, :func:`bounce_shift`); known
+    frames stay exactly as given, and nothing known stays zeros."""
     shift = known_shift(cond, steady)
+    if walls is not None:
+        shift = bounce_shift(shift, fill, cond, walls)
     with torch.no_grad(), torch.autocast(fill.device.type, enabled=False):  # an input: float32, no gradient
         moved = translate(fill.float().flatten(0, 1), shift.flatten(0, 1)).view_as(fill).to(fill.dtype)
     mask = cond[:, :, -1:, :1, :1] > 0.5  # (B, T, 1, 1, 1)
     return torch.where(mask, fill, moved) * mask.any(1, keepdim=True).to(fill.dtype)
 
 
-__all__ = ["known_motion", "known_shift", "moved_known", "phase_shift", "shift_mixture", "shift_prior",
-           "steady_velocity", "translate"]
+__all__ = ["bounce_shift", "content_centre", "content_walls", "known_motion", "known_shift", "moved_known",
+           "phase_shift", "reflect", "shift_mixture", "shift_prior", "steady_velocity", "translate"]

@@ -326,6 +326,11 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     assert cfg["model"]["bounce"] and cfg["model"]["walls"] == pytest.approx(list(content_walls(load_video(
         tmp_path / "v.npz").clips)))
     assert cfg["train"]["objective"] == "data"
+    still = tmp_path / "still"  # --no-bounce: for clips whose objects leave the frame
+    assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "1", "--no-bounce", *argv,
+                 "--out", str(still)]) == 0
+    cfg = json.loads((still / "config.json").read_text())
+    assert not cfg["model"]["bounce"] and cfg["model"]["walls"] is None
     velocity = tmp_path / "velocity"  # the gate blends a clean frame into the output: data prediction only
     assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity", *argv,
                  "--out", str(velocity)]) == 0
@@ -444,6 +449,11 @@ def test_bad_video_data_is_one_line(tmp_path, capsys):
                      str(tmp_path / "r"), "--steps", "1"]) == 2
         err = capsys.readouterr().err.strip()
         assert "do not apply to video" in err and len(err.splitlines()) == 1, err
+    small = ["--data", f"video:{tmp_path / 'v.npy'}", "--preset", "small", "--bounce"]  # no moved frame to reflect
+    for argv, message in ((small, "needs motion_fill"), (["--data", "checkerboard", "--bounce"], "--bounce does not")):
+        assert main(["train", *argv, "--out", str(tmp_path / "r"), "--steps", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
 
 
 def test_the_report_samples_as_sample_does_and_says_with_what(video_run, tmp_path):

@@ -30,7 +30,7 @@ TRAIN_DEFAULTS = {
     "labels": None, "label_key": None, "label_dropout": 0.1, "model": "mlp", "preset": "tiny", "cond": "none",
     "cond_file": None, "cond_key": None, "resize": None, "pad": 0, "hflip": False, "stream": False,
     "mf_ratio": 0.25, "mf_power": 1.0, "mf_jvp": "forward", "mf_guidance": 1.0, "size_bands": None,
-    "rbf": None, "self_condition": None, "x_octaves": None, "position_weight": None,
+    "rbf": None, "self_condition": None, "x_octaves": None, "position_weight": None, "bounce": None,
 }
 TIME_BUDGET_STEP_CAP = 10**9  # --steps of a run with --minutes and no --steps of its own
 # Settings that define the model and its training problem: a resumed run must not change them.
@@ -39,11 +39,11 @@ FIXED_ON_RESUME = (
     "time_dist", "coupling", "batch_size", "lr", "lr_schedule", "warmup_steps", "ema_decay", "grad_clip", "seed",
     "dequantize", "labels", "label_key", "label_dropout", "model", "preset", "cond", "cond_file", "cond_key",
     "resize", "pad", "hflip", "mf_ratio", "mf_power", "mf_jvp", "mf_guidance", "size_bands",
-    "rbf", "self_condition", "x_octaves", "position_weight",
+    "rbf", "self_condition", "x_octaves", "position_weight", "bounce",
 )
 # training flags that only some kinds of data take (they list them in Modality.own_train_options)
 OWN_FLAGS = {"size_bands": "--size-bands", "rbf": "--rbf", "self_condition": "--self-condition",
-             "position_weight": "--position-weight"}
+             "position_weight": "--position-weight", "bounce": "--bounce"}
 OPTION_NAMES = ("data", *TRAIN_DEFAULTS)
 
 
@@ -137,6 +137,10 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    "time, uniform, min-snr:G (min(SNR_t, G)), snr+1:G (min(SNR_t + 1, G)) or auto (min-snr:5 "
                    "with a data prediction) "
                    + _default("position_weight"))
+    t.add_argument("--bounce", action=argparse.BooleanOptionalAction, default=None,
+                   help="video: beyond the known frames, reflect the moved known frame where content turns back in "
+                   "the training clips (on in the tiny preset for clips of objects on a flat background; "
+                   "--no-bounce where objects leave the frame)")
     t.add_argument("--hflip", action="store_true", default=None, help="images: random left-right mirroring")
     t.add_argument("--stream", action="store_true", default=None, help="images:FOLDER: decode images per batch "
                    "instead of holding them in memory (automatic above 4 GiB of pixels)")

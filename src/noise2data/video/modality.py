@@ -43,6 +43,7 @@ class Video(Modality):
     defaults = {"model": "video-unet", "preset": "tiny", "batch_size": 16, "lr": 1e-3, "warmup_steps": 200,
                 "steps": 3000, "checkpoint_every": 500, "standardize": "none", "label_dropout": 0.0,
                 "objective": "data"}
+    own_train_options = ("bounce",)
     sample_suffixes = (".gif", ".png", ".npy", ".npz")
     default_metrics = ("psnr", "ssim", "centre", "speed", "identity", "fvd")
     eval_n = 200
@@ -95,7 +96,8 @@ class Video(Modality):
         shape = tuple(data.clips.shape[1:])
         # the gate blends a clean frame into the output: it applies to a clean-clip prediction only
         gate = {} if opts.get("objective", "data") == "data" else {"motion_gate": False, "motion_warp": False}
-        mcfg = VideoUNetConfig.preset(opts["preset"], shape, time_embedding=opts["time_embedding"], **gate)
+        bounce = {} if opts.get("bounce") is None else {"bounce": bool(opts["bounce"])}
+        mcfg = VideoUNetConfig.preset(opts["preset"], shape, time_embedding=opts["time_embedding"], **gate, **bounce)
         if mcfg.bounce and mcfg.walls is None:  # where content turns back, measured once on the training clips
             walls = content_walls(data.clips)  # None: clips without an object that bounces (the config says so)
             mcfg = dataclasses.replace(mcfg, walls=walls, bounce=walls is not None)

@@ -77,6 +77,7 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     # ... reflected, beyond the known frames, where content turns back in the training clips (motion.content_walls)
     "bounce": ({"bounce": True}, []),
     "no-bounce": ({"bounce": False}, []),
+    "gate-open": ({"gate_bias": 2.0}, []),  # the gate starts at 88% of the moved frame, not half
     "lr2e-3": ({}, ["--lr", "2e-3"]),  # the learning rate, 2x and 4x the video default
     "lr4e-3": ({}, ["--lr", "4e-3"]),
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps

@@ -178,6 +178,8 @@ def test_the_gated_model_blends_the_moved_frame_and_its_drawing_per_pixel():
         torch.testing.assert_close(out[1], torch.full_like(out[1], 0.25))  # nothing known: the drawing alone
         net.conv_out.bias[16:].fill_(-30.0)  # closed: the drawing alone
         torch.testing.assert_close(net(x, t, cond), torch.full_like(out, 0.25))
+        opened = VideoUNet(tiny((8, 1, 32, 32), gate_bias=2.0))  # starts at sigmoid(2) = 88% of the moved frame
+        torch.testing.assert_close(opened(x, t, cond), torch.sigmoid(torch.tensor(2.0)) * moved)
     with pytest.raises(UserError, match="choose one"):
         tiny((8, 1, 32, 32), motion_residual=True)
 

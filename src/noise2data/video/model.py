@@ -63,6 +63,7 @@ class VideoUNetConfig:
     residual_ahead: bool = False
     # output, per pixel, g * the moved known frame + (1 - g) * the network's drawing, g learned (for --objective data)
     motion_gate: bool = False
+    gate_bias: float = 0.0  # with motion_gate: the gate's logit at init (0: half the moved frame; 2: 88% of it)
     # with motion_gate: the frame the gate lets through is the nearest known frame moved by a learned mixture of
     # whole-pixel moves (per frame, starting at the estimated motion), so that the network can follow a bounce
     motion_warp: bool = False
@@ -305,6 +306,8 @@ class VideoUNet(nn.Module):
         self.conv_out = nn.Conv2d(cur, (c + config.motion_gate) * p * p, 3, padding=1)
         nn.init.zeros_(self.conv_out.weight)
         nn.init.zeros_(self.conv_out.bias)
+        if config.motion_gate:  # the gate's channels (after pixel_shuffle: channel c) start at gate_bias
+            nn.init.constant_(self.conv_out.bias[c * p * p:], config.gate_bias)
 
     def walls(self) -> tuple[float, ...]:
         """The config's walls (:func:`.motion.content_walls`); a bouncing model built without them is refused."""

@@ -137,10 +137,9 @@ def test_nearest_known_frame_matches_a_loop_and_the_options_build_and_run():
             assert torch.equal(fill[b, t], want), (b, t, idx)
             since, until = (t - before[-1]) / 7 if before else -1.0, (after[0] - t) / 7 if after else -1.0
             assert distance[b, t].tolist() == pytest.approx([since, until]), (b, t, idx)
-    plain = VideoUNet(tiny((8, 1, 32, 32), fill_known=False, known_distance=False,
-                                             motion_fill=False))
-    net = VideoUNet(tiny((8, 1, 32, 32), fill_known=True, known_distance=True,
-                                           motion_fill=False, temporal_attention_resolution=8))
+    plain = VideoUNet(tiny((8, 1, 32, 32), fill_known=False, known_distance=False, motion_fill=False))
+    net = VideoUNet(tiny((8, 1, 32, 32), fill_known=True, known_distance=True, motion_fill=False,
+                         temporal_attention_resolution=8))
     # [x, known, mask] (+ fill + 2 distances)
     assert (plain.conv_in.in_channels, net.conv_in.in_channels) == (3 * 16, 6 * 16)
     def across_frames(model: torch.nn.Module) -> int:

@@ -138,8 +138,7 @@ def test_the_residual_model_starts_as_the_moved_frame_and_learns_only_the_correc
 
 
 def test_residual_ahead_starts_from_the_moved_frame_only_after_the_last_known_frame():
-    net = VideoUNet(tiny((8, 1, 32, 32), motion_residual=True, residual_ahead=True,
-                                             motion_gate=False))
+    net = VideoUNet(tiny((8, 1, 32, 32), motion_residual=True, residual_ahead=True, motion_gate=False))
     clip, _ = blob_clip((9.0, 20.0), (0.8, -0.6), frames=8)
     mask = torch.zeros(3, 8, dtype=torch.bool)
     mask[0, :3] = True  # prediction: frames 3..7 are extrapolated

@@ -190,8 +190,8 @@ def content_walls(clips: Tensor, quantile: float = 0.001, max_clips: int = 2000,
     walls there would fold every move of the camera."""
     frames = clips[:max_clips].float()
     grey = frames.mean(-3).flatten(0, -3)  # (N T, H, W)
-    low, span = grey.amin((-2, -1), keepdim=True), grey.amax((-2, -1), keepdim=True) - grey.amin((-2, -1), keepdim=True)
-    background = ((grey - low) <= 0.05 * span).float().mean((-2, -1))  # (N T,)
+    above = grey - grey.amin((-2, -1), keepdim=True)  # intensity above the frame's darkest value
+    background = (above <= 0.05 * above.amax((-2, -1), keepdim=True)).float().mean((-2, -1))  # (N T,)
     centre = content_centre(frames).flatten(0, -2)  # (N T, 2)
     centre = centre[~centre.isnan().any(1)].double()
     if len(centre) == 0 or background.median() < min_background:

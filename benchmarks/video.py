@@ -2,8 +2,9 @@
 
 1. Makes Moving MNIST (one digit, 32x32, 16 frames, grey): ``--n-train`` training clips from MNIST's
    training digits and ``--n-test`` test clips from its test digits (``noise2data data moving-mnist``).
-2. Trains the judges offline: the MNIST classifier (``noise2data features --data mnist:DIR``) for
-   digit identity, and a 3-D CNN on the training clips (``features --video``) for the Frechet distance.
+2. Trains the judges offline on the training clips: a classifier of their digits, cut out at the clips' own
+   scale (``noise2data features --data video:FILE``), for digit identity, and a 3-D CNN (``features --video``)
+   for the Frechet distance.
 3. Trains the tiny video U-Net for ``--minutes`` of wall clock (``train --minutes``: the clock ends the run
    and drives the learning rate's cosine).
 4. ``noise2data eval`` on the test clips: prediction (4 known -> 12; ``--context-frames``), interpolation
@@ -67,17 +68,23 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     "residual-ahead": ({"motion_residual": True, "residual_ahead": True, "motion_gate": False,
                         "motion_warp": False}, []),
     # a learned per-pixel blend of the moved known frame and the drawing (as measured: last-pair velocity, no bounce)
-    "gate": ({"motion_gate": True, "steady_velocity": False, "bounce": False}, []),
+    "gate": ({"motion_gate": True, "steady_velocity": False, "bounce": False, "steady_speed": False}, []),
     "no-gate": ({"motion_gate": False, "motion_warp": False}, []),  # the preset before motion_gate
     "warp": ({"motion_gate": True, "motion_warp": True}, []),  # the gate lets through the known frame moved as
     # the network says (a learned mixture of whole-pixel moves, starting at the estimated motion)
-    "steady": ({"steady_velocity": True, "bounce": False}, []),  # the moved frame at the velocity averaged over the
-    # known pairs (as measured: no bounce)
+    "steady": ({"steady_velocity": True, "bounce": False, "steady_speed": False}, []),  # the moved frame at the
+    # velocity averaged over the known pairs (as measured: no bounce, no speed)
     "last-pair": ({"steady_velocity": False}, []),  # ... at the last known pair's velocity
-    # ... reflected, beyond the known frames, where content turns back in the training clips (motion.content_walls)
-    "bounce": ({"bounce": True}, []),
+    # ... reflected, beyond the known frames, where content turns back in the training clips (motion.content_walls;
+    # as measured, and the two gate-open variants too: without the speed)
+    "bounce": ({"bounce": True, "steady_speed": False}, []),
     "no-bounce": ({"bounce": False}, []),
-    "gate-open": ({"gate_bias": 2.0}, []),  # the gate starts at 88% of the moved frame, not half
+    "gate-open": ({"gate_bias": 2.0, "steady_speed": False}, []),  # the gate starts at 88% of the moved frame
+    "gate-open4": ({"gate_bias": 4.0, "steady_speed": False}, []),  # ... at 98% of it
+    # ... moving at the one speed of the training clips (motion.content_speed): beyond the known frames, and between
+    # them along the path that bounces from one to the next (measured at 600 steps before the latter was added)
+    "speed": ({"steady_speed": True}, []),
+    "no-speed": ({"steady_speed": False}, []),
     "lr2e-3": ({}, ["--lr", "2e-3"]),  # the learning rate, 2x and 4x the video default
     "lr4e-3": ({}, ["--lr", "4e-3"]),
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps
@@ -145,7 +152,7 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
         stored = json.loads(result_file.read_text())
         same = {"solver": solver, "steps": steps, "best_of": best_of or args.best_of}
         if (stored["step"] == info["steps"] and stored["n"] == (eval_n or args.eval_n) and stored["sampler"] == same
-                and stored.get("known_sampler") == known):
+                and stored.get("known_sampler") == known and judged_by(stored, judges)):
             print(f"reused {result_file} (--reuse-evals)")
             return {"train": info, "eval": stored}
     start = time.perf_counter()
@@ -156,6 +163,16 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
              "--out", str(result_file)])
     info["eval_seconds"] = time.perf_counter() - start
     return {"train": info, "eval": json.loads(result_file.read_text())}
+
+
+def judged_by(stored: dict, judges: list[str]) -> bool:
+    """Whether an evaluation was made with the identity judge of ``judges`` (``--classifier FILE``), by the hash
+    of the data it was trained on (an evaluation from another judge is not reused)."""
+    if "--classifier" not in judges:
+        return stored.get("classifier") is None
+    meta = Path(judges[judges.index("--classifier") + 1] + ".json")
+    want = json.loads(meta.read_text())["data_sha256"] if meta.exists() else None
+    return (stored.get("classifier") or {}).get("data_sha256") == want
 
 
 def parse_samplers(spec: str, flag: str = "--solver/--sample-steps or --samplers") -> list[tuple[str, int]]:
@@ -305,11 +322,11 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     train, test = make_data(args, out, False, args.n_train)
-    classifier, fx3d = out / "mnist_classifier.safetensors", out / "video_features.safetensors"
+    classifier, fx3d = out / "digit_judge.safetensors", out / "video_features.safetensors"
     judges: list[str] = []
     if args.digits == 1:  # the judges read one digit per frame
         if not classifier.exists():
-            run_cli(["features", "--data", f"mnist:{args.mnist}", "--epochs", "2", "--out", str(classifier)])
+            run_cli(["features", "--data", f"video:{train}", "--epochs", "2", "--out", str(classifier)])
         if not fx3d.exists():
             run_cli(["features", "--video", "--data", f"video:{train}", "--epochs", "1", "--out", str(fx3d)])
         judges = ["--classifier", str(classifier), "--features", str(fx3d)]

@@ -33,8 +33,10 @@ from noise2data.video.toy import moving_blobs
 
 
 def tiny(shape: tuple[int, ...], **changes) -> VideoUNetConfig:
-    """The tiny preset with walls at the frame's edges (training measures them on its clips: test_video_bounce)."""
-    return VideoUNetConfig.preset("tiny", shape, **{"walls": (0.0, shape[2] - 1.0, 0.0, shape[3] - 1.0), **changes})
+    """The tiny preset with walls at the frame's edges and a speed of 1 px a frame (training measures them on its
+    clips: test_video_bounce)."""
+    walls = (0.0, shape[2] - 1.0, 0.0, shape[3] - 1.0)
+    return VideoUNetConfig.preset("tiny", shape, **{"walls": walls, "speed": 1.0, **changes})
 
 
 def fake_digits(n: int = 30) -> tuple[np.ndarray, np.ndarray]:
@@ -300,15 +302,15 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     clips, _ = moving_blobs(12, frames=8, size=16, seed=0)
     np.savez(tmp_path / "v.npz", videos=(clips[:, :, 0] * 255).round().to(torch.uint8).numpy())
     run, argv = tmp_path / "run", ["--batch-size", "4", "--checkpoint-every", "2", "--no-progress", "--device", "cpu"]
-    added = ("fill_known", "known_distance", "motion_fill", "motion_gate", "steady_velocity", "bounce")  # since the
-    # first preset
+    added = ("fill_known", "known_distance", "motion_fill", "motion_gate", "steady_velocity", "bounce",
+             "steady_speed")  # since the first preset
     old = {k: v for k, v in video_model.PRESETS["tiny"].items() if k not in added}
     with monkeypatch.context() as m:  # the tiny preset and the stored config as they were before
         m.setitem(video_model.PRESETS, "tiny", old)
         assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "2", "--objective", "velocity",
                      *argv, "--out", str(run)]) == 0
     cfg = json.loads((run / "config.json").read_text())
-    for key in (*added, "temporal_attention_resolution", "positions", "space_time", "motion_warp", "walls"):
+    for key in (*added, "temporal_attention_resolution", "positions", "space_time", "motion_warp", "walls", "speed"):
         del cfg["model"][key]
     (run / "config.json").write_text(json.dumps(cfg))
     assert main(["train", "--resume", "--steps", "4", *argv, "--out", str(run)]) == 0
@@ -324,6 +326,7 @@ def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_p
     # blobs on black bounce: the walls measured on the training clips are kept in the run
     assert cfg["model"]["bounce"] and cfg["model"]["walls"] == pytest.approx(list(content_walls(load_video(
         tmp_path / "v.npz").clips)))
+    assert cfg["model"]["steady_speed"] and cfg["model"]["speed"] == pytest.approx(1.0, abs=0.05)  # blobs: 1 px/frame
     assert cfg["train"]["objective"] == "data"
     still = tmp_path / "still"  # --no-bounce: for clips whose objects leave the frame
     assert main(["train", "--data", f"video:{tmp_path / 'v.npz'}", "--steps", "1", "--no-bounce", *argv,

@@ -1,7 +1,9 @@
-"""Bouncing at walls (``video/motion.py``: ``reflect``, ``content_centre``, ``content_walls``, ``bounce_shift``):
-checked on a Gaussian blob that bounces between two walls, whose place at every frame is known in closed form:
-the walls measured on such clips are the walls, and the moved known frame follows the bounce beyond the known
-frames where the straight extrapolation runs into the wall and on."""
+"""Bouncing at walls (``video/motion.py``: ``reflect``, ``content_centre``, ``content_walls``, ``bounce_shift``)
+and moving at the clips' one speed (``content_speed``, ``at_speed``): checked on a Gaussian blob that bounces
+between two walls, whose place at every frame is known in closed form: the walls and the speed measured on such
+clips are the walls and the speed, the moved known frame follows the bounce beyond the known frames where the
+straight extrapolation runs into the wall and on, and at the known speed it stays nearer a blob drawn at whole
+pixels than the known frames' own velocity takes it."""
 
 from __future__ import annotations
 
@@ -13,7 +15,18 @@ import torch
 from noise2data.errors import UserError
 from noise2data.video.known import make_condition
 from noise2data.video.model import VideoUNet, VideoUNetConfig, nearest_known
-from noise2data.video.motion import bounce_shift, content_centre, content_walls, known_shift, moved_known, reflect
+from noise2data.video.motion import (
+    at_speed,
+    bounce_shift,
+    bounced_between,
+    content_centre,
+    content_speed,
+    content_walls,
+    known_motion,
+    known_shift,
+    moved_known,
+    reflect,
+)
 
 H = W = 32
 LO, HI = 8.0, 23.0  # where the blob's centre turns back (pixel index coordinates), on both axes
@@ -117,3 +130,80 @@ def test_a_bouncing_model_needs_motion_and_walls_and_keeps_them_in_its_config():
     assert VideoUNetConfig(**d) == cfg and cfg.walls == (LO, HI, LO, 23.0)
     old = {k: v for k, v in d.items() if k not in ("bounce", "walls")}  # a run trained before bouncing
     assert VideoUNetConfig(**old).bounce is False
+
+
+def test_the_speed_measured_on_clips_that_share_one_is_that_speed_and_none_where_they_do_not():
+    directions = [(math.sin(a), math.cos(a)) for a in (0.3, 1.1, 2.0, 2.9, 3.7, 4.4, 5.2, 6.0)]
+    clips = torch.stack([bouncing_clip((LO + 1.7 * i, HI - 1.1 * i), (1.5 * dy, 1.5 * dx))[0]
+                         for i, (dy, dx) in enumerate(directions)])
+    assert content_speed(clips) == pytest.approx(1.5, abs=0.02)  # bounces in most clips fall outside the middle half
+    varied = torch.stack([bouncing_clip((LO + 1.7 * i, HI - 1.1 * i), ((0.4 + 0.3 * i) * dy, (0.4 + 0.3 * i) * dx))[0]
+                          for i, (dy, dx) in enumerate(directions)])
+    assert content_speed(varied) is None  # 0.4 .. 2.5 px a frame: no one speed
+    still = torch.stack([bouncing_clip((12.0 + i, 14.0), (0.0, 0.0))[0] for i in range(4)])
+    assert content_speed(still) is None and content_speed(-torch.ones(2, 4, 1, H, W)) is None
+
+
+def test_at_the_clips_speed_the_moved_frame_keeps_the_known_direction_and_stays_nearer_a_whole_pixel_blob():
+    vel = torch.tensor([[0.9, 1.2], [0.05, 0.0], [0.0, 0.0]])
+    torch.testing.assert_close(at_speed(vel, 2.0), torch.tensor([[1.2, 1.6], [0.05, 0.0], [0.0, 0.0]]))  # slow: kept
+    # a blob drawn at whole pixels along a straight path at 1.5 px a frame, four frames known: the known frames
+    # give its velocity to about 0.1 px a frame; at the known speed the error at the last frame shrinks
+    frames, known = 12, 4
+    mask = torch.zeros(1, frames, dtype=torch.bool)
+    mask[0, :known] = True
+    errs = {None: [], 1.5: []}
+    for a in torch.linspace(0.2, 2 * math.pi, 9)[:-1].tolist():
+        d = torch.tensor([math.sin(a), math.cos(a)])
+        path = (16.0 - 8.0 * d) + 1.5 * d * torch.arange(frames, dtype=torch.float32)[:, None]  # (T, 2)
+        clip = torch.stack([blob((float(r), float(c))) for r, c in path.round()])
+        cond = make_condition(clip[None], mask)
+        for speed in errs:
+            target, source = known_motion(cond, True, speed)
+            ahead = target[0, known:]
+            if speed is not None:  # beyond the known frames, steps of exactly the speed
+                steps = (ahead[1:] - ahead[:-1]).norm(dim=-1)
+                torch.testing.assert_close(steps, torch.full((frames - known - 1,), 1.5))
+            moved = moved_known(cond, nearest_known(cond), speed=speed)[0]
+            errs[speed].append(float((content_centre(moved[-1]) - path[-1]).norm()))
+    without, with_speed = torch.tensor(errs[None]).mean(), torch.tensor(errs[1.5]).mean()
+    assert with_speed < 0.8 * without, (with_speed, without)  # measured: 1.63 against 2.25 px
+
+
+def test_a_model_at_the_clips_speed_needs_it_in_its_config():
+    with pytest.raises(UserError, match="needs motion_fill"):
+        VideoUNetConfig((8, 1, 32, 32), patch=4, steady_speed=True)
+    with pytest.raises(UserError, match="> 0"):
+        VideoUNetConfig((8, 1, 32, 32), patch=4, motion_fill=True, steady_speed=True, speed=-1.0)
+    walls = (LO, HI, LO, HI)
+    net = VideoUNet(VideoUNetConfig.preset("tiny", (8, 1, 32, 32), walls=walls, steady_speed=True))
+    with pytest.raises(UserError, match="its config has none"):
+        net(torch.zeros(1, 8, 1, 32, 32), torch.zeros(1), torch.zeros(1, 8, 2, 32, 32))
+    cfg = VideoUNetConfig.preset("tiny", (8, 1, 32, 32), walls=walls, steady_speed=True, speed=1.5)
+    d = cfg.to_dict()
+    d.pop("name")
+    assert VideoUNetConfig(**d) == cfg
+    old = {k: v for k, v in d.items() if k not in ("steady_speed", "speed")}  # a run trained before it
+    assert VideoUNetConfig(**old).steady_speed is False and VideoUNetConfig(**old).speed is None
+
+
+def test_between_two_known_frames_at_the_clips_speed_the_moved_frame_follows_the_bounces_in_between():
+    """First and last frames known, 15 frames apart: the blob bounced off a row wall and a column wall in
+    between; the straight path between the ends is pixels off, the path of images at the speed is the true one."""
+    vel = (1.6, -0.9)
+    clip, centres = bouncing_clip((12.0, 20.0), vel)
+    speed = math.hypot(*vel)
+    lo, hi = torch.tensor([LO, LO]), torch.tensor([HI, HI])
+    idx = torch.arange(16, dtype=torch.float32)
+    path = bounced_between(centres[0].expand(16, 2), centres[-1].expand(16, 2), torch.full((16,), 15.0), idx / 15,
+                           lo, hi, speed)
+    torch.testing.assert_close(path, centres, atol=1e-4, rtol=0)
+    mask = torch.zeros(1, 16, dtype=torch.bool)
+    mask[0, [0, 15]] = True
+    cond = make_condition(clip[None], mask)
+    fill = nearest_known(cond)
+    walls = (LO, HI, LO, HI)
+    err = (content_centre(moved_known(cond, fill, walls=walls, speed=speed)[0]) - centres).norm(dim=-1)
+    assert err.max() < 0.1, err
+    straight = (content_centre(moved_known(cond, fill, walls=walls)[0]) - centres).norm(dim=-1)
+    assert straight.max() > 3.0

@@ -26,8 +26,9 @@ H = W = 32
 
 
 def tiny(shape: tuple[int, ...], **changes) -> VideoUNetConfig:
-    """The tiny preset, its moved frame not reflected at walls (test_video_bounce.py tests that)."""
-    return VideoUNetConfig.preset("tiny", shape, **{"bounce": False, **changes})
+    """The tiny preset, its moved frame not reflected at walls nor moved at a speed (test_video_bounce.py tests
+    those)."""
+    return VideoUNetConfig.preset("tiny", shape, **{"bounce": False, "steady_speed": False, **changes})
 
 
 def fourier_shift(img: torch.Tensor, d: tuple[float, float]) -> torch.Tensor:

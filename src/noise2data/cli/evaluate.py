@@ -83,7 +83,9 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--out", help="output HTML file (default RUN/report.html)")
     ft = sub.add_parser("features", help="train the in-domain feature extractor that FID/KID use")
     ft.add_argument("--data", required=True, help="digits, or mnist:FOLDER (IDX files; trains on train, "
-                    "validates on test), or clips video:FILE with labels (every fifth clip validates)")
+                    "validates on test), or clips video:FILE with labels and centres (the identity judge: their "
+                    "digits cut out at the clips' scale; with --video a 3-D CNN on whole clips; every fifth clip "
+                    "validates)")
     ft.add_argument("--video", action="store_true", help="a 3-D CNN on clips (for the video Frechet distance)")
     ft.add_argument("--epochs", type=positive_int, help="passes over the training images (default 3 for "
                     "mnist, 30 for the 1,437 digits)")

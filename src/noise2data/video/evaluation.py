@@ -10,8 +10,9 @@
   against the true one at each predicted frame, beside both baselines;
 - generation (nothing known): the distribution of frame-to-frame speeds against real clips (W1,
   pixels/frame), with its floor between two disjoint real sets;
-- identity (``--classifier``, the MNIST extractor): the share of clips whose digit class stays the
-  same in every frame, and (for prediction) equals the true class;
+- identity (``--classifier``: a judge trained on the clips' own digits, ``noise2data features --data
+  video:FILE``, or an MNIST classifier, whose crops are blown up to 28 pixels): the share of clips whose digit
+  class stays the same in every frame, and (for prediction) equals the true class, beside real clips;
 - a Frechet distance on the features of a 3-D CNN (``--features``, from ``noise2data features --video``),
   beside its floor.
 
@@ -41,28 +42,44 @@ def _unit(x: Tensor) -> Tensor:
     return ((x.clamp(-1, 1) + 1) / 2).float()
 
 
+def judge_size(ext) -> int | None:  # noqa: ANN001
+    """The side of the crops the identity judge takes: its own (a classifier trained on the clips' digits, or
+    MNIST's 28); refuses a judge that is not a classifier of grey images."""
+    cfg = getattr(ext.net, "config", None)
+    shape = tuple(getattr(cfg, "image_shape", ()))
+    if len(shape) != 3 or shape[0] != 1 or shape[1] != shape[2]:
+        raise UserError(f"--classifier must classify grey square digits (1, S, S), this one takes {shape or 'any'}: "
+                        "train it with 'noise2data features --data video:CLIPS' (the clips' digits) or "
+                        "'--data mnist:DIR' (a 3-D clip net from --video is for --features)")
+    return shape[-1]
+
+
 def _classes(ext, frames01: Tensor, centre: Tensor) -> Tensor:  # noqa: ANN001
-    """Digit class per frame ``(N, T)`` from the image extractor, on crops around the centres."""
-    crops = M.digit_crops(frames01, centre)  # (N T, 1, 28, 28) in [0, 1]
+    """Digit class per frame ``(N, T)`` from the identity judge, on crops around the centres at its size."""
+    crops = M.digit_crops(frames01, centre, out=judge_size(ext))  # (N T, 1, S, S) in [0, 1]
     lo, hi = ext.value_range
     classes = ext.predict(crops * (hi - lo) + lo)
     return torch.where(M.blank(crops), M.NO_DIGIT, classes).view(frames01.shape[:2])
 
 
-def moved_copy(real: Tensor, mask: Tensor, walls: tuple[float, ...] | None = None) -> Tensor:
+def moved_copy(real: Tensor, mask: Tensor, walls: tuple[float, ...] | None = None,
+               speed: float | None = None) -> Tensor:
     """The baseline that moves what is known: ``(N, T, C, H, W)`` with every unknown frame the nearest known
-    one moved along the known frames' estimated motion (``mask: (N, T)``), reflected at ``walls`` if given."""
+    one moved along the known frames' estimated motion (``mask: (N, T)``), at ``speed`` and reflected at
+    ``walls`` if given."""
     cond = make_condition(real, mask)
-    return moved_known(cond, nearest_known(cond), walls=walls)
+    return moved_known(cond, nearest_known(cond), walls=walls, speed=speed)
 
 
 def _baselines(run, real: Tensor, mask: Tensor) -> dict[str, Tensor]:  # noqa: ANN001
     """The moved known frame, and where the run bounces at walls measured on its training clips, the same
-    reflected there ("bounced": the run's own prior, with nothing learned)."""
+    reflected there and moved at the clips' speed where the run measured one ("bounced": the run's own prior,
+    with nothing learned)."""
     model = run.config["model"]
     out = {"moved": moved_copy(real, mask)}
     if model.get("bounce") and model.get("walls"):
-        out["bounced"] = moved_copy(real, mask, tuple(model["walls"]))
+        speed = model.get("speed") if model.get("steady_speed") else None
+        out["bounced"] = moved_copy(real, mask, tuple(model["walls"]), speed)
     return out
 
 
@@ -113,6 +130,8 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
         out |= M.identity(_classes(ext, samples[0], M.centres(samples[0])), truth)
         out |= {f"{k}_identity_kept": M.identity(_classes(ext, v, M.centres(v)))["identity_kept"]
                 for k, v in baselines.items()}
+        real_id = M.identity(_classes(ext, target, M.centres(target)), truth)  # the judge's own ceiling
+        out |= {f"real_{k}": real_id[k] for k in ("identity_kept", "identity_true") if k in real_id}
     return out
 
 
@@ -139,6 +158,8 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     centres = data.centers[:n, :, 0] if one_digit else None
     truth = data.labels[:n, 0] if data.labels is not None and one_digit else None
     ext = load_extractor(extra["classifier"]) if extra.get("classifier") else None
+    if ext is not None:
+        judge_size(ext)  # refused before any work
     k = extra.get("context_frames") or max(1, t_model // 4)
     if not 1 <= k < t_model:
         raise UserError(f"--context-frames must be 1..{t_model - 1} (of the run's {t_model} frames), got {k}")
@@ -206,8 +227,11 @@ def format_video_eval(r: dict) -> str:
                          f"{t['baseline_centre_error']['mean']:.2f} px{_moved(t, 'centre_error', '.2f', ' px')}")
         if "identity_kept" in t:
             true = f", true class kept {t['identity_true']:.3f}" if "identity_true" in t else ""
+            real = (f"; real clips {t['real_identity_kept']:.3f}" + (f", true {t['real_identity_true']:.3f}"
+                                                                      if "real_identity_true" in t else "")
+                    if "real_identity_kept" in t else "")
             lines.append(f"  identity kept {t['identity_kept']:.3f}{true}{_moved(t, 'identity_kept', '.3f')}"
-                         f"{_no_digit(t)}")
+                         f"{real}{_no_digit(t)}")
     g = r["metrics"]["generation"]
     lines.append(f"generation ({g['n']} clips): speed W1 {g['speed_w1']:.3f} px/frame (floor "
                  f"{g['speed_w1_floor']:.3f}); mean speed {g['speed_mean']:.2f} (real {g['real_speed_mean']:.2f})")

@@ -75,15 +75,22 @@ def wasserstein_1d(a: Tensor, b: Tensor, grid: int = 2000) -> float:
     return float((qa - qb).abs().mean())
 
 
-def digit_crops(frames: Tensor, centre: Tensor, out: int = 28) -> Tensor:
-    """The digit around each frame's centre, resized to MNIST's framing: ``(N, T, C, H, W)`` in [0, 1],
-    ``centre: (N, T, 2)`` -> grey ``(N * T, 1, out, out)`` in [0, 1].
+def crop_size(height: int) -> int:
+    """The side in pixels of a 28-pixel MNIST digit in a frame of ``height`` rendered from Moving MNIST's 64
+    canvas (14 at 32x32)."""
+    return max(4, round(28 * height / 64))
 
-    A 28-pixel MNIST digit occupies ``28 * H / 64`` pixels of a frame rendered at H (Moving MNIST's 64
-    canvas), so that square is cut out around the centre and resized to 28.
+
+def digit_crops(frames: Tensor, centre: Tensor, out: int | None = 28) -> Tensor:
+    """The digit around each frame's centre: ``(N, T, C, H, W)`` in [0, 1], ``centre: (N, T, 2)`` -> grey
+    ``(N * T, 1, out, out)`` in [0, 1].
+
+    A 28-pixel MNIST digit occupies :func:`crop_size` pixels of a frame rendered at H, so that square is cut
+    out around the centre, and resized to ``out`` (MNIST's framing by default; ``None``: kept at the clips'
+    own scale, as the judge trained on the clips' digits takes it).
     """
     n, t, _, h, w = frames.shape
-    size = max(4, round(28 * h / 64))
+    size = crop_size(h)
     grey = frames.mean(2).flatten(0, 1)[:, None]  # (N T, 1, H, W)
     pad = size
     padded = F.pad(grey, (pad, pad, pad, pad))
@@ -94,9 +101,32 @@ def digit_crops(frames: Tensor, centre: Tensor, out: int = 28) -> Tensor:
     cols = cols.clamp(0, padded.shape[-1] - 1)
     idx = torch.arange(len(grey))[:, None, None]
     crops = padded[idx, 0, rows[:, :, None], cols[:, None, :]][:, None]  # (N T, 1, size, size)
-    if size != out:
+    if out is not None and size != out:
         crops = F.interpolate(crops, size=(out, out), mode="bilinear", align_corners=False, antialias=size > out)
     return crops.clamp(0, 1)
+
+
+def digit_crop_set(clips: Tensor, labels: Tensor, centers: Tensor, frames_per_clip: int = 4,
+                   seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+    """Labelled digits cut from clips at their own scale, to train the identity judge on digits as the clips
+    draw them (an MNIST classifier reads a 14-pixel digit, blown up to 28, right in only 85-88% of real frames).
+
+    ``clips: (N, T, C, H, W)`` in [0, 1], ``labels: (N, K)``, ``centers: (N, T, K, 2)`` (the generator's) ->
+    ``(crops (M, 1, s, s) in [0, 1], labels (M,), clip (M,))``: every digit in ``frames_per_clip`` frames of each
+    clip drawn at random (frames of a clip are near copies of one another), and the clip each came from, so that
+    a validation split can hold whole clips out."""
+    n, frames = clips.shape[:2]
+    g = torch.Generator().manual_seed(seed)
+    k = min(frames_per_clip, frames)
+    pick = torch.rand(n, frames, generator=g).argsort(1)[:, :k]  # (N, k) distinct frames per clip
+    rows = torch.arange(n)[:, None]
+    chosen = clips[rows, pick]  # (N, k, C, H, W)
+    crops, ys, owner = [], [], []
+    for d in range(labels.shape[1]):
+        crops.append(digit_crops(chosen, centers[rows, pick, d], out=None))  # (N k, 1, s, s)
+        ys.append(labels[:, d, None].expand(n, k).reshape(-1))
+        owner.append(rows.expand(n, k).reshape(-1))
+    return torch.cat(crops), torch.cat(ys).long(), torch.cat(owner)
 
 
 NO_DIGIT = -1  # the class of a crop with too little ink to hold a digit

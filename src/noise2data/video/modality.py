@@ -57,8 +57,9 @@ class Video(Modality):
                                               "by block"}),
     )
     eval_options = (
-        (("--classifier",), {"help": "video: an image extractor from 'noise2data features --data mnist:DIR' whose "
-                                     "classes judge each frame's digit (identity)"}),
+        (("--classifier",), {"help": "video: the identity judge, a digit classifier from 'noise2data features --data "
+                                     "video:TRAIN.npz' (the clips' own digits; or --data mnist:DIR) whose classes "
+                                     "judge each frame's digit"}),
         (("--best-of",), {"type": int, "default": None, "help": "video: samples per context clip for best-of-k "
                                                                 "PSNR/SSIM (default 4)"}),
         (("--context-frames",), {"type": int, "default": None, "help": "video: frames given for prediction (default "
@@ -82,7 +83,7 @@ class Video(Modality):
         from .data import load_video
         from .known import training_condition, unknown_weight
         from .model import VideoUNetConfig
-        from .motion import content_walls
+        from .motion import content_speed, content_walls
 
         self.check_model(opts["model"])
         given = [flag for key, flag in REFUSED.items() if opts.get(key)]
@@ -101,6 +102,9 @@ class Video(Modality):
         if mcfg.bounce and mcfg.walls is None:  # where content turns back, measured once on the training clips
             walls = content_walls(data.clips)  # None: clips without an object that bounces (the config says so)
             mcfg = dataclasses.replace(mcfg, walls=walls, bounce=walls is not None)
+        if mcfg.steady_speed and mcfg.speed is None:  # the one speed of the training clips' content, if they share one
+            speed = content_speed(data.clips)
+            mcfg = dataclasses.replace(mcfg, speed=speed, steady_speed=speed is not None)
         return TrainingSet(data=data.clips, standardizer=Standardizer.identity(shape), model_config=mcfg.to_dict(),
                            batch_condition=training_condition, loss_weight=unknown_weight,
                            data_config={"units": data.units.to_dict()})
@@ -266,22 +270,37 @@ class Video(Modality):
         return sections
 
     def train_features(self, spec: str, *, out: str, epochs: int | None, seed: int, clips: bool) -> str:
-        """A 3-D CNN that classifies each clip's (first) digit; every fifth clip validates."""
+        """``clips``: a 3-D CNN that classifies each clip's (first) digit (the video Frechet distance's features);
+        else the identity judge: a classifier of the clips' digits, cut out around their stored centres at the
+        clips' own scale. Every fifth clip validates."""
         from ..data.images import LabelledImages
         from ..metrics.features import save_extractor, train_feature_net
         from .data import load_video
+        from .metrics import digit_crop_set
 
         data = load_video(spec[len(PREFIX):])
-        if data.labels is None:
-            raise UserError(f"{spec} has no labels: the video feature net learns to tell the clips' digits apart "
+        if data.labels is None or (not clips and data.centers is None):
+            need = "labels" if clips else "labels and digit centres"
+            raise UserError(f"{spec} has no {need}: the video judges learn to tell the clips' digits apart "
                             "(make clips with 'noise2data data moving-mnist', which stores them)")
-        x, y = data.clips.transpose(1, 2).contiguous(), data.labels[:, 0]  # (N, C, T, H, W) in [-1, 1]
-        val = torch.arange(len(y)) % 5 == 0
+        if clips:
+            x, y = data.clips.transpose(1, 2).contiguous(), data.labels[:, 0]  # (N, C, T, H, W) in [-1, 1]
+            val = torch.arange(len(y)) % 5 == 0
+        else:
+            x, y, owner = digit_crop_set((data.clips + 1) / 2, data.labels, data.centers, seed=seed)
+            x, val = x * 2 - 1, owner % 5 == 0  # (M, 1, s, s) in [-1, 1]
         train_set = LabelledImages(x[~val], y[~val], (-1.0, 1.0), f"{Path(spec).name}-train")
         val_set = LabelledImages(x[val], y[val], (-1.0, 1.0), f"{Path(spec).name}-val")
-        ext = train_feature_net(train_set, val_set, epochs=epochs or 3, seed=seed, batch_size=32, width=16)
+        if clips:
+            ext = train_feature_net(train_set, val_set, epochs=epochs or 3, seed=seed, batch_size=32, width=16)
+            what = f"3-D CNN, validation accuracy {ext.val_accuracy:.4f} on {len(val_set.labels)} clips"
+        else:
+            ext = train_feature_net(train_set, val_set, epochs=epochs or 3, seed=seed)
+            side = x.shape[-1]
+            what = (f"digit classifier on {side}x{side} crops (the clips' scale; eval --classifier), validation "
+                    f"accuracy {ext.val_accuracy:.4f} on {len(val_set.labels)} digits of held-out clips")
         save_extractor(ext, out)
-        return f"wrote {out}: 3-D CNN, validation accuracy {ext.val_accuracy:.4f} on {len(val_set.labels)} clips"
+        return f"wrote {out}: {what}"
 
     def example(self, folder: Path) -> tuple[str, list[str], list[str]]:
         from .toy import moving_blobs

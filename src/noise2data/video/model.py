@@ -16,6 +16,7 @@ frame or per pixel, so memory grows linearly with T, and the model runs on any n
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -34,9 +35,11 @@ PRESETS = {  # tiny: a 2-core CPU at 32x32; small and base for GPUs (64x64)
     # on 2 cores
     # (motion_gate: at the 30-minute run's 1572 steps, prediction SSIM 0.653 against 0.601 without it;
     # steady_velocity: at 1572 steps SSIM 0.692 against 0.653, centre error 1.89 against 2.35 px; bounce: at 600
-    # steps SSIM 0.690 against 0.630, centre error 1.53 against 2.73 px, interpolation 0.400 against 0.447; README)
+    # steps SSIM 0.690 against 0.630, centre error 1.53 against 2.73 px, interpolation 0.400 against 0.447;
+    # steady_speed: at 600 steps SSIM 0.756 against 0.690, centre error 1.10 against 1.53 px; README)
     "tiny": {"patch": 4, "base_channels": 64, "channel_mults": (1, 2), "blocks": 1, "attention_resolution": 4,
-             "fill_known": True, "motion_fill": True, "motion_gate": True, "steady_velocity": True, "bounce": True},
+             "fill_known": True, "motion_fill": True, "motion_gate": True, "steady_velocity": True, "bounce": True,
+             "steady_speed": True},
     "small": {"patch": 1, "base_channels": 64, "channel_mults": (1, 2, 2), "blocks": 2, "attention_resolution": 16},
     "base": {"patch": 1, "base_channels": 128, "channel_mults": (1, 2, 2, 2), "blocks": 2, "attention_resolution": 16},
 }
@@ -75,6 +78,11 @@ class VideoUNetConfig:
     # column high, in pixels), as a digit bouncing in Moving MNIST's canvas does
     bounce: bool = False
     walls: tuple[float, ...] | None = None
+    # beyond the known frames the moved known frame moves at the one speed of the training clips' content
+    # (motion.content_speed, measured when training starts and kept here as speed, pixels per frame; off where
+    # their speeds differ), in the direction the known frames give
+    steady_speed: bool = False
+    speed: float | None = None
     known_distance: bool = False  # also see, at every frame, how far the previous and the next known frames are
     temporal_attention_resolution: int | None = None  # attention across frames at <= this size (None: as in space)
     positions: bool = False  # attention sees where (row, column) and when (frame) each position is
@@ -109,6 +117,11 @@ class VideoUNetConfig:
         if self.bounce and not (self.motion_fill or self.motion_residual or self.motion_gate):
             raise UserError("bounce reflects the moved known frame at the walls: it needs motion_fill, "
                             "motion_residual or motion_gate")
+        if self.steady_speed and not (self.motion_fill or self.motion_residual or self.motion_gate):
+            raise UserError("steady_speed moves the moved known frame at the training clips' speed: it needs "
+                            "motion_fill, motion_residual or motion_gate")
+        if self.speed is not None and not (math.isfinite(self.speed) and self.speed > 0):
+            raise UserError(f"speed is the training clips' content speed in pixels per frame (> 0), got {self.speed}")
         if self.walls is not None and (len(self.walls) != 4 or self.walls[0] > self.walls[1]
                                        or self.walls[2] > self.walls[3]):
             raise UserError(f"walls are (row low, row high, column low, column high) with low <= high, got "
@@ -309,6 +322,17 @@ class VideoUNet(nn.Module):
         if config.motion_gate:  # the gate's channels (after pixel_shuffle: channel c) start at gate_bias
             nn.init.constant_(self.conv_out.bias[c * p * p:], config.gate_bias)
 
+    def speed(self) -> float | None:
+        """The config's speed where ``steady_speed`` is on (:func:`.motion.content_speed`), else None; a model
+        built to move at it without one is refused."""
+        if not self.config.steady_speed:
+            return None
+        if self.config.speed is None:
+            raise UserError("this video U-Net moves the known frame at the speed measured on its training clips, but "
+                            "its config has none: build it through 'noise2data train' or give "
+                            "VideoUNetConfig(speed=...)")
+        return self.config.speed
+
     def walls(self) -> tuple[float, ...]:
         """The config's walls (:func:`.motion.content_walls`); a bouncing model built without them is refused."""
         if self.config.walls is None:
@@ -321,9 +345,9 @@ class VideoUNet(nn.Module):
         ``fill`` moved by a mixture of whole-pixel moves whose log-weights are a bump at the estimated move plus
         the network's correction (zero at init: the estimated move, blurred by at most a pixel)."""
         _, _, h, w = self.config.data_shape
-        shift = known_shift(cond, self.config.steady_velocity)
+        shift = known_shift(cond, self.config.steady_velocity, self.speed())
         if self.config.bounce:
-            shift = bounce_shift(shift, fill, cond, self.walls())
+            shift = bounce_shift(shift, fill, cond, self.walls(), self.speed())
         shift = shift.flatten(0, 1)  # (B * T, 2)
         logits = self.warp_head(features).float()  # (B * T, 2H - 1 + 2W - 1)
         rows = torch.softmax(shift_prior(shift[:, 0], h) + logits[:, :2 * h - 1], -1)
@@ -348,7 +372,7 @@ class VideoUNet(nn.Module):
         if self.config.fill_known or uses_moved:
             fill = nearest_known(cond)
             walls = self.walls() if self.config.bounce else None
-            moved = moved_known(cond, fill, self.config.steady_velocity, walls) if uses_moved else None
+            moved = moved_known(cond, fill, self.config.steady_velocity, walls, self.speed()) if uses_moved else None
             parts += [fill] if self.config.fill_known else []
             parts += [moved] if self.config.motion_fill else []
         if self.config.known_distance:

@@ -11,13 +11,17 @@ with one known frame nothing moves; a bounce or an object that turns is the netw
 weights over every whole-pixel move of rows and of columns, starting from a bump at the estimated move
 (:func:`shift_prior`), and the frame is moved by their mixture (:func:`shift_mixture`). With ``walls`` (the
 range of content centres measured on the training clips, :func:`content_walls`) the motion extrapolated beyond
-the known frames reflects there, as content that bounces inside a box does (:func:`bounce_shift`).
+the known frames reflects there, as content that bounces inside a box does (:func:`bounce_shift`); with
+``speed`` (the one speed of the training clips' content, :func:`content_speed`) it moves at that speed in the
+direction the known frames give.
 
 Shapes: ``cond: (B, T, C + 1, H, W)`` (known frames, zero where unknown, and the mask as the last
 channel); displacements ``(B, T, 2)`` in pixels, (rows, columns).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import Tensor
@@ -84,11 +88,22 @@ def steady_velocity(step: Tensor, gap: Tensor, pair: Tensor) -> Tensor:
     return out
 
 
-def known_motion(cond: Tensor, steady: bool = True) -> tuple[Tensor, Tensor]:
+def at_speed(vel: Tensor, speed: float, min_share: float = 0.25) -> Tensor:
+    """Velocities ``(..., 2)`` rescaled to ``speed``, their direction kept; those under ``min_share`` of it stay
+    (content about at rest has no direction to trust)."""
+    norm = vel.norm(dim=-1, keepdim=True)
+    return torch.where(norm >= min_share * speed, vel / norm.clamp(min=1e-12) * speed, vel)
+
+
+def known_motion(cond: Tensor, steady: bool = True, speed: float | None = None) -> tuple[Tensor, Tensor]:
     """``cond: (B, T, C + 1, H, W)`` -> ``(target, source)``, each ``(B, T, 2)``: where every frame's content
     is estimated to be (relative to the clip's first known frame) and where the frame it is filled from
     (the nearest known one, the previous first) has it. Their difference is the move to apply. Beyond the
-    last known frame the content goes on at :func:`steady_velocity` (``steady=False``: the last pair's)."""
+    last known frame the content goes on at :func:`steady_velocity` (``steady=False``: the last pair's);
+    with ``speed`` (:func:`content_speed`, the one speed of the training clips) the velocities extrapolated
+    beyond the known frames keep their direction and move at that speed. Why: four known frames give the
+    velocity to about 0.1 px a frame (content drawn at whole pixels), an error that grows with every frame
+    extrapolated, and most of it is in the speed."""
     known, mask = cond[:, :, :-1], cond[:, :, -1, 0, 0] > 0.5  # (B, T, C, H, W), (B, T)
     b, frames = mask.shape
     idx = torch.arange(frames, device=cond.device).expand_as(mask)
@@ -111,6 +126,8 @@ def known_motion(cond: Tensor, steady: bool = True) -> tuple[Tensor, Tensor]:
     frac = ((idx - before) / (after - before).clamp(min=1)).to(cond.dtype)[..., None]
     between = p_before + frac * (p_after - p_before)
     ahead = steady_velocity(step, gap, pair) if steady else vel
+    if speed is not None:
+        ahead, v_first = at_speed(ahead, speed), at_speed(v_first, speed)
     forward = p_before + gather(ahead, before) * (idx - before).to(cond.dtype)[..., None]
     backward = p_after - v_first * (after - idx).to(cond.dtype)[..., None]
     target = torch.where(has_b & has_a, between, torch.where(has_b, forward, backward))
@@ -130,11 +147,11 @@ def translate(frames: Tensor, shift: Tensor) -> Tensor:
     return torch.nn.functional.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
-def known_shift(cond: Tensor, steady: bool = True) -> Tensor:
+def known_shift(cond: Tensor, steady: bool = True, speed: float | None = None) -> Tensor:
     """``cond: (B, T, C + 1, H, W)`` -> ``(B, T, 2)``: the move (pixels, rows and columns) that takes the nearest
     known frame to where every frame's content is estimated to be (zero at known frames), without gradient."""
     with torch.no_grad(), torch.autocast(cond.device.type, enabled=False):  # an input: float32, no gradient
-        target, source = known_motion(cond.float(), steady)
+        target, source = known_motion(cond.float(), steady, speed)
     return target - source
 
 
@@ -178,6 +195,16 @@ def content_centre(frames: Tensor) -> Tensor:
     return torch.where((mass > 1e-6)[..., None], centre, float("nan"))
 
 
+def on_flat_background(frames: Tensor, min_background: float = 0.5) -> bool:
+    """Whether ``frames: (N, T, C, H, W)`` are objects on a flat background: in the median frame at least
+    ``min_background`` of the pixels lie within 5% of the frame's range of its darkest value. A scene that fills
+    the frame is not: its content centre stays near the middle whatever moves."""
+    grey = frames.float().mean(-3).flatten(0, -3)  # (N T, H, W)
+    above = grey - grey.amin((-2, -1), keepdim=True)  # intensity above the frame's darkest value
+    background = (above <= 0.05 * above.amax((-2, -1), keepdim=True)).float().mean((-2, -1))  # (N T,)
+    return bool(background.median() >= min_background)
+
+
 def content_walls(clips: Tensor, quantile: float = 0.001, max_clips: int = 2000,
                   min_background: float = 0.5) -> tuple[float, float, float, float] | None:
     """Where content stays: ``(row low, row high, column low, column high)``, the ``quantile`` and
@@ -185,19 +212,41 @@ def content_walls(clips: Tensor, quantile: float = 0.001, max_clips: int = 2000,
     H, W)``. On Moving MNIST the digit's centre turns back there (its 28-pixel box meets the canvas's edge).
 
     None (nothing to bounce at) where no frame has content, or where the clips are not objects on a flat
-    background (in the median frame less than ``min_background`` of the pixels within 5% of the frame's range
-    of its darkest value): the centre of a scene that fills the frame stays near the middle whatever moves, and
-    walls there would fold every move of the camera."""
+    background (:func:`on_flat_background`): the centre of a scene that fills the frame stays near the middle
+    whatever moves, and walls there would fold every move of the camera."""
     frames = clips[:max_clips].float()
-    grey = frames.mean(-3).flatten(0, -3)  # (N T, H, W)
-    above = grey - grey.amin((-2, -1), keepdim=True)  # intensity above the frame's darkest value
-    background = (above <= 0.05 * above.amax((-2, -1), keepdim=True)).float().mean((-2, -1))  # (N T,)
     centre = content_centre(frames).flatten(0, -2)  # (N T, 2)
     centre = centre[~centre.isnan().any(1)].double()
-    if len(centre) == 0 or background.median() < min_background:
+    if len(centre) == 0 or not on_flat_background(frames, min_background):
         return None
     lo, hi = torch.quantile(centre, quantile, dim=0), torch.quantile(centre, 1 - quantile, dim=0)
     return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+
+
+def content_speed(clips: Tensor, max_clips: int = 2000, spread: float = 0.1, min_speed: float = 0.25,
+                  min_background: float = 0.5) -> float | None:
+    """The one speed (pixels per frame) at which content moves in ``clips: (N, T, C, H, W)``, if they share one.
+
+    Per clip, the mean of the middle half of its frame-to-frame moves of the content centre (a bounce's short
+    move and the steps of content drawn at whole pixels, 1 and 2 for 1.5, fall outside it or average out); the
+    median over (the first ``max_clips``) clips. None unless the clips agree (the interquartile range of their
+    speeds under ``spread`` of the median: Moving MNIST draws every digit at one speed, 1.5 px a frame at
+    32x32, and measures 1.52 with a range of 4%), move (median at least ``min_speed``), and are objects on a flat
+    background (:func:`on_flat_background`)."""
+    frames = clips[:max_clips].float()
+    if frames.shape[1] < 3 or not on_flat_background(frames, min_background):
+        return None
+    centre = content_centre(frames).double()  # (N, T, 2)
+    centre = centre[~centre.isnan().any(-1).any(-1)]
+    if len(centre) == 0:
+        return None
+    moves = (centre[:, 1:] - centre[:, :-1]).norm(dim=-1).sort(1).values  # (N, T - 1)
+    k = moves.shape[1]
+    per_clip = moves[:, k // 4:k - k // 4].mean(1)
+    q1, median, q3 = torch.quantile(per_clip, torch.tensor([0.25, 0.5, 0.75], dtype=per_clip.dtype))
+    if median < min_speed or q3 - q1 > spread * median:
+        return None
+    return float(median)
 
 
 def reflect(pos: Tensor, lo: Tensor | float, hi: Tensor | float) -> Tensor:
@@ -209,35 +258,73 @@ def reflect(pos: Tensor, lo: Tensor | float, hi: Tensor | float) -> Tensor:
     return torch.where(span > 0, lo + torch.where(u <= width, u, 2 * width - u), lo + torch.zeros_like(pos))
 
 
-def bounce_shift(shift: Tensor, fill: Tensor, cond: Tensor, walls: tuple[float, ...]) -> Tensor:
+def bounced_between(start: Tensor, end: Tensor, gap: Tensor, frac: Tensor, lo: Tensor, hi: Tensor,
+                    speed: float) -> Tensor:
+    """Where content that bounces between ``lo`` and ``hi`` (per axis, ``(2,)``) at ``speed`` pixels a frame is
+    at ``frac`` of the way from ``start`` to ``end`` (``(..., 2)`` content centres ``gap`` frames apart): the
+    method of images. Unfolded, the bouncing path is a straight line from ``start`` to one of the images of
+    ``end`` (``end + 2kL`` or ``2 lo - end + 2kL`` per axis, ``L = hi - lo``); the line whose length over the
+    gap is nearest the speed is the path, folded back by :func:`reflect`. ``gap, frac: (...)``."""
+    span = (hi - lo).clamp(min=1e-6)  # (2,)
+    reach = int(math.ceil(speed * float(gap.max()) / (2 * float(span.min())))) + 1  # images far enough to reach
+    k = torch.arange(-reach, reach + 1, dtype=start.dtype, device=start.device)
+    images = torch.cat([end[..., None] + 2 * k * span[:, None],
+                        2 * lo[:, None] - end[..., None] + 2 * k * span[:, None]], -1)  # (..., 2, M)
+    d = images - start[..., None]
+    m = d.shape[-1]
+    length = (d[..., 0, :, None] ** 2 + d[..., 1, None, :] ** 2).sqrt()  # (..., M, M): rows' image x columns'
+    best = (length / gap[..., None, None].clamp(min=1) - speed).abs().flatten(-2).argmin(-1)  # (...)
+    dy = d[..., 0, :].gather(-1, (best // m)[..., None])[..., 0]
+    dx = d[..., 1, :].gather(-1, (best % m)[..., None])[..., 0]
+    return reflect(start + torch.stack([dy, dx], -1) * frac[..., None], lo, hi)
+
+
+def bounce_shift(shift: Tensor, fill: Tensor, cond: Tensor, walls: tuple[float, ...],
+                 speed: float | None = None) -> Tensor:
     """``shift: (B, T, 2)`` (:func:`known_shift`) with the moves beyond the known frames (after the last one,
     before the first) reflected at ``walls`` (:func:`content_walls`): the content of ``fill: (B, T, C, H, W)``
     (the frame each one is moved from) goes to ``reflect(centre + shift)`` instead of ``centre + shift``.
-    Between known frames the move is left as it is (both ends are known there)."""
+    Between known frames the straight move is left as it is, unless ``speed`` (:func:`content_speed`) says how
+    far content went in between: then the path that bounces from one known frame to the next at that speed
+    (:func:`bounced_between`; a digit 15 frames apart from itself has bounced in most clips)."""
     mask = cond[:, :, -1, 0, 0] > 0.5  # (B, T)
+    frames = mask.shape[1]
     before, after = known_neighbours(mask)
-    outside = ((before < 0) | (after >= mask.shape[1])) & mask.any(1, keepdim=True)
+    outside = ((before < 0) | (after >= frames)) & mask.any(1, keepdim=True)
     with torch.no_grad():
         centre = content_centre(fill)  # (B, T, 2)
         lo = shift.new_tensor([walls[0], walls[2]])
         hi = shift.new_tensor([walls[1], walls[3]])
         bounced = reflect(centre + shift, lo, hi) - centre
-    use = outside[..., None] & ~centre.isnan()
-    return torch.where(use, bounced, shift)
+        out = torch.where(outside[..., None] & ~centre.isnan(), bounced, shift)
+        between = (before >= 0) & (after < frames) & ~mask
+        if speed is None or not between.any():
+            return out
+        rows = torch.arange(len(mask), device=mask.device)[:, None]
+        end = content_centre(cond[rows, after.clamp(max=frames - 1), :-1])  # (B, T, 2): the next known frame's
+        idx = torch.arange(frames, device=mask.device)
+        gap = (after - before).to(shift.dtype)
+        frac = (idx - before).to(shift.dtype) / gap.clamp(min=1)
+        path = bounced_between(centre.nan_to_num(), end.nan_to_num(), gap, frac, lo, hi, speed)
+        use = between[..., None] & ~centre.isnan() & ~end.isnan()
+    return torch.where(use, path - centre, out)
 
 
-def moved_known(cond: Tensor, fill: Tensor, steady: bool = True, walls: tuple[float, ...] | None = None) -> Tensor:
+def moved_known(cond: Tensor, fill: Tensor, steady: bool = True, walls: tuple[float, ...] | None = None,
+                speed: float | None = None) -> Tensor:
     """``fill: (B, T, C, H, W)``, the nearest known frame at every frame (:func:`..model.nearest_known`), moved
-    by the clip's estimated motion (reflected at ``walls`` beyond the known frames, :func:`bounce_shift`); known
-    frames stay exactly as given, and nothing known stays zeros."""
-    shift = known_shift(cond, steady)
+    by the clip's estimated motion (at ``speed`` and reflected at ``walls`` beyond the known frames,
+    :func:`known_motion`, :func:`bounce_shift`); known frames stay exactly as given, and nothing known stays
+    zeros."""
+    shift = known_shift(cond, steady, speed)
     if walls is not None:
-        shift = bounce_shift(shift, fill, cond, walls)
+        shift = bounce_shift(shift, fill, cond, walls, speed)
     with torch.no_grad(), torch.autocast(fill.device.type, enabled=False):  # an input: float32, no gradient
         moved = translate(fill.float().flatten(0, 1), shift.flatten(0, 1)).view_as(fill).to(fill.dtype)
     mask = cond[:, :, -1:, :1, :1] > 0.5  # (B, T, 1, 1, 1)
     return torch.where(mask, fill, moved) * mask.any(1, keepdim=True).to(fill.dtype)
 
 
-__all__ = ["bounce_shift", "content_centre", "content_walls", "known_motion", "known_shift", "moved_known",
-           "phase_shift", "reflect", "shift_mixture", "shift_prior", "steady_velocity", "translate"]
+__all__ = ["at_speed", "bounce_shift", "bounced_between", "content_centre", "content_speed", "content_walls",
+           "known_motion", "known_shift", "moved_known", "on_flat_background", "phase_shift", "reflect",
+           "shift_mixture", "shift_prior", "steady_velocity", "translate"]

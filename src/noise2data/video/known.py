@@ -1,5 +1,5 @@
-"""Known frames: which frames of a clip are given, the condition built from them, and sampling
-that keeps them.
+"""Known frames: which frames of a clip are given, the condition built from them, what every frame has of
+them (the nearest known frame, the distances to the known frames), and sampling that keeps them.
 
 A mask ``(B, T)`` marks the known frames. In training each clip draws one: none known
 (unconditional, 25%), a prefix of 1..T-1 frames (prediction, 40%), the first and last frames
@@ -87,3 +87,27 @@ def known_mask(n: int, frames: int, *, context_frames: int | None = None, known:
     if known:
         mask[:, known] = True
     return mask
+
+
+def nearest_known(cond: Tensor) -> Tensor:
+    """``cond: (B, T, C + 1, H, W)`` -> ``(B, T, C, H, W)``: at every frame the nearest known frame before
+    it (itself if known), else the first known frame after it; zeros where nothing is known."""
+    known, mask = cond[:, :, :-1], cond[:, :, -1, 0, 0] > 0.5  # (B, T, C, H, W), (B, T)
+    frames = mask.shape[1]
+    before, after = known_neighbours(mask)
+    src = torch.where(before >= 0, before, after).clamp(max=frames - 1)  # (B, T)
+    fill = known.gather(1, src[:, :, None, None, None].expand_as(known))
+    return fill * mask.any(1).to(fill.dtype)[:, None, None, None, None]
+
+
+def known_distance(cond: Tensor, scale: int) -> Tensor:
+    """``cond: (B, T, C + 1, H, W)`` -> ``(B, T, 2)``: at every frame the number of frames since the previous
+    known frame and until the next one (0 at a known frame), divided by ``scale`` (the training length, so a
+    distance means the same on longer clips); -1 where there is no such frame."""
+    mask = cond[:, :, -1, 0, 0] > 0.5  # (B, T)
+    frames = mask.shape[1]
+    idx = torch.arange(frames, device=cond.device).expand_as(mask)
+    before, after = known_neighbours(mask)
+    since = torch.where(before >= 0, (idx - before).to(cond.dtype) / scale, -1.0)
+    until = torch.where(after < frames, (after - idx).to(cond.dtype) / scale, -1.0)
+    return torch.stack([since, until], -1)

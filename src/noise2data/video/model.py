@@ -27,7 +27,7 @@ from ..models.attention import self_attention
 from ..models.conditioning import Conditioning
 from ..models.embeddings import TIME_EMBEDDINGS
 from ..models.unet import ResBlock
-from .known import known_neighbours
+from .known import known_distance, known_neighbours, nearest_known
 from .motion import bounce_shift, known_shift, moved_known, shift_mixture, shift_prior
 
 PRESETS = {  # tiny: a 2-core CPU at 32x32; small and base for GPUs (64x64)
@@ -235,30 +235,6 @@ class Level(nn.Module):
         if self.time is not None:
             h = self.time(h, frames)
         return h
-
-
-def nearest_known(cond: Tensor) -> Tensor:
-    """``cond: (B, T, C + 1, H, W)`` -> ``(B, T, C, H, W)``: at every frame the nearest known frame before
-    it (itself if known), else the first known frame after it; zeros where nothing is known."""
-    known, mask = cond[:, :, :-1], cond[:, :, -1, 0, 0] > 0.5  # (B, T, C, H, W), (B, T)
-    frames = mask.shape[1]
-    before, after = known_neighbours(mask)
-    src = torch.where(before >= 0, before, after).clamp(max=frames - 1)  # (B, T)
-    fill = known.gather(1, src[:, :, None, None, None].expand_as(known))
-    return fill * mask.any(1).to(fill.dtype)[:, None, None, None, None]
-
-
-def known_distance(cond: Tensor, scale: int) -> Tensor:
-    """``cond: (B, T, C + 1, H, W)`` -> ``(B, T, 2)``: at every frame the number of frames since the previous
-    known frame and until the next one (0 at a known frame), divided by ``scale`` (the training length, so a
-    distance means the same on longer clips); -1 where there is no such frame."""
-    mask = cond[:, :, -1, 0, 0] > 0.5  # (B, T)
-    frames = mask.shape[1]
-    idx = torch.arange(frames, device=cond.device).expand_as(mask)
-    before, after = known_neighbours(mask)
-    since = torch.where(before >= 0, (idx - before).to(cond.dtype) / scale, -1.0)
-    until = torch.where(after < frames, (after - idx).to(cond.dtype) / scale, -1.0)
-    return torch.stack([since, until], -1)
 
 
 def gate_moved(drawn: Tensor, logit: Tensor, moved: Tensor, cond: Tensor) -> Tensor:

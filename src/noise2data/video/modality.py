@@ -286,21 +286,18 @@ class Video(Modality):
         if clips:
             x, y = data.clips.transpose(1, 2).contiguous(), data.labels[:, 0]  # (N, C, T, H, W) in [-1, 1]
             val = torch.arange(len(y)) % 5 == 0
+            net, kind, unit = {"batch_size": 32, "width": 16}, "3-D CNN", "clips"
         else:
             x, y, owner = digit_crop_set((data.clips + 1) / 2, data.labels, data.centers, seed=seed)
             x, val = x * 2 - 1, owner % 5 == 0  # (M, 1, s, s) in [-1, 1]
+            side = x.shape[-1]
+            net, kind = {}, f"digit classifier on {side}x{side} crops (the clips' scale; eval --classifier)"
+            unit = "digits of held-out clips"
         train_set = LabelledImages(x[~val], y[~val], (-1.0, 1.0), f"{Path(spec).name}-train")
         val_set = LabelledImages(x[val], y[val], (-1.0, 1.0), f"{Path(spec).name}-val")
-        if clips:
-            ext = train_feature_net(train_set, val_set, epochs=epochs or 3, seed=seed, batch_size=32, width=16)
-            what = f"3-D CNN, validation accuracy {ext.val_accuracy:.4f} on {len(val_set.labels)} clips"
-        else:
-            ext = train_feature_net(train_set, val_set, epochs=epochs or 3, seed=seed)
-            side = x.shape[-1]
-            what = (f"digit classifier on {side}x{side} crops (the clips' scale; eval --classifier), validation "
-                    f"accuracy {ext.val_accuracy:.4f} on {len(val_set.labels)} digits of held-out clips")
+        ext = train_feature_net(train_set, val_set, epochs=epochs or 3, seed=seed, **net)
         save_extractor(ext, out)
-        return f"wrote {out}: {what}"
+        return f"wrote {out}: {kind}, validation accuracy {ext.val_accuracy:.4f} on {len(val_set.labels)} {unit}"
 
     def example(self, folder: Path) -> tuple[str, list[str], list[str]]:
         from .toy import moving_blobs

@@ -12,6 +12,9 @@
 5. Writes GIFs (and PNG strips) of predictions, interpolations and generated clips to docs/images.
 6. A shorter RGB run (``--color``) shows the same pipeline on three channels.
 
+Generation is scored twice: clips drawn whole, and (``--lead-frames K``, default 4 as ``sample``; 0: not) their
+first K frames with the rest continued from them as a prediction (``sample``'s default for clips from nothing).
+
 ``--samplers euler:2,euler:4`` also evaluates the grey run with those solvers and steps (rows of the same
 table); ``--reuse-evals`` keeps evaluations already written for the same step and sampler, so that adding a
 sampler to a finished run costs only its own evaluation.
@@ -148,18 +151,21 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
     result_file = out / (f"eval_{name}_{solver}_{steps}.json" if sampler else f"eval_{name}.json")
     known_spec = "" if sampler else args.known_sampler  # a --samplers row is that sampler for every task
     known = dict(zip(("solver", "steps"), known_sampler(known_spec), strict=True)) if known_spec else None
+    lead = ["--lead-frames", str(args.lead_frames)]
     if args.reuse_evals and result_file.exists():
         stored = json.loads(result_file.read_text())
         same = {"solver": solver, "steps": steps, "best_of": best_of or args.best_of}
+        stored_lead = stored["metrics"].get("generation_lead", {}).get("lead_frames", 0)
         if (stored["step"] == info["steps"] and stored["n"] == (eval_n or args.eval_n) and stored["sampler"] == same
-                and stored.get("known_sampler") == known and judged_by(stored, judges)):
+                and stored.get("known_sampler") == known and judged_by(stored, judges)
+                and stored_lead == args.lead_frames):
             print(f"reused {result_file} (--reuse-evals)")
             return {"train": info, "eval": stored}
     start = time.perf_counter()
     run_cli(["eval", str(run), "--data", f"video:{test}", "--n", str(eval_n or args.eval_n),
              "--best-of", str(best_of or args.best_of), "--context-frames", str(context_frames(args)),
              "--device", args.device, "--solver", solver,
-             "--steps", str(steps), *judges, *(["--known-sampler", known_spec] if known_spec else []),
+             "--steps", str(steps), *judges, *(["--known-sampler", known_spec] if known_spec else []), *lead,
              "--out", str(result_file)])
     info["eval_seconds"] = time.perf_counter() - start
     return {"train": info, "eval": json.loads(result_file.read_text())}
@@ -207,11 +213,15 @@ def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
     solver, steps = args.solver, args.sample_steps
     known_solver, known_steps = known_sampler(args.known_sampler) if args.known_sampler else (solver, steps)
     k = context_frames(args)
+    lead = (("generation_lead", ["--lead-frames", str(args.lead_frames)]),) if args.lead_frames else ()
+    # (a run's default sampler makes clips from nothing, Euler 2 the frames after the lead ones, as eval)
     for what, extra in (("prediction", ["--context", str(test), "--context-frames", str(k)]),
                         ("interpolation", ["--context", str(test), "--known", f"0,{args.frames - 1}"]),
-                        ("generation", [])):
+                        ("generation", ["--lead-frames", "0"]), *lead):  # drawn whole, and in two stages
         sampler = ["--solver", solver, "--steps", str(steps)] if what == "generation" else \
             ["--solver", known_solver, "--steps", str(known_steps)]
+        if what == "generation_lead":
+            sampler = []
         for suffix in (".gif", ".png"):
             target = docs / f"video_{tag}_{what}{suffix}"
             run_cli(["sample", str(run), "--n", "8", *sampler, "--seed", "0", "--device", args.device, *extra,
@@ -298,6 +308,8 @@ def main() -> None:
     p.add_argument("--best-of", type=int, default=4)
     p.add_argument("--solver", default="midpoint", help="eval's ODE solver (midpoint: 2 NFE per step)")
     p.add_argument("--sample-steps", type=int, default=8, help="the solver's steps")
+    p.add_argument("--lead-frames", type=int, default=4, help="score generation drawn whole and in two stages: the "
+                   "first K frames of clips drawn whole, the rest continued from them (as sample; 0: drawn whole only)")
     p.add_argument("--known-sampler", default="", help="SOLVER:STEPS for prediction and interpolation (eval's "
                    "--known-sampler; default --solver and --sample-steps), e.g. euler:2")
     p.add_argument("--samplers", default="", help="also evaluate the grey run with each SOLVER:STEPS, e.g. "
@@ -356,10 +368,16 @@ def main() -> None:
     for name, r in results.items():
         print(row(name, r))
     for name, r in results.items():
-        g = r["eval"]["metrics"]["generation"]
-        print(f"{name}: generated identity kept {g.get('identity_kept', float('nan')):.3f} (real clips "
-              f"{g.get('real_identity_kept', float('nan')):.3f}); mean speed {g['speed_mean']:.2f} px/frame (real "
-              f"{g['real_speed_mean']:.2f})")
+        for key in ("generation", "generation_lead"):
+            g = r["eval"]["metrics"].get(key)
+            if g is None:
+                continue
+            how = f" (the first {g['lead_frames']} frames drawn, the rest continued)" if "lead_frames" in g else ""
+            print(f"{name}: generated{how}: speed W1 {g['speed_w1']:.3f} (floor {g['speed_w1_floor']:.3f}), identity "
+                  f"kept {g.get('identity_kept', float('nan')):.3f} (real clips "
+                  f"{g.get('real_identity_kept', float('nan')):.3f}), FVD {g.get('fvd', float('nan')):.2f} (floor "
+                  f"{g.get('fvd_floor', float('nan')):.2f}); mean speed {g['speed_mean']:.2f} px/frame (real "
+                  f"{g['real_speed_mean']:.2f})")
     if args.digits == 2 and args.size == 64 and args.frames == 20 and k == 10:
         print("OpenSTL's table (2 digits, 64x64, 10 -> 10, mean over the 10 predicted frames): "
               + "; ".join(f"{m} SSIM {s:.3f} / MSE {e:.1f}" for m, (s, e) in OPENSTL.items()))

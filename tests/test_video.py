@@ -10,14 +10,10 @@ import pytest
 import torch
 
 from noise2data.cli import main
-from noise2data.data import Standardizer
 from noise2data.models.unet import Attention
-from noise2data.paths import make_path
-from noise2data.run import Run
-from noise2data.training import TrainConfig, train
 from noise2data.video import metrics as M
 from noise2data.video.data import clips_from_array, load_gif_folder, load_video, read_gif
-from noise2data.video.known import draw_masks, make_condition, training_condition, unknown_weight
+from noise2data.video.known import draw_masks, make_condition, unknown_weight
 from noise2data.video.model import (
     FrameAttention,
     TemporalConv,
@@ -205,24 +201,6 @@ def test_positions_tell_places_apart_that_content_alone_cannot():
     assert net(torch.randn(1, 12, 1, 32, 32), torch.rand(1), cond).shape == (1, 12, 1, 32, 32)
 
 
-def _blob_run(tmp_path, steps: int = 400) -> Run:
-    clips, _ = moving_blobs(512, frames=6, size=8, speed=0.5, seed=0)
-    torch.manual_seed(0)
-    cfg = VideoUNetConfig((6, 1, 8, 8), patch=1, base_channels=32, channel_mults=(1, 2), attention_resolution=4)
-    path = make_path("condot")
-    res = train(VideoUNet(cfg), path, clips * 2 - 1, TrainConfig(steps=steps, batch_size=16, lr=3e-3, warmup_steps=20,
-                                                                  device="cpu", ema_decay=0.99), progress=False,
-                batch_condition=training_condition, loss_weight=unknown_weight)
-    return Run(run_dir=tmp_path, config={"model": cfg.to_dict(), "data": {"shape": [6, 1, 8, 8]}, "modality": "video"},
-               model=res.ema.eval(), path=path, prediction="velocity", standardizer=Standardizer.identity((6, 1, 8, 8)),
-               step=steps, device=torch.device("cpu"))
-
-
-@pytest.fixture(scope="module")
-def blob_run(tmp_path_factory):
-    return _blob_run(tmp_path_factory.mktemp("blob"))
-
-
 def test_a_learned_blob_is_continued_along_its_true_path_and_known_frames_come_back_exactly(blob_run):
     """A blob at constant velocity (0.5 px/frame on 8x8), 3 frames known: the next 3 follow its true path."""
     clips, centres = moving_blobs(64, frames=6, size=8, speed=0.5, seed=99)  # paths not seen in training
@@ -281,17 +259,6 @@ def test_gif_round_trip_and_gif_folders(tmp_path):
     assert folder.shape == (3, 5, 16, 16) and np.array_equal(folder, arr)
     t, units = clips_from_array(folder, "gifs")
     assert t.shape == (3, 5, 1, 16, 16) and units.dtype == "uint8" and units.layout == "NHW"
-
-
-@pytest.fixture(scope="module")
-def video_run(tmp_path_factory):
-    root = tmp_path_factory.mktemp("vid")
-    clips, _ = moving_blobs(24, frames=8, size=16, seed=0)
-    np.savez(root / "v.npz", videos=(clips[:, :, 0] * 255).round().to(torch.uint8).numpy())
-    run = root / "run"
-    assert main(["train", "--data", f"video:{root / 'v.npz'}", "--steps", "2", "--batch-size", "4",
-                 "--checkpoint-every", "2", "--no-progress", "--device", "cpu", "--out", str(run)]) == 0
-    return root, run
 
 
 def test_a_run_from_before_the_preset_changed_resumes_with_its_own_network(tmp_path, monkeypatch):
@@ -407,8 +374,8 @@ def test_clips_with_known_frames_sample_with_euler_2_unless_the_user_picks_a_sam
     assert "(midpoint, 4 NFE" in outs["steps2"][1]  # --steps alone: the run's solver with those steps
     assert "(midpoint, 4 NFE" in outs["nfe4"][1] and np.array_equal(outs["steps2"][0], outs["nfe4"][0])
     assert not np.array_equal(outs["default"][0], outs["steps2"][0])
-    assert main(["sample", str(run), "--n", "2", "--out", str(tmp_path / "gen.npy")]) == 0  # nothing known
-    assert "(midpoint, 16 NFE" in capsys.readouterr().err  # generation keeps the run's default
+    assert main(["sample", str(run), "--n", "2", "--lead-frames", "0", "--out", str(tmp_path / "gen.npy")]) == 0
+    assert "(midpoint, 16 NFE" in capsys.readouterr().err  # clips drawn whole keep the run's default
     common = ["eval", str(run), "--data", ctx, "--n", "4", "--best-of", "1"]
     assert main([*common, "--out", str(tmp_path / "e.json")]) == 0
     assert json.loads((tmp_path / "e.json").read_text())["known_sampler"] == {"solver": "euler", "steps": 2}
@@ -467,4 +434,5 @@ def test_the_report_samples_as_sample_does_and_says_with_what(video_run, tmp_pat
     assert main(["report", str(run), "--device", "cpu", "--out", str(page)]) == 0
     html = page.read_text()
     assert {"generated clips", "prediction"} <= set(embedded_images(html))
-    assert "(midpoint, 8 steps)" in html and "euler, 2 steps" in html  # generation; frames given (KNOWN_SAMPLER)
+    # generation (whole clips, then Euler 2 after the first quarter of the frames, as sample); frames given
+    assert "(midpoint, 8 steps; euler, 2 steps after the first 2 frames)" in html and "euler, 2 steps" in html

@@ -35,7 +35,7 @@ from . import metrics as M
 from .known import known_mask, make_condition
 from .model import nearest_known
 from .motion import moved_known
-from .sampling import KNOWN_SAMPLER, sample_clips
+from .sampling import KNOWN_SAMPLER, default_lead_frames, sample_clips
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -137,7 +137,6 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
 
 def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     from ..metrics.features import load_extractor
-    from ..metrics.fid import frechet_distance
     from .data import load_video
 
     extra = request.extra or {}
@@ -163,6 +162,11 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     k = extra.get("context_frames") or max(1, t_model // 4)
     if not 1 <= k < t_model:
         raise UserError(f"--context-frames must be 1..{t_model - 1} (of the run's {t_model} frames), got {k}")
+    lead = extra.get("lead_frames")
+    lead = default_lead_frames(t_model) if lead is None else lead
+    if lead and not 1 <= lead < t_model:
+        raise UserError(f"--lead-frames must be 1..{t_model - 1} (of the run's {t_model} frames; 0: draw whole clips), "
+                        f"got {lead}")
     result: dict = {"run": str(run.run_dir), "step": run.step, "n": n, "reference": spec,
                     "sampler": {"solver": request.solver, "steps": request.steps, "best_of": best_of},
                     **({"known_sampler": {"solver": known_sampler[0], "steps": known_sampler[1]}}
@@ -181,21 +185,32 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     # generation: speeds and features against two disjoint real sets (the second gives the floor)
     m = min(n, len(data) // 2)
     ref, floor_ref = data.clips[:m], data.clips[m:2 * m]
+    fx = load_extractor(request.features) if request.features else None
     gen = sample_clips(run, m, solver=request.solver, steps=request.steps, seed=request.seed + 7).x
-    sp = [M.speeds(M.centres(_unit(v))) for v in (gen, ref, floor_ref)]
-    tasks["generation"] = {"n": m, "speed_w1": M.wasserstein_1d(sp[0], sp[1]),
-                            "speed_w1_floor": M.wasserstein_1d(sp[2], sp[1]),
-                            "speed_mean": float(sp[0].mean()), "real_speed_mean": float(sp[1].mean())}
-    if ext is not None:
-        tasks["generation"] |= M.identity(_classes(ext, _unit(gen), M.centres(_unit(gen))))
-        tasks["generation"]["real_identity_kept"] = M.identity(_classes(ext, _unit(ref), M.centres(_unit(ref))))[
-            "identity_kept"]
-    if request.features:
-        fx = load_extractor(request.features)
-        feats = [fx.features(v.transpose(1, 2)) for v in (gen, ref, floor_ref)]  # (N, C, T, H, W) in [-1, 1]
-        tasks["generation"] |= {"fvd": frechet_distance(feats[0], feats[1]),
-                                 "fvd_floor": frechet_distance(feats[2], feats[1]), "features": fx.info()}
+    tasks["generation"] = _generation(gen, ref, floor_ref, ext, fx)
+    if lead:  # the same clips' first frames, the rest continued from them (as sample makes clips from nothing)
+        rest = sample_clips(run, m, context=gen, mask=known_mask(m, t_model, context_frames=lead), solver=sampler[0],
+                            steps=sampler[1], seed=request.seed + 8).x
+        tasks["generation_lead"] = {"lead_frames": lead, **_generation(rest, ref, floor_ref, ext, fx)}
     return result
+
+
+def _generation(gen: Tensor, ref: Tensor, floor_ref: Tensor, ext, fx) -> dict:  # noqa: ANN001
+    """Clips made from nothing ``gen: (M, T, C, H, W)`` against real clips ``ref`` (``floor_ref``, as many others,
+    gives each metric's floor): speeds, identity (judge ``ext``), Frechet distance (features ``fx``)."""
+    from ..metrics.fid import frechet_distance
+
+    sp = [M.speeds(M.centres(_unit(v))) for v in (gen, ref, floor_ref)]
+    out = {"n": len(gen), "speed_w1": M.wasserstein_1d(sp[0], sp[1]), "speed_w1_floor": M.wasserstein_1d(sp[2], sp[1]),
+           "speed_mean": float(sp[0].mean()), "real_speed_mean": float(sp[1].mean())}
+    if ext is not None:
+        out |= M.identity(_classes(ext, _unit(gen), M.centres(_unit(gen))))
+        out["real_identity_kept"] = M.identity(_classes(ext, _unit(ref), M.centres(_unit(ref))))["identity_kept"]
+    if fx is not None:
+        feats = [fx.features(v.transpose(1, 2)) for v in (gen, ref, floor_ref)]  # (N, C, T, H, W) in [-1, 1]
+        out |= {"fvd": frechet_distance(feats[0], feats[1]), "fvd_floor": frechet_distance(feats[2], feats[1]),
+                "features": fx.info()}
+    return out
 
 
 def _no_digit(task: dict) -> str:
@@ -232,12 +247,16 @@ def format_video_eval(r: dict) -> str:
                     if "real_identity_kept" in t else "")
             lines.append(f"  identity kept {t['identity_kept']:.3f}{true}{_moved(t, 'identity_kept', '.3f')}"
                          f"{real}{_no_digit(t)}")
-    g = r["metrics"]["generation"]
-    lines.append(f"generation ({g['n']} clips): speed W1 {g['speed_w1']:.3f} px/frame (floor "
-                 f"{g['speed_w1_floor']:.3f}); mean speed {g['speed_mean']:.2f} (real {g['real_speed_mean']:.2f})")
-    if "identity_kept" in g:
-        lines.append(f"  identity kept {g['identity_kept']:.3f} (real clips {g['real_identity_kept']:.3f})"
-                     f"{_no_digit(g)}")
-    if "fvd" in g:
-        lines.append(f"  Frechet distance (3-D CNN features) {g['fvd']:.3f} (floor {g['fvd_floor']:.3f})")
+    for key in ("generation", "generation_lead"):
+        if key not in r["metrics"]:
+            continue
+        g = r["metrics"][key]
+        how = f", the first {g['lead_frames']} frames drawn and the rest continued" if "lead_frames" in g else ""
+        lines.append(f"generation ({g['n']} clips{how}): speed W1 {g['speed_w1']:.3f} px/frame (floor "
+                     f"{g['speed_w1_floor']:.3f}); mean speed {g['speed_mean']:.2f} (real {g['real_speed_mean']:.2f})")
+        if "identity_kept" in g:
+            lines.append(f"  identity kept {g['identity_kept']:.3f} (real clips {g['real_identity_kept']:.3f})"
+                         f"{_no_digit(g)}")
+        if "fvd" in g:
+            lines.append(f"  Frechet distance (3-D CNN features) {g['fvd']:.3f} (floor {g['fvd_floor']:.3f})")
     return "\n".join(lines)

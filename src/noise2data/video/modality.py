@@ -55,6 +55,10 @@ class Video(Modality):
         (("--known",), {"help": "video: the frames given, i,j,... (e.g. 0,15: fill in between)"}),
         (("--frames",), {"type": int, "help": "video: clip length (default the run's); longer clips are made block "
                                               "by block"}),
+        (("--lead-frames",), {"type": int, "help": "video: clips from nothing are made in two stages: the first K "
+                                                   "frames of clips drawn whole, the rest continued from them as with "
+                                                   "--context-frames K (default a quarter of the run's frames, "
+                                                   "e.g. 4 of 16; 0: draw whole clips)"}),
     )
     eval_options = (
         (("--classifier",), {"help": "video: the identity judge, a digit classifier from 'noise2data features --data "
@@ -67,6 +71,10 @@ class Video(Modality):
         (("--known-sampler",), {"default": None, "help": "video: SOLVER:STEPS for prediction and interpolation, e.g. "
                                                         "euler:4 (default euler:2, or --solver and --steps where "
                                                         "--solver, --steps or --nfe is given)"}),
+        (("--lead-frames",), {"type": int, "default": None, "help": "video: score clips made from nothing both drawn "
+                                                                    "whole and in two stages from their first K "
+                                                                    "frames (as sample; default a quarter of the "
+                                                                    "run's frames; 0: drawn whole only)"}),
     )
 
     def matches(self, spec: str) -> bool:
@@ -133,7 +141,7 @@ class Video(Modality):
 
     def sample(self, run, request: SampleRequest) -> str:  # noqa: ANN001
         from .known import known_mask, parse_known
-        from .sampling import KNOWN_SAMPLER, sample_clips
+        from .sampling import KNOWN_SAMPLER, default_lead_frames, generate_clips, sample_clips
 
         if request.out.suffix not in self.sample_suffixes:
             raise UserError(f"a video run writes {', '.join(self.sample_suffixes)}; got --out {request.out}")
@@ -146,25 +154,36 @@ class Video(Modality):
             raise UserError("--context-frames and --known pick frames of --context clips: give --context FILE")
         if extra.get("context") and not known and extra.get("context_frames") is None:
             raise UserError("--context needs --context-frames K (continue) or --known i,j (fill in between)")
+        lead = extra.get("lead_frames")
+        if lead is not None and extra.get("context"):
+            raise UserError("--lead-frames makes clips from nothing; --context continues given clips: give one")
+        lead = None if extra.get("context") else default_lead_frames(t_model) if lead is None else lead
         frames = extra.get("frames")
         if frames is not None and frames < 1:
             raise UserError(f"--frames must be >= 1, got {frames}")
         mask = known_mask(request.n, t_model, context_frames=extra.get("context_frames"), known=known)
         context = self.context(run, extra["context"], request.n) if extra.get("context") else None
         solver, steps = request.solver, request.steps
-        if context is not None and not request.sampler_given:
-            solver, steps = KNOWN_SAMPLER
+        known_sampler = (solver, steps) if request.sampler_given else KNOWN_SAMPLER
+        if context is not None:
+            solver, steps = known_sampler
+        common = {"frames": frames, "solver": solver, "steps": steps, "seed": request.seed,
+                  "guidance": request.guidance, "interval": request.guidance_interval,
+                  "batch_size": request.batch_size,
+                  "trajectory": bool(request.trajectory_plot or request.trajectory_gif)}
         t0 = time.perf_counter()
-        res = sample_clips(run, request.n, context=context, mask=mask, frames=frames, solver=solver,
-                           steps=steps, seed=request.seed, guidance=request.guidance,
-                           interval=request.guidance_interval, batch_size=request.batch_size,
-                           trajectory=bool(request.trajectory_plot or request.trajectory_gif))
+        if lead:
+            res = generate_clips(run, request.n, lead, known_sampler=known_sampler, **common)
+        else:
+            res = sample_clips(run, request.n, context=context, mask=mask, **common)
         secs = time.perf_counter() - t0
         if not torch.isfinite(res.x).all():
             raise UserError(f"sampling produced NaN/Inf ({solver}, {steps} steps): try more --steps; "
                             "nothing was written")
         request.out.parent.mkdir(parents=True, exist_ok=True)
         shape = self.write(run, res.x, request.out, request.raw)
+        if lead:
+            solver = f"{solver}, then {known_sampler[0]} {known_sampler[1]} steps after the first {lead} frames"
         lines = [f"wrote {request.out} {shape} ({solver}, {res.nfe} NFE, step {run.step}, "
                  f"{secs / request.n:.2f} s per clip)"]
         lines += self.plots(run, res, request)
@@ -240,16 +259,19 @@ class Video(Modality):
         from ..plotting import plot_image_panels
         from ..report import png_data_uri
         from .known import known_mask
-        from .sampling import KNOWN_SAMPLER, sample_clips
+        from .sampling import KNOWN_SAMPLER, default_lead_frames, generate_clips, sample_clips
 
         t_model = int(run.data_shape[0])
         real = self.real_clips(run, 6)
         solver = run.default_solver  # as `sample` without flags: the run's solver for clips made from nothing,
-        gen = sample_clips(run, 6, solver=solver, steps=8, seed=request.seed).x  # KNOWN_SAMPLER where frames are given
+        lead = default_lead_frames(t_model)  # KNOWN_SAMPLER where frames are given, and after the lead frames
+        gen = (generate_clips(run, 6, lead, solver=solver, steps=8, seed=request.seed) if lead else
+               sample_clips(run, 6, solver=solver, steps=8, seed=request.seed)).x
         panels = ([("real clips", real.flatten(0, 1))] if real is not None else []) + [("generated", gen.flatten(0, 1))]
         uri = png_data_uri(lambda f: plot_image_panels(panels, f, t_model))
+        after = f"; {KNOWN_SAMPLER[0]}, {KNOWN_SAMPLER[1]} steps after the first {lead} frames" if lead else ""
         sections = [Section("Generated clips beside real ones",
-                            f"<p class=note>Frames run left to right, one clip per row ({solver}, 8 steps).</p>"
+                            f"<p class=note>Frames run left to right, one clip per row ({solver}, 8 steps{after}).</p>"
                             f"<img alt=\"generated clips\" src=\"{uri}\">")]
         if real is not None:
             k = max(1, t_model // 4)

@@ -88,6 +88,7 @@ VARIANTS = {  # changes measured by --ablation ("default" is the preset and the 
     # them along the path that bounces from one to the next (measured at 600 steps before the latter was added)
     "speed": ({"steady_speed": True}, []),
     "no-speed": ({"steady_speed": False}, []),
+    "gate-open4-speed": ({"gate_bias": 4.0}, []),  # the gate starts at 98% of the moved frame, with the speed
     "lr2e-3": ({}, ["--lr", "2e-3"]),  # the learning rate, 2x and 4x the video default
     "lr4e-3": ({}, ["--lr", "4e-3"]),
     "batch8": ({}, ["--batch-size", "8"]),  # half the clips per step, about twice the steps
@@ -270,13 +271,13 @@ def ablation(args: argparse.Namespace, out: Path, train: Path, test: Path, judge
     print(f"\nablation of the {args.preset} preset, {budget} each; {args.ablation_eval_n} test "
           f"clips; {k} known -> {args.frames - k}; {sampler_text(args)}; best of "
           f"{args.ablation_best_of}")
-    print(f"{'variant':<12} {'steps':>6} {'s/step':>7} {'SSIM':>7} {'copy':>7} {'moved':>7} {'bounced':>7} "
+    print(f"{'variant':<16} {'steps':>6} {'s/step':>7} {'SSIM':>7} {'copy':>7} {'moved':>7} {'bounced':>7} "
           f"{'PSNR':>6} {'copy':>6} "
           f"{'ctr px':>6} {'copy':>6} {'ident':>6} {'iSSIM':>7} {'copy':>7} {'gIdent':>6} {'spdW1':>6}")
     for name, r in results.items():
         m, tr = r["eval"]["metrics"], r["train"]
         p, i, g = m["prediction"], m["interpolation"], m["generation"]
-        print(f"{name:<12} {tr['steps']:>6} {tr['measured_step_seconds']:>7.3f} {p['ssim']['mean']:>7.4f} "
+        print(f"{name:<16} {tr['steps']:>6} {tr['measured_step_seconds']:>7.3f} {p['ssim']['mean']:>7.4f} "
               f"{p['baseline_ssim']['mean']:>7.4f} {moved(p, 'ssim'):>7.4f} {moved(p, 'ssim', 'bounced'):>7.4f} "
               f"{p['psnr']['mean']:>6.2f} "
               f"{p['baseline_psnr']['mean']:>6.2f} "

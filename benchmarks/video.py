@@ -215,14 +215,12 @@ def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
     known_solver, known_steps = known_sampler(args.known_sampler) if args.known_sampler else (solver, steps)
     k = context_frames(args)
     lead = (("generation_lead", ["--lead-frames", str(args.lead_frames)]),) if args.lead_frames else ()
-    # (a run's default sampler makes clips from nothing, Euler 2 the frames after the lead ones, as eval)
+    samplers = {"generation": ["--solver", solver, "--steps", str(steps)],
+                "generation_lead": []}  # as eval: the run's default sampler, then Euler 2 after the lead frames
     for what, extra in (("prediction", ["--context", str(test), "--context-frames", str(k)]),
                         ("interpolation", ["--context", str(test), "--known", f"0,{args.frames - 1}"]),
                         ("generation", ["--lead-frames", "0"]), *lead):  # drawn whole, and in two stages
-        sampler = ["--solver", solver, "--steps", str(steps)] if what == "generation" else \
-            ["--solver", known_solver, "--steps", str(known_steps)]
-        if what == "generation_lead":
-            sampler = []
+        sampler = samplers.get(what, ["--solver", known_solver, "--steps", str(known_steps)])
         for suffix in (".gif", ".png"):
             target = docs / f"video_{tag}_{what}{suffix}"
             run_cli(["sample", str(run), "--n", "8", *sampler, "--seed", "0", "--device", args.device, *extra,

@@ -35,7 +35,7 @@ from . import metrics as M
 from .known import known_mask, make_condition
 from .model import nearest_known
 from .motion import moved_known
-from .sampling import KNOWN_SAMPLER, default_lead_frames, sample_clips
+from .sampling import KNOWN_SAMPLER, continue_lead, lead_frames, sample_clips
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -162,11 +162,7 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     k = extra.get("context_frames") or max(1, t_model // 4)
     if not 1 <= k < t_model:
         raise UserError(f"--context-frames must be 1..{t_model - 1} (of the run's {t_model} frames), got {k}")
-    lead = extra.get("lead_frames")
-    lead = default_lead_frames(t_model) if lead is None else lead
-    if lead and not 1 <= lead < t_model:
-        raise UserError(f"--lead-frames must be 1..{t_model - 1} (of the run's {t_model} frames; 0: draw whole clips), "
-                        f"got {lead}")
+    lead = lead_frames(extra.get("lead_frames"), t_model)
     result: dict = {"run": str(run.run_dir), "step": run.step, "n": n, "reference": spec,
                     "sampler": {"solver": request.solver, "steps": request.steps, "best_of": best_of},
                     **({"known_sampler": {"solver": known_sampler[0], "steps": known_sampler[1]}}
@@ -189,8 +185,7 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     gen = sample_clips(run, m, solver=request.solver, steps=request.steps, seed=request.seed + 7).x
     tasks["generation"] = _generation(gen, ref, floor_ref, ext, fx)
     if lead:  # the same clips' first frames, the rest continued from them (as sample makes clips from nothing)
-        rest = sample_clips(run, m, context=gen, mask=known_mask(m, t_model, context_frames=lead), solver=sampler[0],
-                            steps=sampler[1], seed=request.seed + 8).x
+        rest = continue_lead(run, gen, lead, known_sampler=sampler, seed=request.seed + 8).x
         tasks["generation_lead"] = {"lead_frames": lead, **_generation(rest, ref, floor_ref, ext, fx)}
     return result
 

@@ -141,7 +141,7 @@ class Video(Modality):
 
     def sample(self, run, request: SampleRequest) -> str:  # noqa: ANN001
         from .known import known_mask, parse_known
-        from .sampling import KNOWN_SAMPLER, default_lead_frames, generate_clips, sample_clips
+        from .sampling import KNOWN_SAMPLER, generate_clips, lead_frames, sample_clips
 
         if request.out.suffix not in self.sample_suffixes:
             raise UserError(f"a video run writes {', '.join(self.sample_suffixes)}; got --out {request.out}")
@@ -157,7 +157,7 @@ class Video(Modality):
         lead = extra.get("lead_frames")
         if lead is not None and extra.get("context"):
             raise UserError("--lead-frames makes clips from nothing; --context continues given clips: give one")
-        lead = None if extra.get("context") else default_lead_frames(t_model) if lead is None else lead
+        lead = 0 if extra.get("context") else lead_frames(lead, t_model)
         frames = extra.get("frames")
         if frames is not None and frames < 1:
             raise UserError(f"--frames must be >= 1, got {frames}")
@@ -172,7 +172,7 @@ class Video(Modality):
                   "batch_size": request.batch_size,
                   "trajectory": bool(request.trajectory_plot or request.trajectory_gif)}
         t0 = time.perf_counter()
-        if lead:
+        if context is None:  # from nothing: in two stages unless --lead-frames 0
             res = generate_clips(run, request.n, lead, known_sampler=known_sampler, **common)
         else:
             res = sample_clips(run, request.n, context=context, mask=mask, **common)
@@ -265,8 +265,7 @@ class Video(Modality):
         real = self.real_clips(run, 6)
         solver = run.default_solver  # as `sample` without flags: the run's solver for clips made from nothing,
         lead = default_lead_frames(t_model)  # KNOWN_SAMPLER where frames are given, and after the lead frames
-        gen = (generate_clips(run, 6, lead, solver=solver, steps=8, seed=request.seed) if lead else
-               sample_clips(run, 6, solver=solver, steps=8, seed=request.seed)).x
+        gen = generate_clips(run, 6, lead, solver=solver, steps=8, seed=request.seed).x
         panels = ([("real clips", real.flatten(0, 1))] if real is not None else []) + [("generated", gen.flatten(0, 1))]
         uri = png_data_uri(lambda f: plot_image_panels(panels, f, t_model))
         after = f"; {KNOWN_SAMPLER[0]}, {KNOWN_SAMPLER[1]} steps after the first {lead} frames" if lead else ""

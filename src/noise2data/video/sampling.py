@@ -27,6 +27,16 @@ def default_lead_frames(frames: int) -> int:
     return max(1, frames // 4) if frames > 1 else 0
 
 
+def lead_frames(given: int | None, frames: int) -> int:
+    """``--lead-frames`` for a model of ``frames`` frames: :func:`default_lead_frames` where not given, 0 (draw
+    whole clips), else checked to lie in 1..frames - 1."""
+    lead = default_lead_frames(frames) if given is None else given
+    if lead and not 1 <= lead < frames:
+        raise UserError(f"--lead-frames must be 1..{frames - 1} (of the run's {frames} frames; 0: draw whole clips), "
+                        f"got {lead}")
+    return lead
+
+
 def _field(run, cond: Tensor, mask: Tensor, guidance: float, interval: tuple[float, float]):  # noqa: ANN001, ANN202
     field = model_field(run.model, run.path, run.prediction, cond=cond)
     if guidance == 1.0 or not bool(mask.any()):
@@ -115,25 +125,37 @@ def sample_clips(run, n: int, *, context: Tensor | None = None, mask: Tensor | N
 
 
 @torch.inference_mode()
+def continue_lead(run, clips: Tensor, lead: int, *, frames: int | None = None,  # noqa: ANN001
+                  known_sampler: tuple[str, int] = KNOWN_SAMPLER, seed: int = 0, guidance: float = 1.0,
+                  interval: tuple[float, float] = (0.0, 1.0), batch_size: int | None = None,
+                  trajectory: bool = False) -> SamplerOutput:
+    """The second stage of :func:`generate_clips`: ``clips: (n, T, C, H, W)`` kept for their first ``lead`` frames,
+    the rest continued from those as a prediction is (``known_sampler``)."""
+    n, t_model = clips.shape[:2]
+    return sample_clips(run, n, context=clips, mask=known_mask(n, t_model, context_frames=lead), frames=frames,
+                        solver=known_sampler[0], steps=known_sampler[1], seed=seed, guidance=guidance,
+                        interval=interval, batch_size=batch_size, trajectory=trajectory)
+
+
+@torch.inference_mode()
 def generate_clips(run, n: int, lead: int, *, frames: int | None = None, solver: str = "heun",  # noqa: ANN001
                    steps: int = 8, known_sampler: tuple[str, int] = KNOWN_SAMPLER, seed: int = 0,
                    guidance: float = 1.0, interval: tuple[float, float] = (0.0, 1.0), batch_size: int | None = None,
                    trajectory: bool = False) -> SamplerOutput:
     """``n`` clips from nothing in two stages, ``(n, frames, C, H, W)`` in [-1, 1]: whole clips drawn from nothing
     (``solver``, ``steps``) give their first ``lead`` frames, and the rest is continued from those as a
-    prediction is (``known_sampler``): the one model, asked what comes after the frames it drew.
+    prediction is (``known_sampler``, :func:`continue_lead`): the one model, asked what comes after the frames it
+    drew. ``lead=0``: the whole clips as drawn.
 
     Why: a clip drawn at once must get every frame's content and motion right together; continued from its
     first frames, the later frames start from the known ones (the moved known frame, where the run has one),
     as in prediction. ``benchmarks/video.py`` measures both ways. The trajectory is the second stage's.
     """
-    t_model = int(run.data_shape[0])
-    if not 1 <= lead < t_model:
-        raise UserError(f"--lead-frames must be 1..{t_model - 1} (of the run's {t_model} frames; 0: draw whole clips), "
-                        f"got {lead}")
-    first = sample_clips(run, n, solver=solver, steps=steps, seed=seed, guidance=guidance, interval=interval,
-                         batch_size=batch_size)
-    rest = sample_clips(run, n, context=first.x, mask=known_mask(n, t_model, context_frames=lead), frames=frames,
-                        solver=known_sampler[0], steps=known_sampler[1], seed=seed + 1, guidance=guidance,
-                        interval=interval, batch_size=batch_size, trajectory=trajectory)
+    lead = lead_frames(lead, int(run.data_shape[0]))
+    common = {"frames": frames, "guidance": guidance, "interval": interval, "batch_size": batch_size}
+    if not lead:
+        return sample_clips(run, n, solver=solver, steps=steps, seed=seed, trajectory=trajectory, **common)
+    first = sample_clips(run, n, solver=solver, steps=steps, seed=seed, **{**common, "frames": None})
+    rest = continue_lead(run, first.x, lead, known_sampler=known_sampler, seed=seed + 1, trajectory=trajectory,
+                         **common)
     return SamplerOutput(x=rest.x, nfe=first.nfe + rest.nfe, trajectory=rest.trajectory, times=rest.times)

@@ -53,6 +53,7 @@ from noise2data.errors import UserError
 from noise2data.video import model as video_model
 from noise2data.video.data import load_video
 from noise2data.video.evaluation import parse_sampler
+from noise2data.video.sampling import KNOWN_GUIDANCE
 
 VARIANTS = {  # changes measured by --ablation ("default" is the preset and the benchmark's flags as they stand):
     # (changes to the preset, extra flags of `train`, which win over the benchmark's own)
@@ -153,13 +154,14 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
     known_spec = "" if sampler else args.known_sampler  # a --samplers row is that sampler for every task
     known = dict(zip(("solver", "steps"), known_sampler(known_spec), strict=True)) if known_spec else None
     lead = ["--lead-frames", str(args.lead_frames)]
+    guidance = [] if args.known_guidance is None else ["--guidance", str(args.known_guidance)]
     if args.reuse_evals and result_file.exists():
         stored = json.loads(result_file.read_text())
         same = {"solver": solver, "steps": steps, "best_of": best_of or args.best_of}
         stored_lead = stored["metrics"].get("generation_lead", {}).get("lead_frames", 0)
         if (stored["step"] == info["steps"] and stored["n"] == (eval_n or args.eval_n) and stored["sampler"] == same
                 and stored.get("known_sampler") == known and judged_by(stored, judges)
-                and stored_lead == args.lead_frames):
+                and stored_lead == args.lead_frames and stored.get("known_guidance", 1.0) == known_guidance(args)):
             print(f"reused {result_file} (--reuse-evals)")
             return {"train": info, "eval": stored}
     start = time.perf_counter()
@@ -167,7 +169,7 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
              "--best-of", str(best_of or args.best_of), "--context-frames", str(context_frames(args)),
              "--device", args.device, "--solver", solver,
              "--steps", str(steps), *judges, *(["--known-sampler", known_spec] if known_spec else []), *lead,
-             "--out", str(result_file)])
+             *guidance, "--out", str(result_file)])
     info["eval_seconds"] = time.perf_counter() - start
     return {"train": info, "eval": json.loads(result_file.read_text())}
 
@@ -198,10 +200,16 @@ def known_sampler(spec: str) -> tuple[str, int]:
         raise SystemExit(str(err)) from None
 
 
+def known_guidance(args: argparse.Namespace) -> float:
+    """The guidance over the known frames that eval uses: ``--known-guidance`` or the library's default."""
+    return KNOWN_GUIDANCE if args.known_guidance is None else args.known_guidance
+
+
 def sampler_text(args: argparse.Namespace) -> str:
     known = f"{args.known_sampler.replace(':', ' ')} steps for prediction and interpolation, " \
         if args.known_sampler else ""
-    return f"{known}{args.solver} {args.sample_steps} steps{' for generation' if known else ''}"
+    return (f"{known}{args.solver} {args.sample_steps} steps{' for generation' if known else ''}; guidance "
+            f"{known_guidance(args):g} over the known frames")
 
 
 def context_frames(args: argparse.Namespace) -> int:
@@ -223,7 +231,8 @@ def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
         sampler = samplers.get(what, ["--solver", known_solver, "--steps", str(known_steps)])
         for suffix in (".gif", ".png"):
             target = docs / f"video_{tag}_{what}{suffix}"
-            run_cli(["sample", str(run), "--n", "8", *sampler, "--seed", "0", "--device", args.device, *extra,
+            guide = [] if args.known_guidance is None else ["--guidance", str(args.known_guidance)]
+            run_cli(["sample", str(run), "--n", "8", *sampler, *guide, "--seed", "0", "--device", args.device, *extra,
                      "--out", str(target)])
 
 
@@ -311,6 +320,8 @@ def main() -> None:
                    "first K frames of clips drawn whole, the rest continued from them (as sample; 0: drawn whole only)")
     p.add_argument("--known-sampler", default="", help="SOLVER:STEPS for prediction and interpolation (eval's "
                    "--known-sampler; default --solver and --sample-steps), e.g. euler:2")
+    p.add_argument("--known-guidance", type=float, help="guidance over the known frames (eval's and sample's "
+                   f"--guidance; default the library's, {KNOWN_GUIDANCE:g})")
     p.add_argument("--samplers", default="", help="also evaluate the grey run with each SOLVER:STEPS, e.g. "
                    "euler:2,euler:4 (rows of the same table)")
     p.add_argument("--reuse-evals", action="store_true", help="keep an eval_*.json already written for the same "

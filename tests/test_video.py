@@ -354,7 +354,8 @@ def test_the_known_sampler_drives_prediction_and_interpolation_and_the_solver_ge
     assert m["both"]["generation"]["speed_w1"] != m["euler1"]["generation"]["speed_w1"]
     assert results["both"]["known_sampler"] == {"solver": "euler", "steps": 1}
     assert "known_sampler" not in results["mid2"]
-    assert "(euler 1 steps for prediction and interpolation)" in capsys.readouterr().out
+    assert "(euler 1 steps, guidance 1.25 over the known frames for prediction and interpolation)" in \
+        capsys.readouterr().out
     for bad in ("euler", "rk9:2", "euler:0"):
         assert main([*common, "--known-sampler", bad]) == 2
         err = capsys.readouterr().err.strip()
@@ -435,4 +436,5 @@ def test_the_report_samples_as_sample_does_and_says_with_what(video_run, tmp_pat
     html = page.read_text()
     assert {"generated clips", "prediction"} <= set(embedded_images(html))
     # generation (whole clips, then Euler 2 after the first quarter of the frames, as sample); frames given
-    assert "(midpoint, 8 steps; euler, 2 steps after the first 2 frames)" in html and "euler, 2 steps" in html
+    known = "euler, 2 steps, guidance 1.25 over the known frames"
+    assert f"(midpoint, 8 steps; {known} after the first 2 frames)" in html and f"{known}." in html

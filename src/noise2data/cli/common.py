@@ -115,9 +115,21 @@ def add_seed(p: argparse.ArgumentParser) -> None:
 
 
 def add_guidance(p: argparse.ArgumentParser, default: float = 1.0, what: str = "") -> None:
-    p.add_argument("--guidance", type=float, default=default,
+    """``--guidance``; read it with :func:`guidance_given`, which fills in ``default`` where it is not given."""
+    p.add_argument("--guidance", type=float, default=None,
                    help=f"classifier-free guidance scale w: 0 unconditional, 1 conditional, > 1 stronger{what} "
                         f"(default {default:g})")
+    p.set_defaults(guidance_default=default)
+
+
+def guidance_given(args: argparse.Namespace) -> bool:
+    """Whether the command line gave ``--guidance``; an unset one becomes the parser's default (a modality may
+    then pick its measured scale for a task, as for the sampler)."""
+    if getattr(args, "guidance_was_given", None) is None:  # asked once: later calls see the filled-in value
+        args.guidance_was_given = args.guidance is not None
+        if args.guidance is None:
+            args.guidance = args.guidance_default
+    return args.guidance_was_given
 
 
 def add_output_format(p: argparse.ArgumentParser, what: str) -> None:

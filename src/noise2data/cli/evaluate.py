@@ -16,6 +16,7 @@ from .common import (
     add_run_options,
     add_seed,
     add_solver_options,
+    guidance_given,
     positive_int,
     sampler_given,
     solver_steps,
@@ -115,9 +116,11 @@ def _eval_request(args: argparse.Namespace, run, metrics: tuple[str, ...] | None
     """What ``eval`` asks of the run's modality, for one sampler (``given``: the user chose it)."""
     from ..modalities import EvalRequest
 
+    guided = guidance_given(args)
     return EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=solver, steps=steps, grid=args.grid,
                        data=args.data, seed=args.seed, nll_n=args.nll_n, repeats=args.repeats, features=args.features,
-                       guidance=args.guidance, sampler_given=given, extra=modality_extra(args, run.modality, "eval"))
+                       guidance=args.guidance, sampler_given=given, guidance_given=guided,
+                       extra=modality_extra(args, run.modality, "eval"))
 
 
 def _sweep(args: argparse.Namespace, run, metrics: tuple[str, ...] | None) -> int:  # noqa: ANN001
@@ -185,6 +188,7 @@ def _report(args: argparse.Namespace) -> int:
     from ..run import default_solver, read_run_config
 
     args.solver = args.solver or default_solver(read_run_config(args.run))
+    guidance_given(args)
     solver_steps_for_nfe(args.solver, args.nfe)  # refuse an impossible budget before any work
     request = ReportRequest(n=args.n, metric=args.metric, solvers=tuple(args.solvers.split(",")), seed=args.seed,
                             solver=args.solver, nfe=args.nfe,

@@ -13,6 +13,7 @@ from .common import (
     add_run_options,
     add_seed,
     add_solver_options,
+    guidance_given,
     positive_int,
     sampler_given,
     solver_steps,
@@ -71,12 +72,13 @@ def sample_command(args: argparse.Namespace) -> int:
     run = load_run(args.run, ema=not args.no_ema, device=args.device, step=args.step)
     given = sampler_given(args)
     steps = solver_steps(args, run.config)
+    guided = guidance_given(args)
     request = SampleRequest(
         n=args.n, out=Path(args.out), solver=args.solver, steps=steps, grid=args.grid, sde=args.sde,
         diffusion=args.diffusion, seed=args.seed, batch_size=args.batch_size, label=args.label, condition=condition,
         guidance=args.guidance, guidance_interval=_pair(args.guidance_interval, "--guidance-interval", "0.2,0.8"),
         grid_per_class=args.grid_per_class, raw=args.raw, plot=args.plot, trajectory_plot=args.trajectory_plot,
-        trajectory_gif=args.trajectory_gif, sampler_given=given)
+        trajectory_gif=args.trajectory_gif, sampler_given=given, guidance_given=guided)
     request = replace(request, extra=modality_extra(args, run.modality, "sample"))
     print(run.modality.sample(run, request), file=sys.stderr)
     return 0

@@ -97,6 +97,7 @@ class SampleRequest:
     trajectory_gif: str | None = None
     # the user chose --solver, --steps or --nfe; if not, a modality may pick its measured sampler for a task
     sampler_given: bool = False
+    guidance_given: bool = False  # the user chose --guidance; if not, a modality may pick its measured scale
     extra: dict = field(default_factory=dict)  # the run's modality's own options (Modality.sample_options)
 
 
@@ -116,6 +117,7 @@ class EvalRequest:
     features: str | None = None
     guidance: float = 1.0
     sampler_given: bool = False  # as in SampleRequest
+    guidance_given: bool = False  # as in SampleRequest
     extra: dict = field(default_factory=dict)  # the run's modality's own options (Modality.eval_options)
 
 

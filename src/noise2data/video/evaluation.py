@@ -18,7 +18,9 @@
 
 The sampler is ``--solver``/``--steps``; prediction and interpolation use ``--known-sampler`` (default
 :data:`.sampling.KNOWN_SAMPLER`, Euler in 2 steps, as ``sample --context``, unless ``--solver``, ``--steps`` or
-``--nfe`` chose one sampler for every task): frames given pin most of the clip, so fewer evaluations do.
+``--nfe`` chose one sampler for every task): frames given pin most of the clip, so fewer evaluations do. They
+and the frames continued after the lead frames are guided over the known frames by ``--guidance`` (default
+:data:`.sampling.KNOWN_GUIDANCE`, as ``sample``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ from . import metrics as M
 from .known import known_mask, make_condition
 from .model import nearest_known
 from .motion import moved_known
-from .sampling import KNOWN_SAMPLER, continue_lead, lead_frames, sample_clips
+from .sampling import KNOWN_GUIDANCE, KNOWN_SAMPLER, continue_lead, lead_frames, sample_clips
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -93,9 +95,10 @@ def parse_sampler(text: str, flag: str = "--known-sampler") -> tuple[str, int]:
 
 
 def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalRequest, best_of: int,  # noqa: ANN001
-          truth: Tensor | None, true_centres: Tensor | None, ext, sampler: tuple[str, int]) -> dict:  # noqa: ANN001
+          truth: Tensor | None, true_centres: Tensor | None, ext, sampler: tuple[str, int],  # noqa: ANN001
+          guidance: float) -> dict:
     """Quality of the unknown frames of ``real: (N, T, C, H, W)`` given ``mask: (N, T)``, sampled with
-    ``sampler = (solver, steps)``."""
+    ``sampler = (solver, steps)`` and ``guidance`` over the known frames."""
     todo = ~mask[0]
     target = _unit(real)[:, todo]
     base = _unit(baseline)[:, todo]
@@ -104,7 +107,7 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
     start = time.perf_counter()
     for k in range(best_of):
         x = sample_clips(run, len(real), context=real, mask=mask, solver=sampler[0], steps=sampler[1],
-                         seed=request.seed + 1000 * k).x
+                         seed=request.seed + 1000 * k, guidance=guidance).x
         pred = _unit(x)[:, todo]
         psnrs.append(M.psnr(pred, target))
         ssims.append(M.ssim(pred, target))
@@ -144,6 +147,7 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
         known_sampler = parse_sampler(extra["known_sampler"])
     else:  # as `sample --context`: the measured sampler unless the user chose one for every task
         known_sampler = None if request.sampler_given else KNOWN_SAMPLER
+    guidance = request.guidance if request.guidance_given else KNOWN_GUIDANCE  # over the known frames
     spec = request.data or run.config["data"]["spec"]
     data = load_video(spec[len("video:"):] if spec.startswith("video:") else spec)
     t_model, shape = int(run.data_shape[0]), tuple(run.data_shape[1:])
@@ -167,17 +171,18 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
                     "sampler": {"solver": request.solver, "steps": request.steps, "best_of": best_of},
                     **({"known_sampler": {"solver": known_sampler[0], "steps": known_sampler[1]}}
                        if known_sampler else {}),
+                    "known_guidance": guidance,
                     "classifier": ext.info() if ext is not None else None, "metrics": {}}
     tasks = result["metrics"]
     pred_mask = known_mask(n, t_model, context_frames=k)
     copy_last = real[:, k - 1:k].expand(-1, t_model, -1, -1, -1)
     sampler = known_sampler or (request.solver, request.steps)
     tasks["prediction"] = {"known": k, **_task(run, real, pred_mask, copy_last, request, best_of, truth, centres,
-                                                  ext, sampler)}
+                                                  ext, sampler, guidance)}
     ends = known_mask(n, t_model, known=[0, t_model - 1])
     nearer = torch.where((torch.arange(t_model) < t_model / 2)[None, :, None, None, None],
                          real[:, :1], real[:, -1:])
-    tasks["interpolation"] = _task(run, real, ends, nearer, request, 1, truth, centres, ext, sampler)
+    tasks["interpolation"] = _task(run, real, ends, nearer, request, 1, truth, centres, ext, sampler, guidance)
     # generation: speeds and features against two disjoint real sets (the second gives the floor)
     m = min(n, len(data) // 2)
     ref, floor_ref = data.clips[:m], data.clips[m:2 * m]
@@ -185,7 +190,7 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     gen = sample_clips(run, m, solver=request.solver, steps=request.steps, seed=request.seed + 7).x
     tasks["generation"] = _generation(gen, ref, floor_ref, ext, fx)
     if lead:  # the same clips' first frames, the rest continued from them (as sample makes clips from nothing)
-        rest = continue_lead(run, gen, lead, known_sampler=sampler, seed=request.seed + 8).x
+        rest = continue_lead(run, gen, lead, known_sampler=sampler, seed=request.seed + 8, guidance=guidance).x
         tasks["generation_lead"] = {"lead_frames": lead, **_generation(rest, ref, floor_ref, ext, fx)}
     return result
 
@@ -219,7 +224,10 @@ def _moved(task: dict, metric: str, fmt: str, unit: str = "") -> str:  # eval.js
 
 def format_video_eval(r: dict) -> str:
     ks = r.get("known_sampler")
-    known = f" ({ks['solver']} {ks['steps']} steps for prediction and interpolation)" if ks else ""
+    w = r.get("known_guidance", 1.0)  # eval.json files written before it was a default: unguided
+    guided = f", guidance {w:g} over the known frames" if w != 1.0 else ""
+    known = f" ({ks['solver']} {ks['steps']} steps{guided} for prediction and interpolation)" if ks else \
+        (f" ({guided[2:]})" if guided else "")
     lines = [f"{r['run']} at step {r['step']}: {r['n']} clips of {r['reference']}; {r['sampler']['solver']} "
              f"{r['sampler']['steps']} steps{known}"]
     for task in ("prediction", "interpolation"):

@@ -141,7 +141,7 @@ class Video(Modality):
 
     def sample(self, run, request: SampleRequest) -> str:  # noqa: ANN001
         from .known import known_mask, parse_known
-        from .sampling import KNOWN_SAMPLER, generate_clips, lead_frames, sample_clips
+        from .sampling import KNOWN_GUIDANCE, KNOWN_SAMPLER, generate_clips, lead_frames, sample_clips
 
         if request.out.suffix not in self.sample_suffixes:
             raise UserError(f"a video run writes {', '.join(self.sample_suffixes)}; got --out {request.out}")
@@ -167,8 +167,9 @@ class Video(Modality):
         known_sampler = (solver, steps) if request.sampler_given else KNOWN_SAMPLER
         if context is not None:
             solver, steps = known_sampler
+        guidance = request.guidance if request.guidance_given else KNOWN_GUIDANCE  # over known frames only
         common = {"frames": frames, "solver": solver, "steps": steps, "seed": request.seed,
-                  "guidance": request.guidance, "interval": request.guidance_interval,
+                  "guidance": guidance, "interval": request.guidance_interval,
                   "batch_size": request.batch_size,
                   "trajectory": bool(request.trajectory_plot or request.trajectory_gif)}
         t0 = time.perf_counter()
@@ -184,8 +185,10 @@ class Video(Modality):
         shape = self.write(run, res.x, request.out, request.raw)
         if lead:
             solver = f"{solver}, then {known_sampler[0]} {known_sampler[1]} steps after the first {lead} frames"
+        guided = f"; guidance {guidance:g} over the known frames" if (lead or context is not None) and guidance != 1 \
+            else ""
         lines = [f"wrote {request.out} {shape} ({solver}, {res.nfe} NFE, step {run.step}, "
-                 f"{secs / request.n:.2f} s per clip)"]
+                 f"{secs / request.n:.2f} s per clip{guided})"]
         lines += self.plots(run, res, request)
         return "\n".join(lines)
 
@@ -259,26 +262,28 @@ class Video(Modality):
         from ..plotting import plot_image_panels
         from ..report import png_data_uri
         from .known import known_mask
-        from .sampling import KNOWN_SAMPLER, default_lead_frames, generate_clips, sample_clips
+        from .sampling import KNOWN_GUIDANCE, KNOWN_SAMPLER, default_lead_frames, generate_clips, sample_clips
 
         t_model = int(run.data_shape[0])
         real = self.real_clips(run, 6)
         solver = run.default_solver  # as `sample` without flags: the run's solver for clips made from nothing,
         lead = default_lead_frames(t_model)  # KNOWN_SAMPLER where frames are given, and after the lead frames
-        gen = generate_clips(run, 6, lead, solver=solver, steps=8, seed=request.seed).x
+        gen = generate_clips(run, 6, lead, solver=solver, steps=8, seed=request.seed, guidance=KNOWN_GUIDANCE).x
         panels = ([("real clips", real.flatten(0, 1))] if real is not None else []) + [("generated", gen.flatten(0, 1))]
         uri = png_data_uri(lambda f: plot_image_panels(panels, f, t_model))
-        after = f"; {KNOWN_SAMPLER[0]}, {KNOWN_SAMPLER[1]} steps after the first {lead} frames" if lead else ""
+        known = f"{KNOWN_SAMPLER[0]}, {KNOWN_SAMPLER[1]} steps, guidance {KNOWN_GUIDANCE:g} over the known frames"
+        after = f"; {known} after the first {lead} frames" if lead else ""
         sections = [Section("Generated clips beside real ones",
                             f"<p class=note>Frames run left to right, one clip per row ({solver}, 8 steps{after}).</p>"
                             f"<img alt=\"generated clips\" src=\"{uri}\">")]
         if real is not None:
             k = max(1, t_model // 4)
             pred = sample_clips(run, len(real), context=real, mask=known_mask(len(real), t_model, context_frames=k),
-                                solver=KNOWN_SAMPLER[0], steps=KNOWN_SAMPLER[1], seed=request.seed).x
+                                solver=KNOWN_SAMPLER[0], steps=KNOWN_SAMPLER[1], seed=request.seed,
+                                guidance=KNOWN_GUIDANCE).x
             both = [("real clips", real.flatten(0, 1)), (f"continued from the first {k} frames", pred.flatten(0, 1))]
             uri = png_data_uri(lambda f: plot_image_panels(both, f, t_model))
-            sections.append(Section("Prediction", f"<p class=note>{KNOWN_SAMPLER[0]}, {KNOWN_SAMPLER[1]} steps.</p>"
+            sections.append(Section("Prediction", f"<p class=note>{known}.</p>"
                                     f"<img alt=\"prediction\" src=\"{uri}\">"))
         eval_file = Path(run.run_dir) / "eval.json"
         if eval_file.is_file():

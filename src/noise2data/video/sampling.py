@@ -17,6 +17,12 @@ from .known import known_mask, make_condition
 # in 8 (SSIM 0.601 against 0.600, centre error 2.6 against 3.2 px) at a fifth of the time (benchmarks/video.py).
 # Clips made from nothing keep the run's default (they need the 16 evaluations).
 KNOWN_SAMPLER = ("euler", 2)
+# Classifier-free guidance over the known frames (the empty mask is the null condition) for clips with known frames,
+# unless the user picks a scale. On the 30-minute Moving MNIST run (200 test clips, Euler 2, 4 -> 12) scales 1, 1.1,
+# 1.2, 1.25, 1.3, 1.5, 2 predict with SSIM 0.804, 0.815, 0.819, 0.819, 0.817, 0.802, 0.729 and keep the digit's class
+# in 42, 54, 67, 70, 75, 79, 67% of clips; interpolation at 1, 1.25, 1.5: SSIM 0.843, 0.849, 0.824, identity 79,
+# 93, 95%. It doubles the network's evaluations per step. Clips from nothing have no known frames to guide by.
+KNOWN_GUIDANCE = 1.25
 
 
 def default_lead_frames(frames: int) -> int:

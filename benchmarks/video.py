@@ -53,7 +53,7 @@ from noise2data.errors import UserError
 from noise2data.video import model as video_model
 from noise2data.video.data import load_video
 from noise2data.video.evaluation import parse_sampler
-from noise2data.video.sampling import KNOWN_GUIDANCE
+from noise2data.video.sampling import KNOWN_GUIDANCE, sampler_words
 
 VARIANTS = {  # changes measured by --ablation ("default" is the preset and the benchmark's flags as they stand):
     # (changes to the preset, extra flags of `train`, which win over the benchmark's own)
@@ -152,7 +152,7 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
     solver, steps = sampler or (args.solver, args.sample_steps)
     result_file = out / (f"eval_{name}_{solver}_{steps}.json" if sampler else f"eval_{name}.json")
     known_spec = "" if sampler else args.known_sampler  # a --samplers row is that sampler for every task
-    known = dict(zip(("solver", "steps"), known_sampler(known_spec), strict=True)) if known_spec else None
+    known = dict(zip(("solver", "steps", "grid"), known_sampler(known_spec), strict=True)) if known_spec else None
     lead = ["--lead-frames", str(args.lead_frames)]
     guidance = [] if args.known_guidance is None else ["--guidance", str(args.known_guidance)]
     if args.reuse_evals and result_file.exists():
@@ -187,13 +187,14 @@ def judged_by(stored: dict, judges: list[str]) -> bool:
 def parse_samplers(spec: str, flag: str = "--solver/--sample-steps or --samplers") -> list[tuple[str, int]]:
     """``"euler:2,heun:4"`` -> ``[("euler", 2), ("heun", 4)]``; a bad one ends the benchmark with eval's message."""
     try:
-        return [parse_sampler(v, flag) for v in spec.split(",") if v.strip()]
+        return [parse_sampler(v, flag)[:2] for v in spec.split(",") if v.strip()]
     except UserError as err:
         raise SystemExit(str(err)) from None
 
 
-def known_sampler(spec: str) -> tuple[str, int]:
-    """``--known-sampler euler:2`` -> ``("euler", 2)`` (one sampler: "euler:2,euler:4" is refused)."""
+def known_sampler(spec: str) -> tuple[str, int, str]:
+    """``--known-sampler euler:2:refine`` -> ``("euler", 2, "refine")`` (one sampler: "euler:2,euler:4" is
+    refused; the grid is uniform unless given)."""
     try:
         return parse_sampler(spec)
     except UserError as err:
@@ -206,7 +207,7 @@ def known_guidance(args: argparse.Namespace) -> float:
 
 
 def sampler_text(args: argparse.Namespace) -> str:
-    known = f"{args.known_sampler.replace(':', ' ')} steps for prediction and interpolation, " \
+    known = f"{sampler_words(known_sampler(args.known_sampler))} for prediction and interpolation, " \
         if args.known_sampler else ""
     return (f"{known}{args.solver} {args.sample_steps} steps{' for generation' if known else ''}; guidance "
             f"{known_guidance(args):g} over the known frames")
@@ -220,7 +221,8 @@ def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
     docs = Path(args.docs)
     docs.mkdir(parents=True, exist_ok=True)
     solver, steps = args.solver, args.sample_steps
-    known_solver, known_steps = known_sampler(args.known_sampler) if args.known_sampler else (solver, steps)
+    known_solver, known_steps, known_grid = (known_sampler(args.known_sampler) if args.known_sampler
+                                             else (solver, steps, "uniform"))
     k = context_frames(args)
     lead = (("generation_lead", ["--lead-frames", str(args.lead_frames)]),) if args.lead_frames else ()
     samplers = {"generation": ["--solver", solver, "--steps", str(steps)],
@@ -228,7 +230,7 @@ def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
     for what, extra in (("prediction", ["--context", str(test), "--context-frames", str(k)]),
                         ("interpolation", ["--context", str(test), "--known", f"0,{args.frames - 1}"]),
                         ("generation", ["--lead-frames", "0"]), *lead):  # drawn whole, and in two stages
-        sampler = samplers.get(what, ["--solver", known_solver, "--steps", str(known_steps)])
+        sampler = samplers.get(what, ["--solver", known_solver, "--steps", str(known_steps), "--grid", known_grid])
         for suffix in (".gif", ".png"):
             target = docs / f"video_{tag}_{what}{suffix}"
             guide = [] if args.known_guidance is None else ["--guidance", str(args.known_guidance)]
@@ -318,8 +320,9 @@ def main() -> None:
     p.add_argument("--sample-steps", type=int, default=8, help="the solver's steps")
     p.add_argument("--lead-frames", type=int, default=4, help="score generation drawn whole and in two stages: the "
                    "first K frames of clips drawn whole, the rest continued from them (as sample; 0: drawn whole only)")
-    p.add_argument("--known-sampler", default="", help="SOLVER:STEPS for prediction and interpolation (eval's "
-                   "--known-sampler; default --solver and --sample-steps), e.g. euler:2")
+    p.add_argument("--known-sampler", default="", help="SOLVER:STEPS[:GRID] for prediction and interpolation "
+                   "(eval's --known-sampler; default --solver and --sample-steps), e.g. euler:2:refine (the "
+                   "library's default for clips with known frames)")
     p.add_argument("--known-guidance", type=float, help="guidance over the known frames (eval's and sample's "
                    f"--guidance; default the library's, {KNOWN_GUIDANCE:g})")
     p.add_argument("--samplers", default="", help="also evaluate the grey run with each SOLVER:STEPS, e.g. "

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from noise2data.errors import UserError
-from noise2data.samplers import ODE_SOLVERS, ORDERS, TABLEAUX, edm_grid, integrate, uniform_grid
+from noise2data.samplers import ODE_SOLVERS, ORDERS, TABLEAUX, edm_grid, integrate, make_grid, refine_grid, uniform_grid
 from oracles import two_blob_mixture
 
 
@@ -124,6 +124,18 @@ def test_edm_grid_follows_rho_spacing(path):
     i = torch.arange(1, 10, dtype=torch.float64) / 10
     expected = (smax ** (1 / 7) + i * (smin ** (1 / 7) - smax ** (1 / 7))) ** 7
     torch.testing.assert_close(sig, expected, rtol=1e-9, atol=1e-12)
+
+
+def test_refine_grid_steps_once_to_nearly_the_data_and_spreads_the_rest_there(path):
+    torch.testing.assert_close(refine_grid(2), torch.tensor([0.0, 0.99, 1.0], dtype=torch.float64))
+    ts = make_grid("refine", path, 4, 0.0, 0.999)  # a data-prediction run's interval
+    assert ts[0] == 0 and ts[-1] == 0.999 and (ts.diff() > 0).all()
+    torch.testing.assert_close(ts[1:], torch.linspace(0.99 * 0.999, 0.999, 4, dtype=torch.float64))
+    torch.testing.assert_close(refine_grid(1, 0.2, 0.9), uniform_grid(1, 0.2, 0.9))  # one step: the ends
+    with pytest.raises(UserError, match="fraction in"):
+        refine_grid(2, first=1.0)
+    with pytest.raises(UserError, match="positive integer"):
+        refine_grid(0)
 
 
 @pytest.mark.parametrize("schedule", ["condot", "cosine"])

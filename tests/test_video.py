@@ -352,14 +352,19 @@ def test_the_known_sampler_drives_prediction_and_interpolation_and_the_solver_ge
         assert m["both"][task]["ssim"] == m["euler1"][task]["ssim"] != m["mid2"][task]["ssim"]
     assert m["both"]["generation"]["speed_w1"] == m["mid2"]["generation"]["speed_w1"]
     assert m["both"]["generation"]["speed_w1"] != m["euler1"]["generation"]["speed_w1"]
-    assert results["both"]["known_sampler"] == {"solver": "euler", "steps": 1}
+    assert results["both"]["known_sampler"] == {"solver": "euler", "steps": 1, "grid": "uniform"}
     assert "known_sampler" not in results["mid2"]
     assert "(euler 1 steps, guidance 1.25 over the known frames for prediction and interpolation)" in \
         capsys.readouterr().out
-    for bad in ("euler", "rk9:2", "euler:0"):
+    assert main([*common, "--known-sampler", "euler:1:refine", "--out", str(tmp_path / "refine.json")]) == 0
+    refine = json.loads((tmp_path / "refine.json").read_text())
+    assert refine["known_sampler"]["grid"] == "refine"
+    assert refine["metrics"]["prediction"]["ssim"] == m["euler1"]["prediction"]["ssim"]  # one step: the grid is moot
+    capsys.readouterr()
+    for bad in ("euler", "rk9:2", "euler:0", "euler:2:late", "euler:2:refine:x"):
         assert main([*common, "--known-sampler", bad]) == 2
         err = capsys.readouterr().err.strip()
-        assert "--known-sampler takes SOLVER:STEPS" in err and len(err.splitlines()) == 1, err
+        assert "--known-sampler takes SOLVER:STEPS[:GRID]" in err and len(err.splitlines()) == 1, err
 
 
 def test_clips_with_known_frames_sample_with_euler_2_unless_the_user_picks_a_sampler(video_run, tmp_path, capsys):
@@ -367,19 +372,27 @@ def test_clips_with_known_frames_sample_with_euler_2_unless_the_user_picks_a_sam
     ctx = f"video:{root / 'v.npz'}"
     given = ["sample", str(run), "--context", ctx, "--context-frames", "3", "--n", "3"]
     outs = {}
-    for name, argv in (("default", []), ("euler2", ["--solver", "euler", "--steps", "2"]),
+    for name, argv in (("default", []), ("euler2", ["--solver", "euler", "--steps", "2", "--grid", "refine"]),
+                       ("uniform", ["--solver", "euler", "--steps", "2"]),
                        ("steps2", ["--steps", "2"]), ("nfe4", ["--nfe", "4"])):
         assert main([*given, *argv, "--out", str(tmp_path / f"{name}.npy")]) == 0
         outs[name] = (np.load(tmp_path / f"{name}.npy"), capsys.readouterr().err)
-    assert np.array_equal(outs["default"][0], outs["euler2"][0]) and "(euler, 2 NFE" in outs["default"][1]
+    assert np.array_equal(outs["default"][0], outs["euler2"][0]) and "(euler on the refine grid, 2 NFE" in \
+        outs["default"][1]
+    assert "(euler, 2 NFE" in outs["uniform"][1]
+    for name, argv in (("raw_default", []), ("raw_uniform", ["--solver", "euler", "--steps", "2"])):
+        assert main([*given, *argv, "--raw", "--out", str(tmp_path / f"{name}.npy")]) == 0
+    raw = {k: np.load(tmp_path / f"raw_{k}.npy") for k in ("default", "uniform")}
+    assert not np.array_equal(raw["default"], raw["uniform"])  # the grids differ (uint8 rounds both alike here)
     assert "(midpoint, 4 NFE" in outs["steps2"][1]  # --steps alone: the run's solver with those steps
     assert "(midpoint, 4 NFE" in outs["nfe4"][1] and np.array_equal(outs["steps2"][0], outs["nfe4"][0])
-    assert not np.array_equal(outs["default"][0], outs["steps2"][0])
+    assert not np.array_equal(outs["uniform"][0], outs["steps2"][0])  # euler against the run's midpoint
     assert main(["sample", str(run), "--n", "2", "--lead-frames", "0", "--out", str(tmp_path / "gen.npy")]) == 0
     assert "(midpoint, 16 NFE" in capsys.readouterr().err  # clips drawn whole keep the run's default
     common = ["eval", str(run), "--data", ctx, "--n", "4", "--best-of", "1"]
     assert main([*common, "--out", str(tmp_path / "e.json")]) == 0
-    assert json.loads((tmp_path / "e.json").read_text())["known_sampler"] == {"solver": "euler", "steps": 2}
+    assert json.loads((tmp_path / "e.json").read_text())["known_sampler"] == {"solver": "euler", "steps": 2,
+                                                                               "grid": "refine"}
     assert main([*common, "--steps", "8", "--out", str(tmp_path / "e8.json")]) == 0  # one sampler for every task
     assert "known_sampler" not in json.loads((tmp_path / "e8.json").read_text())
 
@@ -436,5 +449,5 @@ def test_the_report_samples_as_sample_does_and_says_with_what(video_run, tmp_pat
     html = page.read_text()
     assert {"generated clips", "prediction"} <= set(embedded_images(html))
     # generation (whole clips, then Euler 2 after the first quarter of the frames, as sample); frames given
-    known = "euler, 2 steps, guidance 1.25 over the known frames"
+    known = "euler 2 steps on the refine grid, guidance 1.25 over the known frames"
     assert f"(midpoint, 8 steps; {known} after the first 2 frames)" in html and f"{known}." in html

@@ -45,7 +45,7 @@ def test_lead_frames_from_the_cli_and_in_eval(video_run, tmp_path, capsys):
     assert "(midpoint, 16 NFE" in capsys.readouterr().err  # drawn whole
     assert main(["sample", str(run), "--n", "3", "--out", str(tmp_path / "two.npy")]) == 0  # the default: 2 of 8
     err = capsys.readouterr().err
-    assert "(midpoint, then euler 2 steps after the first 2 frames, 18 NFE" in err, err  # 8 midpoint steps + 2
+    assert "(midpoint, then euler 2 steps on the refine grid after the first 2 frames, 18 NFE" in err, err  # 8 + 2
     assert main(["sample", str(run), "--n", "3", "--lead-frames", "2", "--out", str(tmp_path / "two2.npy")]) == 0
     assert np.array_equal(np.load(tmp_path / "two.npy"), np.load(tmp_path / "two2.npy"))
     whole, two = np.load(tmp_path / "whole.npy"), np.load(tmp_path / "two.npy")

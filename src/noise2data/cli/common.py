@@ -82,7 +82,8 @@ def add_solver_options(p: argparse.ArgumentParser, *, sde: bool = False) -> None
     p.add_argument("--nfe", type=positive_int, help="a budget of network evaluations instead of --steps: the "
                    "solver's steps are chosen to spend exactly this many (midpoint/heun 2 per step, rk4 4)")
     p.add_argument("--grid", default="uniform", choices=list(GRIDS), help="time grid: uniform in t, EDM's rho=7 "
-                   "spacing, or uniform in log-SNR (default uniform)")
+                   "spacing, uniform in log-SNR, or refine (one step to nearly the data, the rest there: for samples "
+                   "pinned by a condition, such as clips continued from known frames) (default uniform)")
     if sde:
         p.add_argument("--sde", action="store_true", help="Euler-Maruyama on the SDE extension instead of an ODE")
         p.add_argument("--diffusion", type=float, default=0.5, help="SDE diffusion coefficient g (default 0.5)")

@@ -17,8 +17,9 @@
   beside its floor.
 
 The sampler is ``--solver``/``--steps``; prediction and interpolation use ``--known-sampler`` (default
-:data:`.sampling.KNOWN_SAMPLER`, Euler in 2 steps, as ``sample --context``, unless ``--solver``, ``--steps`` or
-``--nfe`` chose one sampler for every task): frames given pin most of the clip, so fewer evaluations do. They
+:data:`.sampling.KNOWN_SAMPLER`, Euler in 2 steps on the refine grid, as ``sample --context``, unless
+``--solver``, ``--steps`` or ``--nfe`` chose one sampler for every task): frames given pin most of the clip, so
+fewer evaluations do. They
 and the frames continued after the lead frames are guided over the known frames by ``--guidance`` (default
 :data:`.sampling.KNOWN_GUIDANCE`, as ``sample``).
 """
@@ -32,7 +33,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..modalities.base import EvalRequest
-from ..samplers import ODE_SOLVERS
+from ..samplers import GRIDS, ODE_SOLVERS
 from . import metrics as M
 from .known import known_mask, make_condition
 from .model import nearest_known
@@ -85,13 +86,15 @@ def _baselines(run, real: Tensor, mask: Tensor) -> dict[str, Tensor]:  # noqa: A
     return out
 
 
-def parse_sampler(text: str, flag: str = "--known-sampler") -> tuple[str, int]:
-    """``"euler:2"`` -> ``("euler", 2)``, checked (``flag`` names the option in the error)."""
-    solver, _, steps = text.strip().partition(":")
-    if solver not in ODE_SOLVERS or not steps.isdigit() or int(steps) < 1:
-        raise UserError(f"{flag} takes SOLVER:STEPS with steps >= 1 and a solver of "
-                        f"{', '.join(ODE_SOLVERS)} (e.g. euler:2), got {text!r}")
-    return solver, int(steps)
+def parse_sampler(text: str, flag: str = "--known-sampler") -> tuple[str, int, str]:
+    """``"euler:2"`` -> ``("euler", 2, "uniform")``, ``"euler:2:refine"`` -> ``("euler", 2, "refine")``, checked
+    (``flag`` names the option in the error)."""
+    parts = text.strip().split(":")
+    solver, steps, grid = (parts + [""])[:2] + [parts[2] if len(parts) > 2 else "uniform"]
+    if solver not in ODE_SOLVERS or not steps.isdigit() or int(steps) < 1 or grid not in GRIDS or len(parts) > 3:
+        raise UserError(f"{flag} takes SOLVER:STEPS[:GRID] with steps >= 1, a solver of "
+                        f"{', '.join(ODE_SOLVERS)} and a grid of {', '.join(GRIDS)} (e.g. euler:2), got {text!r}")
+    return solver, int(steps), grid
 
 
 def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalRequest, best_of: int,  # noqa: ANN001
@@ -106,7 +109,7 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
     psnrs, ssims, sses, samples = [], [], [], []
     start = time.perf_counter()
     for k in range(best_of):
-        x = sample_clips(run, len(real), context=real, mask=mask, solver=sampler[0], steps=sampler[1],
+        x = sample_clips(run, len(real), context=real, mask=mask, solver=sampler[0], steps=sampler[1], grid=sampler[2],
                          seed=request.seed + 1000 * k, guidance=guidance).x
         pred = _unit(x)[:, todo]
         psnrs.append(M.psnr(pred, target))
@@ -169,14 +172,14 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     lead = lead_frames(extra.get("lead_frames"), t_model)
     result: dict = {"run": str(run.run_dir), "step": run.step, "n": n, "reference": spec,
                     "sampler": {"solver": request.solver, "steps": request.steps, "best_of": best_of},
-                    **({"known_sampler": {"solver": known_sampler[0], "steps": known_sampler[1]}}
+                    **({"known_sampler": dict(zip(("solver", "steps", "grid"), known_sampler, strict=True))}
                        if known_sampler else {}),
                     "known_guidance": guidance,
                     "classifier": ext.info() if ext is not None else None, "metrics": {}}
     tasks = result["metrics"]
     pred_mask = known_mask(n, t_model, context_frames=k)
     copy_last = real[:, k - 1:k].expand(-1, t_model, -1, -1, -1)
-    sampler = known_sampler or (request.solver, request.steps)
+    sampler = known_sampler or (request.solver, request.steps, request.grid)
     tasks["prediction"] = {"known": k, **_task(run, real, pred_mask, copy_last, request, best_of, truth, centres,
                                                   ext, sampler, guidance)}
     ends = known_mask(n, t_model, known=[0, t_model - 1])
@@ -226,7 +229,8 @@ def format_video_eval(r: dict) -> str:
     ks = r.get("known_sampler")
     w = r.get("known_guidance", 1.0)  # eval.json files written before it was a default: unguided
     guided = f", guidance {w:g} over the known frames" if w != 1.0 else ""
-    known = f" ({ks['solver']} {ks['steps']} steps{guided} for prediction and interpolation)" if ks else \
+    grid = f" on the {ks['grid']} grid" if ks and ks.get("grid", "uniform") != "uniform" else ""
+    known = f" ({ks['solver']} {ks['steps']} steps{grid}{guided} for prediction and interpolation)" if ks else \
         (f" ({guided[2:]})" if guided else "")
     lines = [f"{r['run']} at step {r['step']}: {r['n']} clips of {r['reference']}; {r['sampler']['solver']} "
              f"{r['sampler']['steps']} steps{known}"]

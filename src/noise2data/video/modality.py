@@ -68,9 +68,10 @@ class Video(Modality):
                                                                 "PSNR/SSIM (default 4)"}),
         (("--context-frames",), {"type": int, "default": None, "help": "video: frames given for prediction (default "
                                                                        "a quarter of the clip, e.g. 4 of 16)"}),
-        (("--known-sampler",), {"default": None, "help": "video: SOLVER:STEPS for prediction and interpolation, e.g. "
-                                                        "euler:4 (default euler:2, or --solver and --steps where "
-                                                        "--solver, --steps or --nfe is given)"}),
+        (("--known-sampler",), {"default": None, "help": "video: SOLVER:STEPS[:GRID] for prediction and "
+                                                        "interpolation, e.g. euler:4 (grid uniform unless given; "
+                                                        "default euler:2:refine, or --solver, --steps and --grid "
+                                                        "where --solver, --steps or --nfe is given)"}),
         (("--lead-frames",), {"type": int, "default": None, "help": "video: score clips made from nothing both drawn "
                                                                     "whole and in two stages from their first K "
                                                                     "frames (as sample; default a quarter of the "
@@ -141,7 +142,7 @@ class Video(Modality):
 
     def sample(self, run, request: SampleRequest) -> str:  # noqa: ANN001
         from .known import known_mask, parse_known
-        from .sampling import KNOWN_GUIDANCE, KNOWN_SAMPLER, generate_clips, lead_frames, sample_clips
+        from .sampling import KNOWN_GUIDANCE, KNOWN_SAMPLER, generate_clips, lead_frames, sample_clips, sampler_words
 
         if request.out.suffix not in self.sample_suffixes:
             raise UserError(f"a video run writes {', '.join(self.sample_suffixes)}; got --out {request.out}")
@@ -163,12 +164,12 @@ class Video(Modality):
             raise UserError(f"--frames must be >= 1, got {frames}")
         mask = known_mask(request.n, t_model, context_frames=extra.get("context_frames"), known=known)
         context = self.context(run, extra["context"], request.n) if extra.get("context") else None
-        solver, steps = request.solver, request.steps
-        known_sampler = (solver, steps) if request.sampler_given else KNOWN_SAMPLER
+        solver, steps, grid = request.solver, request.steps, request.grid
+        known_sampler = (solver, steps, grid) if request.sampler_given else KNOWN_SAMPLER
         if context is not None:
-            solver, steps = known_sampler
+            solver, steps, grid = known_sampler
         guidance = request.guidance if request.guidance_given else KNOWN_GUIDANCE  # over known frames only
-        common = {"frames": frames, "solver": solver, "steps": steps, "seed": request.seed,
+        common = {"frames": frames, "solver": solver, "steps": steps, "grid": grid, "seed": request.seed,
                   "guidance": guidance, "interval": request.guidance_interval,
                   "batch_size": request.batch_size,
                   "trajectory": bool(request.trajectory_plot or request.trajectory_gif)}
@@ -183,8 +184,10 @@ class Video(Modality):
                             "nothing was written")
         request.out.parent.mkdir(parents=True, exist_ok=True)
         shape = self.write(run, res.x, request.out, request.raw)
+        if grid != "uniform":
+            solver = f"{solver} on the {grid} grid"
         if lead:
-            solver = f"{solver}, then {known_sampler[0]} {known_sampler[1]} steps after the first {lead} frames"
+            solver = f"{solver}, then {sampler_words(known_sampler)} after the first {lead} frames"
         guided = f"; guidance {guidance:g} over the known frames" if (lead or context is not None) and guidance != 1 \
             else ""
         lines = [f"wrote {request.out} {shape} ({solver}, {res.nfe} NFE, step {run.step}, "
@@ -262,7 +265,14 @@ class Video(Modality):
         from ..plotting import plot_image_panels
         from ..report import png_data_uri
         from .known import known_mask
-        from .sampling import KNOWN_GUIDANCE, KNOWN_SAMPLER, default_lead_frames, generate_clips, sample_clips
+        from .sampling import (
+            KNOWN_GUIDANCE,
+            KNOWN_SAMPLER,
+            default_lead_frames,
+            generate_clips,
+            sample_clips,
+            sampler_words,
+        )
 
         t_model = int(run.data_shape[0])
         real = self.real_clips(run, 6)
@@ -271,7 +281,7 @@ class Video(Modality):
         gen = generate_clips(run, 6, lead, solver=solver, steps=8, seed=request.seed, guidance=KNOWN_GUIDANCE).x
         panels = ([("real clips", real.flatten(0, 1))] if real is not None else []) + [("generated", gen.flatten(0, 1))]
         uri = png_data_uri(lambda f: plot_image_panels(panels, f, t_model))
-        known = f"{KNOWN_SAMPLER[0]}, {KNOWN_SAMPLER[1]} steps, guidance {KNOWN_GUIDANCE:g} over the known frames"
+        known = f"{sampler_words(KNOWN_SAMPLER)}, guidance {KNOWN_GUIDANCE:g} over the known frames"
         after = f"; {known} after the first {lead} frames" if lead else ""
         sections = [Section("Generated clips beside real ones",
                             f"<p class=note>Frames run left to right, one clip per row ({solver}, 8 steps{after}).</p>"
@@ -279,7 +289,8 @@ class Video(Modality):
         if real is not None:
             k = max(1, t_model // 4)
             pred = sample_clips(run, len(real), context=real, mask=known_mask(len(real), t_model, context_frames=k),
-                                solver=KNOWN_SAMPLER[0], steps=KNOWN_SAMPLER[1], seed=request.seed,
+                                solver=KNOWN_SAMPLER[0], steps=KNOWN_SAMPLER[1], grid=KNOWN_SAMPLER[2],
+                                seed=request.seed,
                                 guidance=KNOWN_GUIDANCE).x
             both = [("real clips", real.flatten(0, 1)), (f"continued from the first {k} frames", pred.flatten(0, 1))]
             uri = png_data_uri(lambda f: plot_image_panels(both, f, t_model))

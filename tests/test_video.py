@@ -451,3 +451,5 @@ def test_the_report_samples_as_sample_does_and_says_with_what(video_run, tmp_pat
     # generation (whole clips, then Euler 2 after the first quarter of the frames, as sample); frames given
     known = "euler 2 steps on the refine grid, guidance 1.25 over the known frames"
     assert f"(midpoint, 8 steps; {known} after the first 2 frames)" in html and f"{known}." in html
+    assert main(["report", str(run), "--device", "cpu", "--guidance", "1", "--out", str(page)]) == 0
+    assert "euler 2 steps on the refine grid, guidance 1 over the known frames." in page.read_text()  # as asked

@@ -188,11 +188,11 @@ def _report(args: argparse.Namespace) -> int:
     from ..run import default_solver, read_run_config
 
     args.solver = args.solver or default_solver(read_run_config(args.run))
-    guidance_given(args)
+    guided = guidance_given(args)
     solver_steps_for_nfe(args.solver, args.nfe)  # refuse an impossible budget before any work
     request = ReportRequest(n=args.n, metric=args.metric, solvers=tuple(args.solvers.split(",")), seed=args.seed,
                             solver=args.solver, nfe=args.nfe,
-                            features=args.features, guidance=args.guidance)
+                            features=args.features, guidance=args.guidance, guidance_given=guided)
     out = build_report(args.run, request, out=args.out, device=args.device)
     print(f"wrote {out}", file=sys.stderr)
     return 0

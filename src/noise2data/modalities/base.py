@@ -134,6 +134,7 @@ class ReportRequest:
     seed: int = 0
     features: str | None = None
     guidance: float = 2.0
+    guidance_given: bool = False  # as in SampleRequest
 
 
 @dataclass

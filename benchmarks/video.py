@@ -154,7 +154,6 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
     known_spec = "" if sampler else args.known_sampler  # a --samplers row is that sampler for every task
     known = dict(zip(("solver", "steps", "grid"), known_sampler(known_spec), strict=True)) if known_spec else None
     lead = ["--lead-frames", str(args.lead_frames)]
-    guidance = [] if args.known_guidance is None else ["--guidance", str(args.known_guidance)]
     if args.reuse_evals and result_file.exists():
         stored = json.loads(result_file.read_text())
         same = {"solver": solver, "steps": steps, "best_of": best_of or args.best_of}
@@ -169,7 +168,7 @@ def train_and_eval(args: argparse.Namespace, out: Path, name: str, train: Path, 
              "--best-of", str(best_of or args.best_of), "--context-frames", str(context_frames(args)),
              "--device", args.device, "--solver", solver,
              "--steps", str(steps), *judges, *(["--known-sampler", known_spec] if known_spec else []), *lead,
-             *guidance, "--out", str(result_file)])
+             *guidance_flags(args), "--out", str(result_file)])
     info["eval_seconds"] = time.perf_counter() - start
     return {"train": info, "eval": json.loads(result_file.read_text())}
 
@@ -206,6 +205,11 @@ def known_guidance(args: argparse.Namespace) -> float:
     return KNOWN_GUIDANCE if args.known_guidance is None else args.known_guidance
 
 
+def guidance_flags(args: argparse.Namespace) -> list[str]:
+    """``--guidance W`` for eval and sample where ``--known-guidance`` is given (else the library's default)."""
+    return [] if args.known_guidance is None else ["--guidance", str(args.known_guidance)]
+
+
 def sampler_text(args: argparse.Namespace) -> str:
     known = f"{sampler_words(known_sampler(args.known_sampler))} for prediction and interpolation, " \
         if args.known_sampler else ""
@@ -233,9 +237,8 @@ def pictures(args: argparse.Namespace, run: Path, test: Path, tag: str) -> None:
         sampler = samplers.get(what, ["--solver", known_solver, "--steps", str(known_steps), "--grid", known_grid])
         for suffix in (".gif", ".png"):
             target = docs / f"video_{tag}_{what}{suffix}"
-            guide = [] if args.known_guidance is None else ["--guidance", str(args.known_guidance)]
-            run_cli(["sample", str(run), "--n", "8", *sampler, *guide, "--seed", "0", "--device", args.device, *extra,
-                     "--out", str(target)])
+            run_cli(["sample", str(run), "--n", "8", *sampler, *guidance_flags(args), "--seed", "0",
+                     "--device", args.device, *extra, "--out", str(target)])
 
 
 def moved(task: dict, metric: str, which: str = "moved") -> float:

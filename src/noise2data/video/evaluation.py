@@ -19,9 +19,8 @@
 The sampler is ``--solver``/``--steps``; prediction and interpolation use ``--known-sampler`` (default
 :data:`.sampling.KNOWN_SAMPLER`, Euler in 2 steps on the refine grid, as ``sample --context``, unless
 ``--solver``, ``--steps`` or ``--nfe`` chose one sampler for every task): frames given pin most of the clip, so
-fewer evaluations do. They
-and the frames continued after the lead frames are guided over the known frames by ``--guidance`` (default
-:data:`.sampling.KNOWN_GUIDANCE`, as ``sample``).
+fewer evaluations do. They and the frames continued after the lead frames are guided over the known frames by
+``--guidance`` (default :data:`.sampling.KNOWN_GUIDANCE`, as ``sample``).
 """
 
 from __future__ import annotations
@@ -38,7 +37,7 @@ from . import metrics as M
 from .known import known_mask, make_condition
 from .model import nearest_known
 from .motion import moved_known
-from .sampling import KNOWN_GUIDANCE, KNOWN_SAMPLER, continue_lead, lead_frames, sample_clips
+from .sampling import KNOWN_SAMPLER, continue_lead, known_guidance, lead_frames, sample_clips, sampler_words
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -90,18 +89,18 @@ def parse_sampler(text: str, flag: str = "--known-sampler") -> tuple[str, int, s
     """``"euler:2"`` -> ``("euler", 2, "uniform")``, ``"euler:2:refine"`` -> ``("euler", 2, "refine")``, checked
     (``flag`` names the option in the error)."""
     parts = text.strip().split(":")
-    solver, steps, grid = (parts + [""])[:2] + [parts[2] if len(parts) > 2 else "uniform"]
-    if solver not in ODE_SOLVERS or not steps.isdigit() or int(steps) < 1 or grid not in GRIDS or len(parts) > 3:
+    solver, steps, grid = parts + ["uniform"] if len(parts) == 2 else (parts if len(parts) == 3 else ("", "", ""))
+    if solver not in ODE_SOLVERS or not steps.isdigit() or int(steps) < 1 or grid not in GRIDS:
         raise UserError(f"{flag} takes SOLVER:STEPS[:GRID] with steps >= 1, a solver of "
                         f"{', '.join(ODE_SOLVERS)} and a grid of {', '.join(GRIDS)} (e.g. euler:2), got {text!r}")
     return solver, int(steps), grid
 
 
 def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalRequest, best_of: int,  # noqa: ANN001
-          truth: Tensor | None, true_centres: Tensor | None, ext, sampler: tuple[str, int],  # noqa: ANN001
+          truth: Tensor | None, true_centres: Tensor | None, ext, sampler: tuple[str, int, str],  # noqa: ANN001
           guidance: float) -> dict:
     """Quality of the unknown frames of ``real: (N, T, C, H, W)`` given ``mask: (N, T)``, sampled with
-    ``sampler = (solver, steps)`` and ``guidance`` over the known frames."""
+    ``sampler = (solver, steps, grid)`` and ``guidance`` over the known frames."""
     todo = ~mask[0]
     target = _unit(real)[:, todo]
     base = _unit(baseline)[:, todo]
@@ -150,7 +149,7 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
         known_sampler = parse_sampler(extra["known_sampler"])
     else:  # as `sample --context`: the measured sampler unless the user chose one for every task
         known_sampler = None if request.sampler_given else KNOWN_SAMPLER
-    guidance = request.guidance if request.guidance_given else KNOWN_GUIDANCE  # over the known frames
+    guidance = known_guidance(request)  # over the known frames
     spec = request.data or run.config["data"]["spec"]
     data = load_video(spec[len("video:"):] if spec.startswith("video:") else spec)
     t_model, shape = int(run.data_shape[0]), tuple(run.data_shape[1:])
@@ -229,8 +228,8 @@ def format_video_eval(r: dict) -> str:
     ks = r.get("known_sampler")
     w = r.get("known_guidance", 1.0)  # eval.json files written before it was a default: unguided
     guided = f", guidance {w:g} over the known frames" if w != 1.0 else ""
-    grid = f" on the {ks['grid']} grid" if ks and ks.get("grid", "uniform") != "uniform" else ""
-    known = f" ({ks['solver']} {ks['steps']} steps{grid}{guided} for prediction and interpolation)" if ks else \
+    words = sampler_words((ks["solver"], ks["steps"], ks.get("grid", "uniform"))) if ks else ""
+    known = f" ({words}{guided} for prediction and interpolation)" if ks else \
         (f" ({guided[2:]})" if guided else "")
     lines = [f"{r['run']} at step {r['step']}: {r['n']} clips of {r['reference']}; {r['sampler']['solver']} "
              f"{r['sampler']['steps']} steps{known}"]

@@ -142,7 +142,7 @@ class Video(Modality):
 
     def sample(self, run, request: SampleRequest) -> str:  # noqa: ANN001
         from .known import known_mask, parse_known
-        from .sampling import KNOWN_GUIDANCE, KNOWN_SAMPLER, generate_clips, lead_frames, sample_clips, sampler_words
+        from .sampling import KNOWN_SAMPLER, generate_clips, known_guidance, lead_frames, sample_clips, sampler_words
 
         if request.out.suffix not in self.sample_suffixes:
             raise UserError(f"a video run writes {', '.join(self.sample_suffixes)}; got --out {request.out}")
@@ -168,7 +168,7 @@ class Video(Modality):
         known_sampler = (solver, steps, grid) if request.sampler_given else KNOWN_SAMPLER
         if context is not None:
             solver, steps, grid = known_sampler
-        guidance = request.guidance if request.guidance_given else KNOWN_GUIDANCE  # over known frames only
+        guidance = known_guidance(request)  # over known frames only
         common = {"frames": frames, "solver": solver, "steps": steps, "grid": grid, "seed": request.seed,
                   "guidance": guidance, "interval": request.guidance_interval,
                   "batch_size": request.batch_size,
@@ -266,10 +266,10 @@ class Video(Modality):
         from ..report import png_data_uri
         from .known import known_mask
         from .sampling import (
-            KNOWN_GUIDANCE,
             KNOWN_SAMPLER,
             default_lead_frames,
             generate_clips,
+            known_guidance,
             sample_clips,
             sampler_words,
         )
@@ -278,7 +278,7 @@ class Video(Modality):
         real = self.real_clips(run, 6)
         solver = run.default_solver  # as `sample` without flags: the run's solver for clips made from nothing,
         lead = default_lead_frames(t_model)  # KNOWN_SAMPLER where frames are given, and after the lead frames
-        guidance = request.guidance if request.guidance_given else KNOWN_GUIDANCE  # over the known frames
+        guidance = known_guidance(request)  # over the known frames
         gen = generate_clips(run, 6, lead, solver=solver, steps=8, seed=request.seed, guidance=guidance).x
         panels = ([("real clips", real.flatten(0, 1))] if real is not None else []) + [("generated", gen.flatten(0, 1))]
         uri = png_data_uri(lambda f: plot_image_panels(panels, f, t_model))

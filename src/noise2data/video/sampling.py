@@ -28,6 +28,12 @@ KNOWN_SAMPLER = ("euler", 2, "refine")
 KNOWN_GUIDANCE = 1.25
 
 
+def known_guidance(request) -> float:  # noqa: ANN001 - a Sample/Eval/ReportRequest
+    """The guidance over known frames that ``request`` asks for: its ``--guidance`` where given, else
+    :data:`KNOWN_GUIDANCE`."""
+    return request.guidance if request.guidance_given else KNOWN_GUIDANCE
+
+
 def sampler_words(sampler: tuple[str, int, str]) -> str:
     """``("euler", 2, "refine")`` -> ``"euler 2 steps on the refine grid"`` (a uniform grid goes unsaid)."""
     solver, steps, grid = sampler

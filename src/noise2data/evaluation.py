@@ -158,8 +158,12 @@ def evaluate_run(
         if classes:  # class-conditional: as many samples of each class, and does each show its class?
             per = max(1, n // classes)
             labels = torch.arange(classes).repeat_interleave(per)
-            x = torch.cat([run.sample(per, solver=solver, steps=steps, grid=grid, seed=seed + k, label=k,
-                                      guidance=guidance).x for k in range(classes)])
+            outs = [run.sample(per, solver=solver, steps=steps, grid=grid, seed=seed + k, label=k, guidance=guidance)
+                    for k in range(classes)]
+            x = torch.cat([o.x for o in outs])
+            result["sampler"].setdefault("nfe", outs[0].nfe)
+            if outs[0].network_evals is not None:  # guided: the conditional and the null label per evaluation
+                result["sampler"]["network_evals"] = outs[0].network_evals
             result["image"] = image_quality(ext, ext.from_unit(x), ext.from_unit(ref), _unit_or_none(ext, floor_ref),
                                             sample_labels=labels)
             result["image"]["guidance"] = guidance
@@ -185,8 +189,9 @@ def write_eval(run_dir: str | Path, result: dict, name: str = EVAL_FILE) -> Path
 def format_eval(result: dict) -> str:
     """The plain-text table the CLI prints."""
     s = result["sampler"]
+    guided = f", {s['network_evals']} network evaluations in the guided class samples" if "network_evals" in s else ""
     lines = [f"{result['run']} at step {result['step']}: {result['n']} samples, {s['solver']} "
-             f"{s['steps']} steps ({s.get('nfe', '-')} NFE); reference: {result['reference']}"]
+             f"{s['steps']} steps ({s.get('nfe', '-')} NFE{guided}); reference: {result['reference']}"]
     if result["metrics"]:
         lines.append(format_results({k: MetricResult(**{f: m[f] for f in MetricResult.__dataclass_fields__ if f in m})
                                      for k, m in result["metrics"].items()}))

@@ -163,8 +163,9 @@ class Run:
         traj = None
         if trajectory:
             traj = self.standardizer.inverse(torch.cat([o.trajectory for o in outs], dim=1)).cpu()
-        return SamplerOutput(x=x, nfe=outs[0].nfe, trajectory=traj,
-                             times=outs[0].times.cpu() if trajectory else None)
+        guided = label is not None and guidance != 1.0  # the conditional and the null label per field evaluation
+        return SamplerOutput(x=x, nfe=outs[0].nfe, trajectory=traj, times=outs[0].times.cpu() if trajectory else None,
+                             network_evals=2 * outs[0].nfe if guided else None)
 
     def _condition(self, label: int | Sequence[float] | torch.Tensor, m: int) -> torch.Tensor:
         """``m`` copies of one condition: labels ``(m,)`` or vectors ``(m, k)``."""

@@ -100,7 +100,8 @@ class Images(TensorModality):
             real = self.real_images(run, min(len(x), 64))
             cols = request.grid_per_class or _columns(min(len(x), 64))
             panels = [("real", real)] if real is not None else []
-            plot_image_panels([*panels, (f"samples ({how}, {res.nfe} NFE)", x[:64])], request.plot, cols, VALUE_RANGE)
+            panels.append((f"samples ({how}, {res.cost_words()})", x[:64]))
+            plot_image_panels(panels, request.plot, cols, VALUE_RANGE)
             written.append(request.plot)
         if request.trajectory_plot and res.trajectory is not None:
             plot_image_trajectory(res.trajectory, res.times, request.trajectory_plot, value_range=VALUE_RANGE)
@@ -172,7 +173,8 @@ class Images(TensorModality):
                 panels.append((f"samples, guidance w = {w:g}", x))
             cols = per
             caption = (f"One row per class (heun, 16 steps, 32 NFE); guidance w = 1 is the conditional model, "
-                       f"w = {request.guidance:g} pulls harder towards the class.")
+                       f"w = {request.guidance:g} pulls harder towards the class (and evaluates the network twice "
+                       "per NFE: 64 network evaluations).")
         else:
             x = run.sample(64, **kw).x
             real = self.real_images(run, 64)

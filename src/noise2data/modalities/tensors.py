@@ -127,7 +127,7 @@ class TensorModality(Modality):
             how += f", guidance {request.guidance:g}" + (
                 f", condition {','.join(f'{v:g}' for v in request.condition)}" if request.condition else
                 f", label {label}" if label is not None else "")
-        line = f"wrote {request.out} {shape} ({how}, {res.nfe} NFE, step {run.step})"
+        line = f"wrote {request.out} {shape} ({how}, {res.cost_words()}, step {run.step})"
         for written in self.plots(run, res, x, request, how):
             line += f"\nwrote {written}"
         return line

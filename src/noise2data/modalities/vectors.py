@@ -83,7 +83,7 @@ class Vectors(TensorModality):
 
         written = []
         if request.plot:
-            plot_samples(x, self.plot_reference(run), request.plot, title=f"{how}, {res.nfe} NFE")
+            plot_samples(x, self.plot_reference(run), request.plot, title=f"{how}, {res.cost_words()}")
             written.append(request.plot)
         if request.trajectory_plot and res.trajectory is not None:
             plot_trajectories(res.trajectory, res.times, request.trajectory_plot)

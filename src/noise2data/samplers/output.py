@@ -23,12 +23,21 @@ class SamplerOutput:
         trajectory: ``(S + 1, B, *D)`` the states at every grid time including the start, or
             None when the trajectory was not asked for (then memory does not grow with steps).
         times: ``(S + 1,)`` the grid times of ``trajectory``, or None.
+        network_evals: the network's evaluations per sample where they differ from ``nfe``: classifier-free
+            guidance evaluates it twice (conditional and null) for every evaluation of the guided field; None:
+            one each.
     """
 
     x: Tensor
     nfe: int
     trajectory: Tensor | None = None
     times: Tensor | None = None
+    network_evals: int | None = None
+
+    def cost_words(self) -> str:
+        """``"8 NFE"``, or with guidance ``"8 NFE, 16 network evaluations (guided)"``: what sampling cost."""
+        extra = self.network_evals is not None and self.network_evals != self.nfe
+        return f"{self.nfe} NFE" + (f", {self.network_evals} network evaluations (guided)" if extra else "")
 
 
 def check_grid(x: Tensor, ts: Tensor) -> Tensor:

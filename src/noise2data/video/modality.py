@@ -190,7 +190,7 @@ class Video(Modality):
             solver = f"{solver}, then {sampler_words(known_sampler)} after the first {lead} frames"
         guided = f"; guidance {guidance:g} over the known frames" if (lead or context is not None) and guidance != 1 \
             else ""
-        lines = [f"wrote {request.out} {shape} ({solver}, {res.nfe} NFE, step {run.step}, "
+        lines = [f"wrote {request.out} {shape} ({solver}, {res.cost_words()}, step {run.step}, "
                  f"{secs / request.n:.2f} s per clip{guided})"]
         lines += self.plots(run, res, request)
         return "\n".join(lines)

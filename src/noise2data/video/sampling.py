@@ -88,7 +88,8 @@ def sample_block(run, known: Tensor, mask: Tensor, *, solver: str, steps: int, g
     m = mask[:, :, None, None, None]
     x = torch.where(m, known, out.x)
     traj = torch.where(m[None], known[None], out.trajectory) if trajectory else None
-    return SamplerOutput(x=x, nfe=out.nfe, trajectory=traj, times=out.times)
+    guided = guidance != 1.0 and bool(mask.any())  # the known frames and the empty mask per field evaluation
+    return SamplerOutput(x=x, nfe=out.nfe, trajectory=traj, times=out.times, network_evals=out.nfe * (1 + guided))
 
 
 @torch.inference_mode()
@@ -131,7 +132,7 @@ def sample_clips(run, n: int, *, context: Tensor | None = None, mask: Tensor | N
         m = mask[sl].to(run.device)
         res = sample_block(run, z, m, solver=solver, steps=steps, generator=gen, guidance=guidance,
                            interval=interval, grid=grid, trajectory=trajectory)
-        clip, nfe = res.x, res.nfe
+        clip, nfe, evals = res.x, res.nfe, res.network_evals
         if trajectory and traj is None:
             traj, times = res.trajectory, res.times
         while clip.shape[1] < frames:  # the next block is given the last `overlap` frames
@@ -140,12 +141,13 @@ def sample_clips(run, n: int, *, context: Tensor | None = None, mask: Tensor | N
             m_next = torch.zeros_like(m)
             m_next[:, :overlap] = True
             more = sample_block(run, nxt, m_next, solver=solver, steps=steps, generator=gen, guidance=guidance,
-                                interval=interval, grid=grid).x
-            clip = torch.cat([clip, more[:, overlap:]], 1)
-            nfe += res.nfe
+                                interval=interval, grid=grid)
+            clip = torch.cat([clip, more.x[:, overlap:]], 1)
+            nfe, evals = nfe + more.nfe, evals + more.network_evals
         outs.append(clip[:, :frames].cpu())
     traj = traj.cpu() if traj is not None else None
-    return SamplerOutput(x=torch.cat(outs), nfe=nfe, trajectory=traj, times=times.cpu() if times is not None else None)
+    return SamplerOutput(x=torch.cat(outs), nfe=nfe, trajectory=traj, times=times.cpu() if times is not None else None,
+                         network_evals=evals)
 
 
 @torch.inference_mode()
@@ -184,4 +186,5 @@ def generate_clips(run, n: int, lead: int, *, frames: int | None = None, solver:
     first = sample_clips(run, n, solver=solver, steps=steps, grid=grid, seed=seed, **{**common, "frames": None})
     rest = continue_lead(run, first.x, lead, known_sampler=known_sampler, seed=seed + 1, trajectory=trajectory,
                          **common)
-    return SamplerOutput(x=rest.x, nfe=first.nfe + rest.nfe, trajectory=rest.trajectory, times=rest.times)
+    return SamplerOutput(x=rest.x, nfe=first.nfe + rest.nfe, trajectory=rest.trajectory, times=rest.times,
+                         network_evals=first.network_evals + rest.network_evals)

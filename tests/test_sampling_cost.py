@@ -1,0 +1,89 @@
+"""What a sample reports it cost is what the network did: NFE counts evaluations of the (guided) field, and where
+classifier-free guidance evaluates the network twice per field evaluation (the condition and its null), the
+network's evaluations are reported beside it, counted here by the rows that pass through the network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from noise2data.cli import main
+from noise2data.run import load_run
+from noise2data.samplers import SamplerOutput
+from noise2data.video.sampling import generate_clips, sample_clips
+
+
+class RowCounter:
+    """Counts the samples that pass through ``model.forward`` (one network evaluation per row)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.rows = 0
+        self.handle = model.register_forward_pre_hook(self.hook)
+
+    def hook(self, module: torch.nn.Module, args: tuple) -> None:
+        self.rows += len(args[0])
+
+
+def test_cost_words_name_the_network_evaluations_only_where_they_differ():
+    x = torch.zeros(1, 2)
+    assert SamplerOutput(x=x, nfe=8).cost_words() == "8 NFE"
+    assert SamplerOutput(x=x, nfe=8, network_evals=8).cost_words() == "8 NFE"
+    assert SamplerOutput(x=x, nfe=8, network_evals=16).cost_words() == "8 NFE, 16 network evaluations (guided)"
+
+
+@pytest.fixture(scope="module")
+def label_run(tmp_path_factory):  # noqa: ANN201 - (run folder, its Run)
+    root = tmp_path_factory.mktemp("labels")
+    g = np.random.default_rng(0)
+    np.save(root / "x.npy", g.standard_normal((64, 2)).astype(np.float32))
+    np.savetxt(root / "y.csv", g.integers(0, 2, 64), fmt="%d")
+    assert main(["train", "--data", str(root / "x.npy"), "--labels", str(root / "y.csv"), "--steps", "2",
+                 "--hidden", "16", "--depth", "1", "--out", str(root / "run"), "--no-progress", "--device", "cpu"]) == 0
+    return root / "run", load_run(root / "run", device="cpu")
+
+
+@pytest.mark.parametrize(("solver", "steps", "nfe"), [("euler", 4, 4), ("midpoint", 3, 6)])
+def test_label_guidance_reports_twice_the_network_evaluations(label_run, solver, steps, nfe):
+    _, run = label_run
+    n = 5
+    for label, w, evals in ((None, 1.0, None), (0, 1.0, None), (0, 2.0, 2 * nfe)):
+        count = RowCounter(run.model)
+        out = run.sample(n, solver=solver, steps=steps, label=label, guidance=w)
+        count.handle.remove()
+        assert out.nfe == nfe and out.network_evals == evals
+        assert count.rows == n * (evals or nfe)  # what the network did
+
+
+def test_the_sample_message_says_the_guided_cost(label_run, tmp_path, capsys):
+    run_dir, _ = label_run
+    for w, words in (("1", "(midpoint, guidance 1, label 0, 8 NFE, step"),
+                     ("3", "(midpoint, guidance 3, label 0, 8 NFE, 16 network evaluations (guided), step")):
+        assert main(["sample", str(run_dir), "--label", "0", "--guidance", w, "--steps", "4", "--n", "3",
+                     "--out", str(tmp_path / "s.npy")]) == 0
+        err = capsys.readouterr().err
+        assert words in err, err
+
+
+def test_video_guidance_over_known_frames_counts_both_evaluations(blob_run):
+    n = 4
+    context = torch.zeros(n, 6, 1, 8, 8)
+    mask = torch.zeros(n, 6, dtype=torch.bool)
+    mask[:, :2] = True
+    cases = ((None, 1.25, 3, 3), (mask, 1.0, 3, 3), (mask, 1.25, 3, 6))  # nothing known: nothing to guide by
+    for m, w, nfe, evals in cases:
+        count = RowCounter(blob_run.model)
+        out = sample_clips(blob_run, n, context=context, mask=m, solver="euler", steps=3, guidance=w)
+        count.handle.remove()
+        assert (out.nfe, out.network_evals, count.rows) == (nfe, evals, n * evals)
+    # longer than T (two blocks of 6 frames overlapping by the 2 given): the second block is given frames too
+    count = RowCounter(blob_run.model)
+    out = sample_clips(blob_run, n, context=context, mask=mask, frames=10, solver="euler", steps=2, guidance=1.25)
+    count.handle.remove()
+    assert out.x.shape[1] == 10 and out.nfe == 2 * 2 and out.network_evals == count.rows // n == 2 * 4
+    # two stages: drawn whole (unguided), then continued after the lead frames (guided)
+    count = RowCounter(blob_run.model)
+    out = generate_clips(blob_run, n, 2, solver="euler", steps=3, known_sampler=("euler", 2), guidance=1.25)
+    count.handle.remove()
+    assert out.nfe == 3 + 2 and out.network_evals == count.rows // n == 3 + 2 * 2
+    assert out.cost_words() == "5 NFE, 7 network evaluations (guided)"

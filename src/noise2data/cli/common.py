@@ -84,7 +84,8 @@ def add_solver_options(p: argparse.ArgumentParser, *, sde: bool = False) -> None
                    "guidance evaluates the network twice for each (conditional and null), as the output says")
     p.add_argument("--grid", default="uniform", choices=list(GRIDS), help="time grid: uniform in t, EDM's rho=7 "
                    "spacing, uniform in log-SNR, or refine (one step to nearly the data, the rest there: for samples "
-                   "pinned by a condition, such as clips continued from known frames) (default uniform)")
+                   "pinned by a condition, such as clips continued from known frames; far worse for anything else, "
+                   "class-conditional digits included) (default uniform)")
     if sde:
         p.add_argument("--sde", action="store_true", help="Euler-Maruyama on the SDE extension instead of an ODE")
         p.add_argument("--diffusion", type=float, default=0.5, help="SDE diffusion coefficient g (default 0.5)")

@@ -113,7 +113,9 @@ def refine_grid(n_steps: int, t_start: float = 0.0, t_end: float = 1.0, *, first
     spreading the steps: on the 30-minute Moving MNIST run (Euler 2, guidance 1.25), prediction SSIM 0.819 -> 0.831,
     the digit's class kept 70% -> 92% (benchmarks/video.py); the second evaluation at 50, 80, 90, 95, 97 and 99% of
     the way gave SSIM 0.818, 0.819, 0.825, 0.826, 0.828, 0.831. From nothing it gives one blurred mean: not a grid
-    for unconditional generation."""
+    for unconditional generation, nor for a condition that leaves the sample open: a class-conditional MNIST U-Net
+    (3000 steps; 1000 samples, FID floor 0.36) sampled with Euler at 8 NFE scores FID 27.3 on it against 0.49 on
+    the uniform grid (guidance 2: 5.96 against 0.55)."""
     base = uniform_grid(n_steps, t_start, t_end)
     if not 0.0 < first < 1.0:
         raise UserError(f"the refine grid's first step must go a fraction in (0, 1) of the way, got {first}")

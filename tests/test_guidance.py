@@ -36,6 +36,12 @@ def test_scale_zero_is_unconditional_one_is_conditional_and_interval_limits(path
     inside = (t >= 0.3) & (t <= 0.6)
     assert torch.allclose(g[~inside], cond(x, t)[~inside])
     assert torch.allclose(g[inside], (unc(x, t) + 3 * (cond(x, t) - unc(x, t)))[inside])
+    # where no t of the batch lies in the interval, the null field is not evaluated at all (and not counted)
+    calls = []
+    guided = classifier_free_guidance(cond, lambda x, t: calls.append(1) or unc(x, t), 3.0, interval=(0.3, 0.6))
+    assert torch.allclose(guided(x, torch.full_like(t, 0.8)), cond(x, torch.full_like(t, 0.8))) and not calls
+    guided(x, t)
+    assert len(calls) == 1 and guided.network_evals == 1 + 2
 
 
 def test_guided_sampling_of_a_mixture_behaves_as_theory_predicts():

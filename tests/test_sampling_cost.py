@@ -55,6 +55,20 @@ def test_label_guidance_reports_twice_the_network_evaluations(label_run, solver,
         assert count.rows == n * (evals or nfe)  # what the network did
 
 
+def test_outside_the_guidance_interval_the_null_is_not_evaluated(label_run):
+    """Euler 4 evaluates at t = 0, 0.25, 0.5 and 0.75; guided on [0.5, 1] only the last two also need the null
+    label: 6 network evaluations, not 8; with no grid time inside, the samples are the conditional field's."""
+    _, run = label_run
+    count = RowCounter(run.model)
+    out = run.sample(5, solver="euler", steps=4, label=1, guidance=3.0, guidance_interval=(0.5, 1.0))
+    count.handle.remove()
+    assert (out.nfe, out.network_evals, count.rows) == (4, 6, 5 * 6)
+    outside = run.sample(5, solver="euler", steps=4, label=1, guidance=3.0, guidance_interval=(0.9, 1.0))
+    assert outside.network_evals == 4  # no grid time inside: the conditional field alone
+    assert torch.allclose(outside.x, run.sample(5, solver="euler", steps=4, label=1).x, atol=1e-6)
+    assert run.sample(5, solver="euler", steps=4, label=1, guidance=3.0).network_evals == 8
+
+
 def test_the_sample_message_says_the_guided_cost(label_run, tmp_path, capsys):
     run_dir, _ = label_run
     for w, words in (("1", "(midpoint, guidance 1, label 0, 8 NFE, step"),

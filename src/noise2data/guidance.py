@@ -14,6 +14,8 @@ it the conditional field is used as is), and works with every ODE and SDE sample
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor, nn
 
@@ -40,19 +42,42 @@ def guide(c: Tensor, u: Tensor, t: Tensor, scale: float, interval: tuple[float, 
     return torch.where(inside, g, c)
 
 
+class GuidedField:
+    """A guided field (:func:`classifier_free_guidance`, :func:`guided_model_field`) that counts what it costs.
+
+    ``pair(x, t, **kwargs) -> (conditional, unconditional)`` evaluates both; where no ``t`` of the batch lies in
+    ``interval`` only ``conditional`` is evaluated, since the null field's value would be thrown away.
+    ``network_evals`` counts the network's evaluations per sample: 2 per call inside the interval, 1 outside.
+    """
+
+    def __init__(self, conditional: Field, pair: Callable[..., tuple[Tensor, Tensor]], scale: float,
+                 interval: tuple[float, float]) -> None:
+        self.conditional, self.pair, self.scale = conditional, pair, scale
+        self.interval = check_interval(interval)
+        self.network_evals = 0
+
+    def __call__(self, x: Tensor, t: Tensor, **kwargs: Tensor) -> Tensor:
+        lo, hi = self.interval
+        if self.scale == 1.0 or not bool(((t >= lo) & (t <= hi)).any()):
+            self.network_evals += 1
+            return self.conditional(x, t, **kwargs)
+        self.network_evals += 2
+        c, u = self.pair(x, t, **kwargs)
+        return guide(c, u, t, self.scale, self.interval)
+
+
 def classifier_free_guidance(conditional: Field, unconditional: Field, scale: float,
-                             interval: tuple[float, float] = (0.0, 1.0)) -> Field:
+                             interval: tuple[float, float] = (0.0, 1.0)) -> GuidedField:
     """The guided field ``u(x|null) + scale * (u(x|y) - u(x|null))`` for t in ``interval``.
 
-    Outside ``interval`` the field is ``conditional``. Both inputs are fields ``(x, t) -> (B, *D)``.
+    Outside ``interval`` the field is ``conditional`` (and ``unconditional`` is not evaluated). Both inputs are
+    fields ``(x, t) -> (B, *D)``; the result counts its network evaluations (:class:`GuidedField`).
     """
-    interval = check_interval(interval)
 
-    def guided(x: Tensor, t: Tensor, **kwargs: Tensor) -> Tensor:
-        c = conditional(x, t, **kwargs)
-        return c if scale == 1.0 else guide(c, unconditional(x, t, **kwargs), t, scale, interval)
+    def pair(x: Tensor, t: Tensor, **kwargs: Tensor) -> tuple[Tensor, Tensor]:
+        return conditional(x, t, **kwargs), unconditional(x, t, **kwargs)
 
-    return guided
+    return GuidedField(conditional, pair, scale, interval)
 
 
 def guided_model_field(model: nn.Module, path: GaussianPath, prediction: str, labels: Tensor, scale: float,
@@ -60,8 +85,9 @@ def guided_model_field(model: nn.Module, path: GaussianPath, prediction: str, la
     """Guidance for a network trained with condition dropout: ``labels`` against the null condition.
 
     ``labels`` are class labels ``(B,)`` (the null label is ``model.config.num_classes``) or, for a
-    model with vector conditions, ``(B, cond_dim)`` (the null condition is a row of NaN). Both
-    evaluations run as one batch of 2B, which is faster than two calls on most hardware.
+    model with vector conditions, ``(B, cond_dim)`` (the null condition is a row of NaN). Inside ``interval``
+    both evaluations run as one batch of 2B, which is faster than two calls on most hardware; outside it only
+    the conditional one (a :class:`GuidedField` that counts them; scale 1: the plain conditional field).
     """
     interval = check_interval(interval)
     num_classes, cond_dim = condition_kind(model)
@@ -69,13 +95,14 @@ def guided_model_field(model: nn.Module, path: GaussianPath, prediction: str, la
         raise UserError("guidance needs a model trained with labels or vector conditions; this one has none")
     labels = torch.as_tensor(labels)
     check_condition(labels, len(labels), num_classes, cond_dim, allow_null=False)
+    conditional = model_field(model, path, prediction, cond=labels, kind=kind)
     if scale == 1.0:
-        return model_field(model, path, prediction, cond=labels, kind=kind)
+        return conditional
     both = model_field(model, path, prediction, cond=torch.cat([labels, null_condition(labels, num_classes)]),
                        kind=kind)
 
-    def guided(x: Tensor, t: Tensor, r: Tensor | None = None) -> Tensor:
+    def pair(x: Tensor, t: Tensor, r: Tensor | None = None) -> tuple[Tensor, Tensor]:
         out = both(torch.cat([x, x]), torch.cat([t, t]), r=torch.cat([r, r]) if r is not None else None)
-        return guide(out[: len(x)], out[len(x):], t, scale, interval)
+        return out[: len(x)], out[len(x):]
 
-    return guided
+    return GuidedField(conditional, pair, scale, interval)

@@ -16,7 +16,7 @@ from . import __version__
 from .data import Standardizer
 from .errors import UserError
 from .fields import model_field
-from .guidance import guided_model_field
+from .guidance import GuidedField, guided_model_field
 from .likelihood import LikelihoodOutput, log_likelihood
 from .modalities import Modality, modality_of
 from .paths import GaussianPath, make_path
@@ -140,7 +140,7 @@ class Run:
         ts = make_grid(grid, self.path, steps, lo, hi)
         gen = torch.Generator(self.device).manual_seed(seed)
         bs = batch_size or n
-        outs = []
+        outs, evals = [], None
         for start in range(0, n, bs):
             m = min(bs, n - start)
             if label is None:
@@ -159,13 +159,14 @@ class Run:
             else:
                 out = ODE_SOLVERS[solver](field, x, ts, path=self.path, trajectory=trajectory)
             outs.append(out)
+            if evals is None and isinstance(field, GuidedField):  # per sample: the first batch's count
+                evals = field.network_evals
         x = self.standardizer.inverse(torch.cat([o.x for o in outs])).cpu()
         traj = None
         if trajectory:
             traj = self.standardizer.inverse(torch.cat([o.trajectory for o in outs], dim=1)).cpu()
-        guided = label is not None and guidance != 1.0  # the conditional and the null label per field evaluation
         return SamplerOutput(x=x, nfe=outs[0].nfe, trajectory=traj, times=outs[0].times.cpu() if trajectory else None,
-                             network_evals=2 * outs[0].nfe if guided else None)
+                             network_evals=evals)
 
     def _condition(self, label: int | Sequence[float] | torch.Tensor, m: int) -> torch.Tensor:
         """``m`` copies of one condition: labels ``(m,)`` or vectors ``(m, k)``."""

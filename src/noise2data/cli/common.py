@@ -81,7 +81,8 @@ def add_solver_options(p: argparse.ArgumentParser, *, sde: bool = False) -> None
     p.add_argument("--steps", type=positive_int, help=f"solver steps (default {DEFAULT_STEPS})")
     p.add_argument("--nfe", type=positive_int, help="a budget of network evaluations instead of --steps: the "
                    "solver's steps are chosen to spend exactly this many (midpoint/heun 2 per step, rk4 4); "
-                   "guidance evaluates the network twice for each (conditional and null), as the output says")
+                   "guidance evaluates the network twice for each inside its interval (conditional and null), as the "
+                   "output says")
     p.add_argument("--grid", default="uniform", choices=list(GRIDS), help="time grid: uniform in t, EDM's rho=7 "
                    "spacing, uniform in log-SNR, or refine (one step to nearly the data, the rest there: for samples "
                    "pinned by a condition, such as clips continued from known frames; far worse for anything else, "

@@ -23,9 +23,9 @@ class SamplerOutput:
         trajectory: ``(S + 1, B, *D)`` the states at every grid time including the start, or
             None when the trajectory was not asked for (then memory does not grow with steps).
         times: ``(S + 1,)`` the grid times of ``trajectory``, or None.
-        network_evals: the network's evaluations per sample where they differ from ``nfe``: classifier-free
-            guidance evaluates it twice (conditional and null) for every evaluation of the guided field; None:
-            one each.
+        network_evals: the network's evaluations per sample where a guided field counted them
+            (:class:`..guidance.GuidedField`: twice per evaluation inside its interval, the condition and its null,
+            once outside); None: one per field evaluation.
     """
 
     x: Tensor

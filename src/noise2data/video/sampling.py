@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..fields import model_field
-from ..guidance import check_interval, classifier_free_guidance
+from ..guidance import GuidedField, check_interval, classifier_free_guidance
 from ..samplers import ODE_SOLVERS, SamplerOutput, make_grid
 from .known import known_mask, make_condition
 
@@ -88,8 +88,8 @@ def sample_block(run, known: Tensor, mask: Tensor, *, solver: str, steps: int, g
     m = mask[:, :, None, None, None]
     x = torch.where(m, known, out.x)
     traj = torch.where(m[None], known[None], out.trajectory) if trajectory else None
-    guided = guidance != 1.0 and bool(mask.any())  # the known frames and the empty mask per field evaluation
-    return SamplerOutput(x=x, nfe=out.nfe, trajectory=traj, times=out.times, network_evals=out.nfe * (1 + guided))
+    evals = field.network_evals if isinstance(field, GuidedField) else out.nfe  # guided: also the empty mask's
+    return SamplerOutput(x=x, nfe=out.nfe, trajectory=traj, times=out.times, network_evals=evals)
 
 
 @torch.inference_mode()

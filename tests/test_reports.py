@@ -38,7 +38,7 @@ def test_image_report_shows_class_grids_with_and_without_guidance_and_the_fid_ta
                  "--out", str(out)]) == 0
     page = _check_page(out, tmp_path, 3)  # training curves, grids, denoising strip
     assert "samples beside real images" in embedded_images(page)
-    assert "w = 3 pulls harder" in page and "One row per class" in page
+    assert "w = 3 pulls harder" in page and "One row per class" in page and "64 network evaluations" in page
     assert re.search(r"<td>FID</td><td class=num>[0-9.]+</td><td class=num>[0-9.]+</td>", page)
     assert "class accuracy" in page and "images, step 6" in page
 

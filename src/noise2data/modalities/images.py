@@ -172,9 +172,9 @@ class Images(TensorModality):
                 x = torch.cat([run.sample(per, label=k, guidance=w, **kw).x for k in range(classes)])
                 panels.append((f"samples, guidance w = {w:g}", x))
             cols = per
-            caption = (f"One row per class (heun, 16 steps, 32 NFE); guidance w = 1 is the conditional model, "
-                       f"w = {request.guidance:g} pulls harder towards the class (and evaluates the network twice "
-                       "per NFE: 64 network evaluations).")
+            caption = "One row per class (heun, 16 steps, 32 NFE); guidance w = 1 is the conditional model" + (
+                f", w = {request.guidance:g} pulls harder towards the class (and evaluates the network twice per NFE: "
+                "64 network evaluations)." if request.guidance != 1.0 else ".")
         else:
             x = run.sample(64, **kw).x
             real = self.real_images(run, 64)

@@ -204,8 +204,8 @@ def format_eval(result: dict) -> str:
         lines.append(f"FID {r['fid']:.4f}, KID {r['kid']:.5f}{floor} with {r['extractor']}, validation "
                      f"accuracy {acc}, data sha256 {r['data_sha256'][:12]}")
         if "class_accuracy" in r:
-            lines.append(f"class accuracy {r['class_accuracy']:.4f}: the extractor's classes of {r['n']} samples drawn "
-                         f"per class (guidance {r['guidance']:g}) against the classes asked for")
+            lines.append(f"class accuracy {r['class_accuracy']:.4f}: the extractor's classes of {r['n']} samples, as "
+                         f"many of each class (guidance {r['guidance']:g}), against the classes asked for")
     return "\n".join(lines)
 
 

@@ -101,9 +101,19 @@ def test_eval_of_a_class_conditional_image_run_reports_fid_and_class_accuracy(di
     res_file = tmp_path / "eval.json"
     assert main(["eval", str(digits_run), "--metrics", "fid", "--features", str(fx), "--n", "200", "--steps", "2",
                  "--guidance", "2", "--out", str(res_file)]) == 0
-    img = json.loads(res_file.read_text())["image"]
+    res = json.loads(res_file.read_text())
+    img = res["image"]
     assert img["n"] == 200 and 0 <= img["class_accuracy"] <= 1 and img["guidance"] == 2
     assert img["fid"] > img["fid_floor"] > 0  # six training steps are far from the data
+    assert res["sampler"]["network_evals"] == 2 * res["sampler"]["nfe"] and "guidance_interval" not in img
+    # guided only on the second half of the way (midpoint 2 steps evaluates at t = 0, 0.25, 0.5, 0.75): the null
+    # label is evaluated at two of the four, and the interval is recorded and said
+    out = tmp_path / "eval_interval.json"
+    assert main(["eval", str(digits_run), "--metrics", "fid", "--features", str(fx), "--n", "200", "--steps", "2",
+                 "--guidance", "2", "--guidance-interval", "0.5,1", "--out", str(out)]) == 0
+    late = json.loads(out.read_text())
+    assert late["image"]["guidance_interval"] == [0.5, 1.0] and late["sampler"]["network_evals"] == 6
+    assert late["image"]["fid"] != img["fid"]
 
 
 def test_extractor_units_round_trip():

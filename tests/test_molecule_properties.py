@@ -101,6 +101,20 @@ def test_a_property_run_samples_with_guidance_and_compositions_are_exact(conditi
     assert main(["sample", str(run), "--n", "4", "--steps", "3", "--condition", "2,0,1,0,0,20", "--guidance", "2",
                  "--out", str(tmp_path / "g.xyz")]) == 0
     assert len(read_xyz(tmp_path / "g.xyz")) == 4
+    # the guidance interval is honoured: outside every grid time (3 Euler steps: t = 0, 1/3, 2/3) guidance 2 draws
+    # what guidance 1 draws; inside, something else
+    from noise2data.molecules.sampling import sample_molecules
+    from noise2data.run import load_run
+
+    loaded, want = load_run(run, device="cpu"), torch.tensor([2.0, 0, 1, 0, 0, 20])
+
+    def positions(w: float, interval: tuple[float, float]) -> list:
+        mols = sample_molecules(loaded, 3, solver="euler", steps=3, condition=want, guidance=w, interval=interval)
+        return [pos for pos, _ in mols]
+
+    unguided = positions(1.0, (0.0, 1.0))
+    assert all(torch.equal(a, b) for a, b in zip(unguided, positions(2.0, (0.9, 1.0)), strict=True))
+    assert not all(torch.equal(a, b) for a, b in zip(unguided, positions(2.0, (0.0, 1.0)), strict=True))
     assert main(["sample", str(run), "--n", "2", "--steps", "2", "--condition", ",".join(["nan"] * 6),
                  "--out", str(tmp_path / "null.xyz")]) == 0  # a null request samples unconditionally
     for spec, want in (("C2O1", {"C": 2, "O": 1}), ("C3O1H6", {"C": 3, "O": 1, "H": 6})):

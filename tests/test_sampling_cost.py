@@ -4,6 +4,8 @@ network's evaluations are reported beside it, counted here by the rows that pass
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -101,3 +103,22 @@ def test_video_guidance_over_known_frames_counts_both_evaluations(blob_run):
     count.handle.remove()
     assert out.nfe == 3 + 2 and out.network_evals == count.rows // n == 3 + 2 * 2
     assert out.cost_words() == "5 NFE, 7 network evaluations (guided)"
+
+
+def test_eval_guides_the_known_frames_on_the_interval_it_is_given(video_run, tmp_path, capsys):
+    """Euler 2 on the refine grid evaluates at t = 0 and 0.99: guided on [0, 0.5], the second evaluation is the
+    conditional one alone, so prediction changes; the interval is recorded and printed; a bad one is one line."""
+    root, run = video_run
+    common = ["eval", str(run), "--data", f"video:{root / 'v.npz'}", "--n", "4", "--best-of", "1", "--lead-frames", "0"]
+    got = {}
+    for name, extra in (("whole", []), ("first", ["--guidance-interval", "0,0.5"])):
+        assert main([*common, *extra, "--out", str(tmp_path / f"{name}.json")]) == 0
+        got[name] = json.loads((tmp_path / f"{name}.json").read_text())
+    assert "known_guidance_interval" not in got["whole"] and got["first"]["known_guidance_interval"] == [0.0, 0.5]
+    ssim = [r["metrics"]["prediction"]["ssim"]["mean"] for r in got.values()]
+    assert ssim[0] != ssim[1]
+    assert "over the known frames on t in [0, 0.5]" in capsys.readouterr().out
+    for bad, words in (("0.8,0.2", "0 <= lo <= hi <= 1"), ("half", "takes LO,HI")):
+        assert main([*common, "--guidance-interval", bad, "--out", str(tmp_path / "bad.json")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert words in err and len(err.splitlines()) == 1, err

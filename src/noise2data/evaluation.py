@@ -111,6 +111,7 @@ def evaluate_run(
     features: str | None = None,
     repeats: int = 3,
     guidance: float = 1.0,
+    guidance_interval: tuple[float, float] = (0.0, 1.0),
 ) -> dict:
     """Sample ``n`` points and report each metric beside its floor (and the NLL when asked).
 
@@ -120,8 +121,8 @@ def evaluate_run(
     95 % interval over them), ``nll`` (see
     :func:`nll_summary`) and ``image`` (FID/KID with floors, from the extractor at ``features``;
     for a class-conditional run, from ``n / classes`` samples of each class drawn with classifier-free
-    guidance ``guidance``, with the extractor's accuracy on the asked-for classes). Image runs'
-    samples live in [-1, 1] and are mapped to the extractor's units first.
+    guidance ``guidance`` on t in ``guidance_interval``, with the extractor's accuracy on the asked-for classes).
+    Image runs' samples live in [-1, 1] and are mapped to the extractor's units first.
     """
     names = check_metric_names(metrics, EVAL_METRICS)
     sample_names = [m for m in names if m in SAMPLE_METRICS]
@@ -158,8 +159,8 @@ def evaluate_run(
         if classes:  # class-conditional: as many samples of each class, and does each show its class?
             per = max(1, n // classes)
             labels = torch.arange(classes).repeat_interleave(per)
-            outs = [run.sample(per, solver=solver, steps=steps, grid=grid, seed=seed + k, label=k, guidance=guidance)
-                    for k in range(classes)]
+            outs = [run.sample(per, solver=solver, steps=steps, grid=grid, seed=seed + k, label=k, guidance=guidance,
+                               guidance_interval=guidance_interval) for k in range(classes)]
             x = torch.cat([o.x for o in outs])
             result["sampler"].setdefault("nfe", outs[0].nfe)
             if outs[0].network_evals is not None:  # guided: the conditional and the null label per evaluation
@@ -167,6 +168,8 @@ def evaluate_run(
             result["image"] = image_quality(ext, ext.from_unit(x), ext.from_unit(ref), _unit_or_none(ext, floor_ref),
                                             sample_labels=labels)
             result["image"]["guidance"] = guidance
+            if tuple(guidance_interval) != (0.0, 1.0):
+                result["image"]["guidance_interval"] = list(guidance_interval)
         else:
             result["image"] = image_quality(ext, ext.from_unit(out.x), ext.from_unit(ref),
                                             _unit_or_none(ext, floor_ref))
@@ -204,8 +207,9 @@ def format_eval(result: dict) -> str:
         lines.append(f"FID {r['fid']:.4f}, KID {r['kid']:.5f}{floor} with {r['extractor']}, validation "
                      f"accuracy {acc}, data sha256 {r['data_sha256'][:12]}")
         if "class_accuracy" in r:
+            during = " on t in [{:g}, {:g}]".format(*r["guidance_interval"]) if "guidance_interval" in r else ""
             lines.append(f"class accuracy {r['class_accuracy']:.4f}: the extractor's classes of {r['n']} samples, as "
-                         f"many of each class (guidance {r['guidance']:g}), against the classes asked for")
+                         f"many of each class (guidance {r['guidance']:g}{during}), against the classes asked for")
     return "\n".join(lines)
 
 

@@ -136,6 +136,24 @@ def guidance_given(args: argparse.Namespace) -> bool:
     return args.guidance_was_given
 
 
+def add_guidance_interval(p: argparse.ArgumentParser) -> None:
+    """``--guidance-interval LO,HI``; read it with :func:`guidance_interval`."""
+    p.add_argument("--guidance-interval", default="0,1", help="apply guidance only for t in LO,HI (t = 0 is noise, "
+                   "1 data; outside it the null condition is not evaluated, so each step there costs one network "
+                   "evaluation instead of two) (default 0,1)")
+
+
+def guidance_interval(args: argparse.Namespace) -> tuple[float, float]:
+    """``--guidance-interval`` as ``(lo, hi)`` with 0 <= lo <= hi <= 1, or one line saying what is wrong."""
+    from ..guidance import check_interval
+
+    try:
+        lo, hi = (float(v) for v in args.guidance_interval.split(","))
+    except ValueError:
+        raise UserError(f"--guidance-interval takes LO,HI, e.g. 0.2,0.8; got {args.guidance_interval!r}") from None
+    return check_interval((lo, hi))
+
+
 def add_output_format(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of a table")
     p.add_argument("--out", help=what)

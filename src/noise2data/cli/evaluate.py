@@ -12,11 +12,13 @@ from ..samplers.budget import solver_steps_for_nfe
 from .common import (
     DEFAULT_SOLVER,
     add_guidance,
+    add_guidance_interval,
     add_output_format,
     add_run_options,
     add_seed,
     add_solver_options,
     guidance_given,
+    guidance_interval,
     positive_int,
     sampler_given,
     solver_steps,
@@ -51,6 +53,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--features", help="feature extractor for fid/kid (from 'noise2data features')")
     add_guidance(e, what="; class-conditional image runs: fid/kid from n/classes samples per class at this scale, "
                  "with class accuracy")
+    add_guidance_interval(e)
     add_output_format(e, "where to write the JSON (default RUN/eval.json)")
     add_modality_options(e, "eval")
     nl = sub.add_parser("nll", help="exact log-likelihood of held-out points (probability-flow ODE)")
@@ -119,8 +122,8 @@ def _eval_request(args: argparse.Namespace, run, metrics: tuple[str, ...] | None
     guided = guidance_given(args)
     return EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=solver, steps=steps, grid=args.grid,
                        data=args.data, seed=args.seed, nll_n=args.nll_n, repeats=args.repeats, features=args.features,
-                       guidance=args.guidance, sampler_given=given, guidance_given=guided,
-                       extra=modality_extra(args, run.modality, "eval"))
+                       guidance=args.guidance, guidance_interval=guidance_interval(args), sampler_given=given,
+                       guidance_given=guided, extra=modality_extra(args, run.modality, "eval"))
 
 
 def _sweep(args: argparse.Namespace, run, metrics: tuple[str, ...] | None) -> int:  # noqa: ANN001

@@ -10,10 +10,12 @@ from pathlib import Path
 from ..errors import UserError
 from .common import (
     add_guidance,
+    add_guidance_interval,
     add_run_options,
     add_seed,
     add_solver_options,
     guidance_given,
+    guidance_interval,
     positive_int,
     sampler_given,
     solver_steps,
@@ -37,7 +39,7 @@ def add_sample_command(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--condition", help="vector condition to draw for, K numbers as y1,y2,... (a model trained "
                    "with --cond-file)")
     add_guidance(s)
-    s.add_argument("--guidance-interval", default="0,1", help="apply guidance only for t in LO,HI (default 0,1)")
+    add_guidance_interval(s)
     s.add_argument("--grid-per-class", type=positive_int,
                    help="images: a PNG grid with one row of this many samples per class (guided by --guidance)")
     s.add_argument("--out", required=True, help=f"output file, by the run's kind of data: {writes} (.npy/.npz: "
@@ -49,14 +51,6 @@ def add_sample_command(sub: argparse._SubParsersAction) -> None:
                    "of frames per sample)")
     s.add_argument("--trajectory-gif", help="images: also write an animated GIF of the samples from noise to data")
     add_modality_options(s, "sample")
-
-
-def _pair(text: str, flag: str, example: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in text.split(","))
-    except ValueError:
-        raise UserError(f"{flag} takes LO,HI, e.g. {example}; got {text!r}") from None
-    return lo, hi
 
 
 def sample_command(args: argparse.Namespace) -> int:
@@ -76,7 +70,7 @@ def sample_command(args: argparse.Namespace) -> int:
     request = SampleRequest(
         n=args.n, out=Path(args.out), solver=args.solver, steps=steps, grid=args.grid, sde=args.sde,
         diffusion=args.diffusion, seed=args.seed, batch_size=args.batch_size, label=args.label, condition=condition,
-        guidance=args.guidance, guidance_interval=_pair(args.guidance_interval, "--guidance-interval", "0.2,0.8"),
+        guidance=args.guidance, guidance_interval=guidance_interval(args),
         grid_per_class=args.grid_per_class, raw=args.raw, plot=args.plot, trajectory_plot=args.trajectory_plot,
         trajectory_gif=args.trajectory_gif, sampler_given=given, guidance_given=guided)
     request = replace(request, extra=modality_extra(args, run.modality, "sample"))

@@ -116,6 +116,7 @@ class EvalRequest:
     repeats: int = 3
     features: str | None = None
     guidance: float = 1.0
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
     sampler_given: bool = False  # as in SampleRequest
     guidance_given: bool = False  # as in SampleRequest
     extra: dict = field(default_factory=dict)  # the run's modality's own options (Modality.eval_options)

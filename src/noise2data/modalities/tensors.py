@@ -157,7 +157,7 @@ class TensorModality(Modality):
         return evaluate_run(run, n=request.n, metrics=self.eval_metrics(request), solver=request.solver,
                             steps=request.steps, grid=request.grid, data=request.data, seed=request.seed,
                             nll_n=request.nll_n, features=request.features, guidance=request.guidance,
-                            repeats=request.repeats)
+                            guidance_interval=request.guidance_interval, repeats=request.repeats)
 
     def format_eval(self, result: dict) -> str:
         from ..evaluation import format_eval

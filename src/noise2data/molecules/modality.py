@@ -178,6 +178,7 @@ class Molecules(Modality):
         t0 = time.perf_counter()
         mols = sample_molecules(run, request.n, solver=request.solver, steps=request.steps, seed=request.seed,
                                 batch_size=request.batch_size or 100, guidance=request.guidance,
+                                interval=request.guidance_interval,
                                 condition=torch.tensor(request.condition) if request.condition is not None else None,
                                 composition=composition, atoms=extra.get("atoms"))
         write_molecules(mols, request.out)
@@ -222,7 +223,8 @@ class Molecules(Modality):
 
             requests = property_requests(data, min(request.n, PROPERTY_REQUESTS), seed=request.seed + 3)
             out["properties"] = property_error_table(run, requests, guidance=request.guidance,
-                                                     solver=request.solver, steps=request.steps, seed=request.seed)
+                                                     solver=request.solver, steps=request.steps, seed=request.seed,
+                                                     interval=request.guidance_interval)
         return out
 
     def format_eval(self, result: dict) -> str:

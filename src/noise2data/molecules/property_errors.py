@@ -38,15 +38,18 @@ def property_requests(data: MoleculeSet, n: int, seed: int = 3) -> Tensor:
 
 
 def property_error_table(run, requests: Tensor, *, guidance: float = 2.0, solver: str = "midpoint",  # noqa: ANN001
-                         steps: int = 50, seed: int = 2) -> dict[str, dict]:
+                         steps: int = 50, seed: int = 2, interval: tuple[float, float] = (0.0, 1.0)
+                         ) -> dict[str, dict]:
     """Property errors of the samples of a property-conditioned ``run`` asked for ``requests: (n, k)``,
-    per mode (see the module docstring)."""
+    per mode (see the module docstring); the guided mode is guided for t in ``interval``."""
     if run.config["molecules"].get("properties") is None:
         raise UserError(f"{run.run_dir} is not conditioned on properties (train it with --cond-file)")
     comps = [{e: int(v) for e, v in zip(HEAVY, row[: len(HEAVY)].tolist(), strict=True)} for row in requests]
     modes = {"unconditional (null)": {}, "condition, guidance 1": {"condition": requests}}
     if guidance != 1.0:
-        modes[f"condition, guidance {guidance:g}"] = {"condition": requests, "guidance": guidance}
+        during = "" if tuple(interval) == (0.0, 1.0) else " on t in [{:g}, {:g}]".format(*interval)
+        modes[f"condition, guidance {guidance:g}{during}"] = {"condition": requests, "guidance": guidance,
+                                                              "interval": interval}
     modes["composition fixed + condition"] = {"condition": requests, "composition": comps}
     out = {}
     for name, kw in modes.items():

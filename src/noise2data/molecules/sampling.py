@@ -113,11 +113,12 @@ def _condition_rows(run: Run, condition: Tensor | None, n: int) -> Tensor | None
 @torch.inference_mode()
 def sample_molecules(run: Run, n: int, *, sizes: Tensor | None = None, solver: str = "heun", steps: int = 50,
                      seed: int = 0, batch_size: int = 100, condition: Tensor | None = None, guidance: float = 1.0,
-                     composition: dict[str, int] | list[dict[str, int]] | None = None, atoms: int | None = None
-                     ) -> list[tuple[Tensor, Tensor]]:
+                     composition: dict[str, int] | list[dict[str, int]] | None = None, atoms: int | None = None,
+                     interval: tuple[float, float] = (0.0, 1.0)) -> list[tuple[Tensor, Tensor]]:
     """``n`` molecules ``(positions (n_i, 3), types (n_i,))`` (see the module docstring for the options).
 
-    ``condition``: ``(k,)`` or ``(n, k)`` properties in their own units (NaN: unconditional);
+    ``condition``: ``(k,)`` or ``(n, k)`` properties in their own units (NaN: unconditional), guided by
+    ``guidance`` for t in ``interval``;
     ``composition``: e.g. ``{"C": 6, "N": 1, "O": 1}`` (``"H"`` optional), or one such per molecule."""
     if not is_molecule_run(run):
         raise UserError(f"{run.run_dir} is not a molecule run (model '{run.config['model'].get('name')}')")
@@ -151,7 +152,7 @@ def sample_molecules(run: Run, n: int, *, sizes: Tensor | None = None, solver: s
         rows = order[start:start + batch_size]
         m = mask[start:start + batch_size].to(run.device)
         x0 = sample_prior(m.cpu(), generator=gen).to(run.device)
-        field = _field(run, m, None if cond_rows is None else cond_rows[rows], guidance)
+        field = _field(run, m, None if cond_rows is None else cond_rows[rows], guidance, interval)
         if known is not None:
             types = torch.stack([known[int(i)][1] for i in rows]).to(run.device)
             field = fixed_types(field, types, x0, run.path, m)
@@ -166,7 +167,8 @@ def sample_molecules(run: Run, n: int, *, sizes: Tensor | None = None, solver: s
     return out
 
 
-def _field(run: Run, mask: Tensor, cond: Tensor | None, guidance: float) -> Field:
+def _field(run: Run, mask: Tensor, cond: Tensor | None, guidance: float,
+           interval: tuple[float, float] = (0.0, 1.0)) -> Field:
     """The velocity for molecules of ``mask: (B, N)``, conditioned on properties ``cond: (B, k)`` if given. A
     self-conditioned network is fed its last estimate, separately in the conditional and the null field."""
     props = run.config["molecules"].get("properties")
@@ -180,4 +182,4 @@ def _field(run: Run, mask: Tensor, cond: Tensor | None, guidance: float) -> Fiel
         return field
     null = torch.cat([mask.float(), torch.full_like(full[:, mask.shape[1]:], float("nan"))], 1)
     null_field = model_field(recycling(run.model), run.path, run.prediction, cond=null)
-    return classifier_free_guidance(field, null_field, guidance)
+    return classifier_free_guidance(field, null_field, guidance, interval)

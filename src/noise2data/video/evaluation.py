@@ -109,7 +109,7 @@ def _task(run, real: Tensor, mask: Tensor, baseline: Tensor, request: EvalReques
     start = time.perf_counter()
     for k in range(best_of):
         x = sample_clips(run, len(real), context=real, mask=mask, solver=sampler[0], steps=sampler[1], grid=sampler[2],
-                         seed=request.seed + 1000 * k, guidance=guidance).x
+                         seed=request.seed + 1000 * k, guidance=guidance, interval=request.guidance_interval).x
         pred = _unit(x)[:, todo]
         psnrs.append(M.psnr(pred, target))
         ssims.append(M.ssim(pred, target))
@@ -174,6 +174,8 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
                     **({"known_sampler": dict(zip(("solver", "steps", "grid"), known_sampler, strict=True))}
                        if known_sampler else {}),
                     "known_guidance": guidance,
+                    **({"known_guidance_interval": list(request.guidance_interval)}
+                       if tuple(request.guidance_interval) != (0.0, 1.0) else {}),
                     "classifier": ext.info() if ext is not None else None, "metrics": {}}
     tasks = result["metrics"]
     pred_mask = known_mask(n, t_model, context_frames=k)
@@ -192,7 +194,8 @@ def evaluate_video(run, request: EvalRequest) -> dict:  # noqa: ANN001
     gen = sample_clips(run, m, solver=request.solver, steps=request.steps, seed=request.seed + 7).x
     tasks["generation"] = _generation(gen, ref, floor_ref, ext, fx)
     if lead:  # the same clips' first frames, the rest continued from them (as sample makes clips from nothing)
-        rest = continue_lead(run, gen, lead, known_sampler=sampler, seed=request.seed + 8, guidance=guidance).x
+        rest = continue_lead(run, gen, lead, known_sampler=sampler, seed=request.seed + 8, guidance=guidance,
+                             interval=request.guidance_interval).x
         tasks["generation_lead"] = {"lead_frames": lead, **_generation(rest, ref, floor_ref, ext, fx)}
     return result
 
@@ -227,7 +230,8 @@ def _moved(task: dict, metric: str, fmt: str, unit: str = "") -> str:  # eval.js
 def format_video_eval(r: dict) -> str:
     ks = r.get("known_sampler")
     w = r.get("known_guidance", 1.0)  # eval.json files written before it was a default: unguided
-    guided = f", guidance {w:g} over the known frames" if w != 1.0 else ""
+    during = " on t in [{:g}, {:g}]".format(*r["known_guidance_interval"]) if "known_guidance_interval" in r else ""
+    guided = f", guidance {w:g} over the known frames{during}" if w != 1.0 else ""
     words = sampler_words((ks["solver"], ks["steps"], ks.get("grid", "uniform"))) if ks else ""
     known = f" ({words}{guided} for prediction and interpolation)" if ks else \
         (f" ({guided[2:]})" if guided else "")

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .data import Standardizer, true_log_prob
 from .errors import UserError
+from .guidance import interval_words
 from .metrics import SAMPLE_METRICS, MetricResult, check_metric_names, combine, compare, format_results
 from .run import Run
 from .training.checkpoint import write_json_atomic
@@ -207,7 +208,7 @@ def format_eval(result: dict) -> str:
         lines.append(f"FID {r['fid']:.4f}, KID {r['kid']:.5f}{floor} with {r['extractor']}, validation "
                      f"accuracy {acc}, data sha256 {r['data_sha256'][:12]}")
         if "class_accuracy" in r:
-            during = " on t in [{:g}, {:g}]".format(*r["guidance_interval"]) if "guidance_interval" in r else ""
+            during = interval_words(r.get("guidance_interval"))
             lines.append(f"class accuracy {r['class_accuracy']:.4f}: the extractor's classes of {r['n']} samples, as "
                          f"many of each class (guidance {r['guidance']:g}{during}), against the classes asked for")
     return "\n".join(lines)

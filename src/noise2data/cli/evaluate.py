@@ -83,6 +83,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
                     "evaluations (default 16)")
     rp.add_argument("--features", help="images: feature extractor for the FID/KID/class-accuracy table")
     add_guidance(rp, default=2.0, what="; images: the guided row of the class grids and the FID table")
+    add_guidance_interval(rp)
     add_seed(rp)
     rp.add_argument("--out", help="output HTML file (default RUN/report.html)")
     ft = sub.add_parser("features", help="train the in-domain feature extractor that FID/KID use")
@@ -195,7 +196,8 @@ def _report(args: argparse.Namespace) -> int:
     solver_steps_for_nfe(args.solver, args.nfe)  # refuse an impossible budget before any work
     request = ReportRequest(n=args.n, metric=args.metric, solvers=tuple(args.solvers.split(",")), seed=args.seed,
                             solver=args.solver, nfe=args.nfe,
-                            features=args.features, guidance=args.guidance, guidance_given=guided)
+                            features=args.features, guidance=args.guidance, guidance_given=guided,
+                            guidance_interval=guidance_interval(args))
     out = build_report(args.run, request, out=args.out, device=args.device)
     print(f"wrote {out}", file=sys.stderr)
     return 0

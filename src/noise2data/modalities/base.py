@@ -135,6 +135,7 @@ class ReportRequest:
     seed: int = 0
     features: str | None = None
     guidance: float = 2.0
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
     guidance_given: bool = False  # as in SampleRequest
 
 

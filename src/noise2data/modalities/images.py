@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
+from ..guidance import interval_words
 from .base import EvalRequest, ReportRequest, SampleRequest, Section, TrainingSet
 from .tensors import TensorModality, save_array
 
@@ -168,13 +169,16 @@ class Images(TensorModality):
             labels = torch.arange(classes).repeat_interleave(per)
             real = self.real_images(run, len(labels), labels)
             panels = [("real", real)] if real is not None else []
+            during = interval_words(request.guidance_interval)
             for w in dict.fromkeys((1.0, request.guidance)):
-                x = torch.cat([run.sample(per, label=k, guidance=w, **kw).x for k in range(classes)])
-                panels.append((f"samples, guidance w = {w:g}", x))
+                outs = [run.sample(per, label=k, guidance=w, guidance_interval=request.guidance_interval, **kw)
+                        for k in range(classes)]
+                panels.append((f"samples, guidance w = {w:g}" + (during if w != 1.0 else ""),
+                               torch.cat([o.x for o in outs])))
             cols = per
             caption = "One row per class (heun, 16 steps, 32 NFE); guidance w = 1 is the conditional model" + (
-                f", w = {request.guidance:g} pulls harder towards the class (and evaluates the network twice per NFE: "
-                "64 network evaluations)." if request.guidance != 1.0 else ".")
+                f", w = {request.guidance:g}{during} pulls harder towards the class ({outs[0].cost_words()})."
+                if request.guidance != 1.0 else ".")
         else:
             x = run.sample(64, **kw).x
             real = self.real_images(run, 64)
@@ -188,7 +192,8 @@ class Images(TensorModality):
         sections.append(Section("From noise to data", f"<img alt=\"trajectories\" src=\"{uri}\">"))
         if request.features:
             res = self.evaluate(run, EvalRequest(n=request.n, metrics=("fid", "kid"), features=request.features,
-                                                 seed=request.seed, guidance=request.guidance if classes else 1.0))
+                                                 seed=request.seed, guidance=request.guidance if classes else 1.0,
+                                                 guidance_interval=request.guidance_interval))
             sections.insert(0, Section("Image quality", _image_table(res)))
         else:
             sections.insert(0, Section("Image quality", "<p class=note>No feature extractor given: pass "
@@ -223,8 +228,10 @@ def _image_table(result: dict) -> str:
     acc = f"{r['class_accuracy']:.4f}" if "class_accuracy" in r else "-"
     floors = (f"{r['fid_floor']:.4f}", f"{r['kid_floor']:.5f}") if "fid_floor" in r else ("-", "-")
     val = "unknown" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
-    guided = f", guidance {r['guidance']:g}" if "guidance" in r else ""
-    return (f"<p>{result['n']} samples (heun, 8 steps{guided}) "
+    guided = f", guidance {r['guidance']:g}" + interval_words(r.get("guidance_interval")) \
+        if "guidance" in r else ""
+    s = result["sampler"]
+    return (f"<p>{result['n']} samples ({s['solver']}, {s['steps']} steps{guided}) "
             f"against {html.escape(result['reference'])}; extractor {html.escape(str(r['extractor']))}, validation "
             f"accuracy {val}, data sha256 {r['data_sha256'][:12]}. The floor is the same metric between two "
             "independent real samples of the same size.</p><table><tr><th>metric</th><th>value</th>"

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
+from ..guidance import interval_words
 from .data import MoleculeSet
 from .properties import HEAVY, conformer_properties, property_errors
 from .sampling import sample_molecules
@@ -47,9 +48,8 @@ def property_error_table(run, requests: Tensor, *, guidance: float = 2.0, solver
     comps = [{e: int(v) for e, v in zip(HEAVY, row[: len(HEAVY)].tolist(), strict=True)} for row in requests]
     modes = {"unconditional (null)": {}, "condition, guidance 1": {"condition": requests}}
     if guidance != 1.0:
-        during = "" if tuple(interval) == (0.0, 1.0) else " on t in [{:g}, {:g}]".format(*interval)
-        modes[f"condition, guidance {guidance:g}{during}"] = {"condition": requests, "guidance": guidance,
-                                                              "interval": interval}
+        modes[f"condition, guidance {guidance:g}{interval_words(interval)}"] = {
+            "condition": requests, "guidance": guidance, "interval": interval}
     modes["composition fixed + condition"] = {"condition": requests, "composition": comps}
     out = {}
     for name, kw in modes.items():

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
+from ..guidance import interval_words
 from ..modalities.base import EvalRequest
 from ..samplers import GRIDS, ODE_SOLVERS
 from . import metrics as M
@@ -230,7 +231,7 @@ def _moved(task: dict, metric: str, fmt: str, unit: str = "") -> str:  # eval.js
 def format_video_eval(r: dict) -> str:
     ks = r.get("known_sampler")
     w = r.get("known_guidance", 1.0)  # eval.json files written before it was a default: unguided
-    during = " on t in [{:g}, {:g}]".format(*r["known_guidance_interval"]) if "known_guidance_interval" in r else ""
+    during = interval_words(r.get("known_guidance_interval"))
     guided = f", guidance {w:g} over the known frames{during}" if w != 1.0 else ""
     words = sampler_words((ks["solver"], ks["steps"], ks.get("grid", "uniform"))) if ks else ""
     known = f" ({words}{guided} for prediction and interpolation)" if ks else \

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
+from ..guidance import interval_words
 from ..modalities.base import EvalRequest, Modality, ReportRequest, SampleRequest, Section, TrainingSet
 from ..modalities.tensors import save_array
 
@@ -279,10 +280,12 @@ class Video(Modality):
         solver = run.default_solver  # as `sample` without flags: the run's solver for clips made from nothing,
         lead = default_lead_frames(t_model)  # KNOWN_SAMPLER where frames are given, and after the lead frames
         guidance = known_guidance(request)  # over the known frames
-        gen = generate_clips(run, 6, lead, solver=solver, steps=8, seed=request.seed, guidance=guidance).x
+        interval = request.guidance_interval
+        gen = generate_clips(run, 6, lead, solver=solver, steps=8, seed=request.seed, guidance=guidance,
+                             interval=interval).x
         panels = ([("real clips", real.flatten(0, 1))] if real is not None else []) + [("generated", gen.flatten(0, 1))]
         uri = png_data_uri(lambda f: plot_image_panels(panels, f, t_model))
-        known = f"{sampler_words(KNOWN_SAMPLER)}, guidance {guidance:g} over the known frames"
+        known = f"{sampler_words(KNOWN_SAMPLER)}, guidance {guidance:g} over the known frames{interval_words(interval)}"
         after = f"; {known} after the first {lead} frames" if lead else ""
         sections = [Section("Generated clips beside real ones",
                             f"<p class=note>Frames run left to right, one clip per row ({solver}, 8 steps{after}).</p>"
@@ -291,7 +294,7 @@ class Video(Modality):
             k = max(1, t_model // 4)
             pred = sample_clips(run, len(real), context=real, mask=known_mask(len(real), t_model, context_frames=k),
                                 solver=KNOWN_SAMPLER[0], steps=KNOWN_SAMPLER[1], grid=KNOWN_SAMPLER[2],
-                                seed=request.seed, guidance=guidance).x
+                                seed=request.seed, guidance=guidance, interval=interval).x
             both = [("real clips", real.flatten(0, 1)), (f"continued from the first {k} frames", pred.flatten(0, 1))]
             uri = png_data_uri(lambda f: plot_image_panels(both, f, t_model))
             sections.append(Section("Prediction", f"<p class=note>{known}.</p>"

@@ -143,6 +143,12 @@ def test_eval_of_a_property_run_reports_property_errors_per_mode(conditioned, tm
     table = json.loads(out.read_text())["properties"]
     assert list(table) == ["unconditional (null)", "condition, guidance 1", "condition, guidance 2",
                            "composition fixed + condition"]
+    # the report's property table has the guided row at report --guidance (default 2), on its interval
+    for extra, row in (([], "condition, guidance 2<"), (["--guidance", "3", "--guidance-interval", "0.3,1"],
+                                                        "condition, guidance 3 on t in [0.3, 1]<")):
+        assert main(["report", str(run), "--n", "3", *extra, "--out", str(tmp_path / "r.html")]) == 0
+        page = (tmp_path / "r.html").read_text()
+        assert "Property conditioning" in page and row in page, row
     assert table["composition fixed + condition"]["exact_composition"] == 1.0  # a hard constraint
     assert all(r["n"] == 5 and 0 <= r["valid"] <= 1 and r["mae_C"] >= 0 for r in table.values())
     page = tmp_path / "r.html"

@@ -245,7 +245,9 @@ class Molecules(Modality):
         from .sampling import sample_molecules
 
         n = min(request.n, 200)
-        result = self.evaluate(run, EvalRequest(n=n, solver="heun", steps=50, seed=request.seed))
+        result = self.evaluate(run, EvalRequest(n=n, solver="heun", steps=50, seed=request.seed,  # a property
+                                                guidance=request.guidance,  # run's table: a guided row at --guidance
+                                                guidance_interval=request.guidance_interval))
         mols = sample_molecules(run, 6, solver="heun", steps=50, seed=request.seed + 1)
         data = self.training_data(run)
         real = [data.molecule(i) for i in torch.randperm(len(data), generator=torch.Generator().manual_seed(0))[:6]]

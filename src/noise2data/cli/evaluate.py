@@ -82,7 +82,7 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     rp.add_argument("--nfe", type=positive_int, default=16, help="vectors: that sampler's budget of network "
                     "evaluations (default 16)")
     rp.add_argument("--features", help="images: feature extractor for the FID/KID/class-accuracy table")
-    add_guidance(rp, default=2.0, what="; images: the guided row of the class grids and the FID table; molecules "
+    add_guidance(rp, default=2.0, what="; images: the guided row of the class grids and the FID table; runs "
                  "conditioned on properties: the guided row of the property table; video: over the known frames, "
                  "by default video's own 1.25")
     add_guidance_interval(rp)

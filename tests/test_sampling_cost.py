@@ -79,6 +79,10 @@ def test_the_sample_message_says_the_guided_cost(label_run, tmp_path, capsys):
                      "--out", str(tmp_path / "s.npy")]) == 0
         err = capsys.readouterr().err
         assert words in err, err
+    assert main(["sample", str(run_dir), "--label", "0", "--guidance", "3", "--guidance-interval", "0.5,1", "--steps",
+                 "2", "--n", "3", "--out", str(tmp_path / "s.npy")]) == 0
+    assert "(midpoint, guidance 3 on t in [0.5, 1], label 0, 4 NFE, 6 network evaluations (guided)" in \
+        capsys.readouterr().err
 
 
 def test_video_guidance_over_known_frames_counts_both_evaluations(blob_run):
@@ -118,6 +122,9 @@ def test_eval_guides_the_known_frames_on_the_interval_it_is_given(video_run, tmp
     ssim = [r["metrics"]["prediction"]["ssim"]["mean"] for r in got.values()]
     assert ssim[0] != ssim[1]
     assert "over the known frames on t in [0, 0.5]" in capsys.readouterr().out
+    assert main(["sample", str(run), "--n", "2", "--context", str(root / "v.npz"), "--context-frames", "3",
+                 "--guidance-interval", "0,0.5", "--out", str(tmp_path / "c.npy")]) == 0  # sample says it too
+    assert "over the known frames on t in [0, 0.5]" in capsys.readouterr().err
     for bad, words in (("0.8,0.2", "0 <= lo <= hi <= 1"), ("half", "takes LO,HI")):
         assert main([*common, "--guidance-interval", bad, "--out", str(tmp_path / "bad.json")]) == 2
         err = capsys.readouterr().err.strip()

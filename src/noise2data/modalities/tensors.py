@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError, require
+from ..guidance import interval_words
 from .base import EvalRequest, Modality, SampleRequest, TrainingSet
 
 
@@ -124,7 +125,7 @@ class TensorModality(Modality):
         shape = self.write(run, x, request, labels)
         how = f"SDE g={request.diffusion}" if request.sde else request.solver
         if label is not None or request.grid_per_class:
-            how += f", guidance {request.guidance:g}" + (
+            how += f", guidance {request.guidance:g}{interval_words(request.guidance_interval)}" + (
                 f", condition {','.join(f'{v:g}' for v in request.condition)}" if request.condition else
                 f", label {label}" if label is not None else "")
         line = f"wrote {request.out} {shape} ({how}, {res.cost_words()}, step {run.step})"

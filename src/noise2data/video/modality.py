@@ -189,8 +189,8 @@ class Video(Modality):
             solver = f"{solver} on the {grid} grid"
         if lead:
             solver = f"{solver}, then {sampler_words(known_sampler)} after the first {lead} frames"
-        guided = f"; guidance {guidance:g} over the known frames" if (lead or context is not None) and guidance != 1 \
-            else ""
+        guided = f"; guidance {guidance:g} over the known frames{interval_words(request.guidance_interval)}" \
+            if (lead or context is not None) and guidance != 1 else ""
         lines = [f"wrote {request.out} {shape} ({solver}, {res.cost_words()}, step {run.step}, "
                  f"{secs / request.n:.2f} s per clip{guided})"]
         lines += self.plots(run, res, request)

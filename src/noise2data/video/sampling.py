@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..errors import UserError
 from ..fields import model_field
-from ..guidance import GuidedField, check_interval, classifier_free_guidance
+from ..guidance import GuidedField, classifier_free_guidance
 from ..samplers import ODE_SOLVERS, SamplerOutput, make_grid
 from .known import known_mask, make_condition
 
@@ -65,7 +65,7 @@ def _field(run, cond: Tensor, mask: Tensor, guidance: float, interval: tuple[flo
     if guidance == 1.0 or not bool(mask.any()):
         return field
     null = model_field(run.model, run.path, run.prediction, cond=torch.zeros_like(cond))  # nothing known
-    return classifier_free_guidance(field, null, guidance, check_interval(interval))
+    return classifier_free_guidance(field, null, guidance, interval)  # it checks the interval
 
 
 @torch.inference_mode()

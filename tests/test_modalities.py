@@ -58,7 +58,7 @@ def test_every_modality_keeps_the_contract(name, tmp_path, capsys):
 def test_each_modality_declares_what_the_cli_needs(name):
     m = get_modality(name)
     assert m.name == name and m.models and m.sample_suffixes and m.default_metrics and m.data_help
-    assert set(m.defaults) <= set(__import__("noise2data.cli.train", fromlist=["x"]).TRAIN_DEFAULTS)
+    assert set(m.defaults) <= set(__import__("noise2data.cli.train_options", fromlist=["x"]).TRAIN_DEFAULTS)
     assert m.defaults.get("model", "mlp") in m.models
 
 

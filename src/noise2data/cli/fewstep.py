@@ -12,7 +12,8 @@ from pathlib import Path
 
 from ..errors import UserError
 from .common import positive_int
-from .train import TRAIN_DEFAULTS, check_new_run, resumed_options, start_training
+from .train import check_new_run, resumed_options, start_training
+from .train_options import TRAIN_DEFAULTS
 
 METHODS = ("meanflow",)
 

@@ -162,7 +162,7 @@ class Modality:
         eval_n: the samples ``eval`` draws when ``--n`` is not given.
         sample_options, eval_options: options of ``sample`` and ``eval`` that only this kind of data
             takes, as ``(flags, argparse keyword arguments)``; they reach it in ``request.extra``.
-        own_train_options: the training options (``cli.train.OWN_FLAGS``) only some kinds of data take that
+        own_train_options: the training options (``cli.train_options.OWN_FLAGS``) only some kinds of data take that
             this one does; another kind refuses them with one line.
     """
 

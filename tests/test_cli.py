@@ -43,6 +43,50 @@ def test_sample_writes_npy_in_data_units(run_dir, tmp_path, extra):
     assert x.shape == (300, 2) and np.isfinite(x).all()
 
 
+def test_sample_writes_the_formats_it_reads(run_dir, tmp_path, capsys):
+    """.pt and .csv hold the same samples as .npy (the same seed); a .csv has a header row, reads back as
+    training data, and is refused for samples that are not rows of numbers."""
+    files = {suffix: tmp_path / f"s{suffix}" for suffix in (".npy", ".pt", ".csv")}
+    for out in files.values():
+        assert main(["sample", str(run_dir), "--n", "50", "--out", str(out), "--device", "cpu"]) == 0
+    x = np.load(files[".npy"])
+    assert np.array_equal(torch.load(files[".pt"]).numpy(), x)
+    assert files[".csv"].read_text().splitlines()[0] == "x0,x1"
+    assert np.allclose(np.loadtxt(files[".csv"], delimiter=",", skiprows=1), x, rtol=1e-7, atol=1e-9)
+    assert main(["train", "--data", str(files[".csv"]), "--out", str(tmp_path / "again"), "--steps", "2",
+                 "--batch-size", "16", "--no-progress", "--device", "cpu"]) == 0
+    assert "(50, 2)" in capsys.readouterr().err
+    images = tmp_path / "grid.npy"
+    np.save(images, np.random.default_rng(0).normal(size=(64, 1, 4, 4)).astype("float32"))
+    assert main(["train", "--data", str(images), "--out", str(tmp_path / "g"), "--steps", "2", "--batch-size", "16",
+                 "--hidden", "16", "--depth", "1", "--no-progress", "--device", "cpu"]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(tmp_path / "g"), "--n", "4", "--out", str(tmp_path / "g.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "(1, 4, 4)" in err and "write .npy, .npz or .pt" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "g.csv").exists()
+
+
+def test_labelled_samples_carry_their_label(tmp_path):
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "x.npy", rng.normal(size=(300, 2)).astype("float32"))
+    np.save(tmp_path / "y.npy", np.arange(300) % 3)
+    run = tmp_path / "r"
+    assert main(["train", "--data", str(tmp_path / "x.npy"), "--labels", str(tmp_path / "y.npy"), "--steps", "2",
+                 "--batch-size", "16", "--hidden", "16", "--depth", "1", "--no-progress", "--device", "cpu",
+                 "--out", str(run)]) == 0
+    for suffix in (".pt", ".csv"):
+        out = tmp_path / f"s{suffix}"
+        assert main(["sample", str(run), "--label", "2", "--n", "5", "--steps", "2", "--out", str(out)]) == 0
+    saved = torch.load(tmp_path / "s.pt")
+    assert saved["samples"].shape == (5, 2) and saved["labels"].tolist() == [2] * 5
+    rows = (tmp_path / "s.csv").read_text().splitlines()
+    assert rows[0] == "x0,x1,label" and all(r.endswith(",2") for r in rows[1:]) and len(rows) == 6
+    from noise2data.modalities.vectors import VECTORS
+
+    assert np.allclose(VECTORS.read_samples(tmp_path / "s.csv"), saved["samples"].numpy(), atol=1e-6)
+
+
 def test_sample_plots(run_dir, tmp_path):
     pytest.importorskip("matplotlib")
     png, traj = tmp_path / "s.png", tmp_path / "t.png"

@@ -60,7 +60,8 @@ def parse_error(argv: list[str]) -> str | None:
     """None if the CLI's parser accepts ``argv``, else why not. An excerpt (``train ... --compile``) is only
     checked for flags its command does not have."""
     if "..." in argv:
-        unknown = [a.split("=")[0] for a in argv if a.startswith("--") and a.split("=")[0] not in subcommand_flags(argv)]
+        flags = subcommand_flags(argv)
+        unknown = [a.split("=")[0] for a in argv if a.startswith("--") and a.split("=")[0] not in flags]
         return f"no such flag {', '.join(unknown)}" if unknown else None
     try:
         build_parser().parse_args(argv)

@@ -2,7 +2,8 @@
 
 Loader: :func:`noise2data.data.load_data` (toy names, ``gmm:FILE.json``, .npy/.npz/.pt/.csv),
 standardised per feature. Prior: N(0, I). Condition: class labels (``--labels``) or vectors
-(``--cond-file``). Model: the residual MLP. Samples: .npy/.npz in data units; plots are
+(``--cond-file``). Model: the residual MLP. Samples: .npy/.npz/.pt/.csv in data units (the formats it
+reads; .csv for samples of one dimension of features); plots are
 scatters (2-D) or histograms. Metrics: W2, the debiased energy distance with its 95% interval,
 MMD, precision, recall (and NLL) beside their floors. Report: samples beside data, trajectories, quality against NFE.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -31,6 +33,7 @@ class Vectors(TensorModality):
     # against 3.04x with the paper's power 1; benchmarks/few_step.py)
     defaults: dict = {"mf_power": 0.0}
     default_metrics = ("w2", "energy_u", "mmd", "precision", "recall")
+    sample_suffixes = (".npy", ".npz", ".pt", ".csv")  # what it reads, so samples go where the data came from
 
     def default_coupling(self, shape: tuple[int, ...], objective: str = "velocity") -> str:
         """Minibatch OT in blocks for 1- and 2-D points: at 8 evaluations it took W2 / floor from 2.64 to 1.70
@@ -77,6 +80,39 @@ class Vectors(TensorModality):
         if request.trajectory_gif or request.grid_per_class:
             raise UserError("--trajectory-gif and --grid-per-class are for image runs; this run's samples have shape "
                             f"{run.data_shape}: use --trajectory-plot, or --label for one class")
+        if request.out.suffix == ".csv" and len(run.data_shape) != 1:
+            raise UserError("a .csv holds one sample per row, and this run's samples have shape "
+                            f"{tuple(run.data_shape)}: write .npy, .npz or .pt")
+
+    def write(self, run, x: Tensor, request: SampleRequest, labels: Tensor | None) -> tuple:  # noqa: ANN001
+        """``x: (n, *D)`` in data units: .npy/.npz as every tensor run writes them; .pt the tensor (a dict of
+        ``samples`` and ``labels`` when the samples have classes); .csv one sample per row under a header
+        ``x0,x1,...`` (labels, when given, in a last column ``label``)."""
+        if request.out.suffix == ".pt":
+            torch.save(x if labels is None else {"samples": x, "labels": labels}, request.out)
+        elif request.out.suffix == ".csv":
+            header = [f"x{i}" for i in range(x.shape[1])]
+            cols = x.double().numpy()
+            if labels is not None:
+                header.append("label")
+                cols = np.concatenate([cols, labels.double().numpy()[:, None]], axis=1)
+            fmt = ["%.9g"] * x.shape[1] + (["%d"] if labels is not None else [])
+            np.savetxt(request.out, cols, delimiter=",", header=",".join(header), comments="", fmt=fmt)
+        else:
+            return super().write(run, x, request, labels)
+        return tuple(x.shape)
+
+    def read_samples(self, path: str | Path) -> np.ndarray:
+        """The samples of a file :meth:`write` wrote (a .csv's label column dropped)."""
+        from ..data.arrays import read_array
+
+        path = Path(path)
+        if path.suffix == ".csv":
+            with path.open() as f:
+                named = f.readline().strip().split(",")
+            arr = np.asarray(read_array(path))
+            return arr[:, :-1] if named[-1] == "label" else arr
+        return np.asarray(read_array(path, "samples" if path.suffix in (".npz", ".pt") else None))
 
     def plots(self, run, res, x: Tensor, request: SampleRequest, how: str) -> list[str]:  # noqa: ANN001
         from ..plotting import plot_samples, plot_trajectories

@@ -78,7 +78,7 @@ CLI_CASES = [
     (["train", "--out", "FILES/notarun", "--resume"], "not a noise2data run"),
     (["train", "--out", "FILES/badconfig", "--resume"], "not valid JSON"),
     (["sample", "RUN", "--solver", "rk45", "--out", "TMP/s.npy"], "unknown solver"),
-    (["sample", "RUN", "--out", "TMP/s.csv"], ".npy"),
+    (["sample", "RUN", "--out", "TMP/s.txt"], ".npy"),
     (["sample", "FILES/notarun", "--out", "TMP/s.npy"], "not a noise2data run"),
     (["sample", "RUN", "--steps", "0", "--out", "TMP/s.npy"], "positive integer"),
     (["eval", "RUN", "--metrics", "w2,fid2"], "unknown metric"),

@@ -5,10 +5,11 @@
    ``--minutes`` of wall-clock time (steps = budget / a measured step time).
 2. Trains (or reuses) the in-domain FID extractor: noise2data's FeatureNet classifier on the
    training images, validated on the 10k test images.
-3. For guidance w in {1, 2, 3} and NFE in {10, 20} (midpoint), draws ``--per-class`` samples of
+3. For guidance w in {1, 2, 3} (on t in ``--guidance-interval``, by default the images' [0.3, 1]) and NFE in
+   {10, 20} (midpoint), draws ``--per-class`` samples of
    each class and reports FID against the test set beside the floor (the same number of real
    training images against the test set) and the classifier's accuracy on the asked-for labels.
-4. Writes a grid (one row per class, w = 2, NFE 20) as PNG.
+4. Writes a grid (one row per class, w = 2 on the same interval, NFE 20) as PNG.
 5. ``--peer``: the same for TorchCFM's conditional-MNIST recipe trained for the same wall clock in the
    peers' environment (``mnist_peer.py``), sampled with the same solver and scored by the same
    extractor; its recipe has no null label, so only w = 1.
@@ -190,18 +191,31 @@ def score(ext, x: torch.Tensor, labels: torch.Tensor, test, floor: tuple[torch.T
     return row
 
 
+def guidance_interval(args: argparse.Namespace) -> tuple[float, float]:
+    """``--guidance-interval`` as ``(lo, hi)``, by default the images' own."""
+    from noise2data.modalities.images import IMAGES
+
+    if not args.guidance_interval:
+        return tuple(IMAGES.guidance_interval)
+    lo, hi = (float(v) for v in args.guidance_interval.split(","))
+    return lo, hi
+
+
 def evaluate(args: argparse.Namespace, run_dir: Path, ext, test, floor) -> list[dict]:  # noqa: ANN001
     run = load_run(run_dir, device=args.device)
     labels = torch.arange(10).repeat_interleave(args.per_class)
+    interval = guidance_interval(args)
     rows = []
     for nfe in (10, 20):
         for w in (1.0, 2.0, 3.0):
             t0 = time.perf_counter()
             x = torch.cat([run.sample(args.per_class, solver="midpoint", steps=nfe // 2, label=k, guidance=w,
-                                      seed=k).x for k in range(10)])
+                                      guidance_interval=interval, seed=k).x for k in range(10)])
             secs = time.perf_counter() - t0
-            rows.append(score(ext, x, labels, test, floor, nfe=nfe, guidance=w, sample_seconds=secs))
+            rows.append(score(ext, x, labels, test, floor, nfe=nfe, guidance=w, sample_seconds=secs,
+                              guidance_interval=list(interval)))
     cli(["sample", str(run_dir), "--grid-per-class", "10", "--guidance", "2", "--solver", "midpoint",
+         "--guidance-interval", ",".join(f"{v:g}" for v in interval),
          "--steps", "10", "--device", args.device, "--out", str(Path(args.out) / "mnist_grid.png")])
     return rows
 
@@ -253,6 +267,8 @@ def main() -> None:
                    help="a Python with torchcfm, for its U-Net's step time (see setup_peers.sh)")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--peer", action="store_true", help="also train and score TorchCFM's recipe on the same budget")
+    p.add_argument("--guidance-interval", default=None, help="guide for t in LO,HI (default: the images' default, "
+                   "0.3,1; 0,1 guides the whole way, as before 2026-12-08)")
     p.add_argument("--_one", help=argparse.SUPPRESS)
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -278,16 +294,19 @@ def main() -> None:
     floor = real_floor(ext, train, args.per_class)
     scores = out / "scores.json"  # ours, kept so that a rerun with --peer does not sample them again
     cached = json.loads(scores.read_text()) if scores.exists() else {}
-    if cached.get("per_class") == args.per_class:
+    key = {"per_class": args.per_class, "guidance_interval": list(guidance_interval(args))}
+    if {k: cached.get(k) for k in key} == key:
         rows = cached["rows"]
     else:
         rows = evaluate(args, run_dir, ext, test, floor)
-        scores.write_text(json.dumps({"per_class": args.per_class, "rows": rows}))
+        scores.write_text(json.dumps({**key, "rows": rows}))
     seconds = info.get("train_seconds", args.minutes * 60)  # the peer gets the wall clock our run took
     peer_info, peer_rows = peer(args, seconds, ext, test, floor) if args.peer else (None, [])
     print(f"\nextractor validation accuracy {ext.val_accuracy:.4f}; FID/KID vs the 10k test images; floor = "
           f"{10 * args.per_class} real training images vs the test images")
-    print_rows(f"\nnoise2data class-conditional U-Net ({args.preset}) on MNIST: {info}", rows)
+    lo, hi = guidance_interval(args)
+    print_rows(f"\nnoise2data class-conditional U-Net ({args.preset}) on MNIST, guidance on t in [{lo:g}, {hi:g}]: "
+               f"{info}", rows)
     if peer_info:
         print_rows(f"\nTorchCFM's conditional-MNIST recipe on the same budget: {peer_info}", peer_rows)
     (out / "mnist.json").write_text(json.dumps({"train": info, "preset": args.preset,

@@ -67,6 +67,33 @@ def test_grids_per_class_and_for_one_label(digits_run, tmp_path):
     np.testing.assert_allclose((np.clip(raw_x[:, 0], -1, 1) + 1) * 8, threes_x, atol=1e-5)
 
 
+def test_images_guide_on_the_measured_interval_by_default(digits_run, tmp_path, capsys):
+    """Images guide on t in [0.3, 1] unless told otherwise (README: the study on class-conditional MNIST), from
+    Python as from the command line, which says so; guidance 1 has no interval to speak of."""
+    from noise2data.modalities.images import IMAGES
+    from noise2data.run import load_run
+
+    assert IMAGES.guidance_interval == (0.3, 1.0)
+    run = load_run(digits_run)
+    kw = dict(solver="midpoint", steps=2, label=3, guidance=3.0)  # evaluations at t = 0, 0.25, 0.5, 0.75
+    default, late = run.sample(4, **kw), run.sample(4, guidance_interval=(0.3, 1.0), **kw)
+    whole = run.sample(4, guidance_interval=(0.0, 1.0), **kw)
+    assert torch.equal(default.x, late.x) and not torch.allclose(default.x, whole.x)
+    assert (default.network_evals, whole.network_evals) == (6, 8)
+    capsys.readouterr()
+    out = str(tmp_path / "s.npy")
+    assert main(["sample", str(digits_run), "--label", "3", "--guidance", "3", "--n", "4", "--steps", "2",
+                 "--out", out]) == 0
+    assert "(midpoint, guidance 3 on t in [0.3, 1], label 3, 4 NFE, 6 network evaluations (guided)" in \
+        capsys.readouterr().err
+    np.testing.assert_allclose(np.load(out), (np.clip(default.x[:, 0].numpy(), -1, 1) + 1) * 8, atol=1e-5)
+    assert main(["sample", str(digits_run), "--label", "3", "--n", "4", "--steps", "2", "--out", out]) == 0
+    assert "(midpoint, guidance 1, label 3, 4 NFE, step" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    assert "(default 0,1; images 0.3,1)" in " ".join(capsys.readouterr().out.split())
+
+
 def test_image_misuse_is_one_line(digits_run, tmp_path, capsys):
     assert main(["train", "--data", "moons", "--cond", "label", "--out", str(tmp_path / "m")]) == 2
     assert "--labels FILE" in capsys.readouterr().err
@@ -105,15 +132,15 @@ def test_eval_of_a_class_conditional_image_run_reports_fid_and_class_accuracy(di
     img = res["image"]
     assert img["n"] == 200 and 0 <= img["class_accuracy"] <= 1 and img["guidance"] == 2
     assert img["fid"] > img["fid_floor"] > 0  # six training steps are far from the data
-    assert res["sampler"]["network_evals"] == 2 * res["sampler"]["nfe"] and "guidance_interval" not in img
-    # guided only on the second half of the way (midpoint 2 steps evaluates at t = 0, 0.25, 0.5, 0.75): the null
-    # label is evaluated at two of the four, and the interval is recorded and said
+    # images guide on t in [0.3, 1] by default (midpoint 2 steps evaluates at t = 0, 0.25, 0.5, 0.75): the null
+    # label is evaluated at two of the four, and the interval is recorded
+    assert img["guidance_interval"] == [0.3, 1.0] and res["sampler"]["network_evals"] == 6
     out = tmp_path / "eval_interval.json"
     assert main(["eval", str(digits_run), "--metrics", "fid", "--features", str(fx), "--n", "200", "--steps", "2",
-                 "--guidance", "2", "--guidance-interval", "0.5,1", "--out", str(out)]) == 0
-    late = json.loads(out.read_text())
-    assert late["image"]["guidance_interval"] == [0.5, 1.0] and late["sampler"]["network_evals"] == 6
-    assert late["image"]["fid"] != img["fid"]
+                 "--guidance", "2", "--guidance-interval", "0,1", "--out", str(out)]) == 0
+    whole = json.loads(out.read_text())
+    assert "guidance_interval" not in whole["image"] and whole["sampler"]["network_evals"] == 8
+    assert whole["image"]["fid"] != img["fid"]
 
 
 def test_extractor_units_round_trip():

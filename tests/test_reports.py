@@ -38,17 +38,20 @@ def test_image_report_shows_class_grids_with_and_without_guidance_and_the_fid_ta
                  "--out", str(out)]) == 0
     page = _check_page(out, tmp_path, 3)  # training curves, grids, denoising strip
     assert "samples beside real images" in embedded_images(page)
-    assert "w = 3 pulls harder" in page and "One row per class" in page and "64 network evaluations" in page
     assert re.search(r"<td>FID</td><td class=num>[0-9.]+</td><td class=num>[0-9.]+</td>", page)
-    assert "class accuracy" in page and "images, step 6" in page
-    assert "200 samples (midpoint, 8 steps, guidance 3)" in page  # the sampler the table was made with
-    # guided on an interval: the grids, the caption and the FID table say so, and the null is evaluated less
-    assert main(["report", str(run), "--n", "200", "--features", str(fx), "--guidance", "3", "--guidance-interval",
-                 "0.5,1", "--device", "cpu", "--out", str(out)]) == 0
-    page = out.read_text()
-    assert "w = 3 on t in [0.5, 1] pulls harder" in page and "guidance 3 on t in [0.5, 1])" in page
+    assert "class accuracy" in page and "images, step 6" in page and "One row per class" in page
+    # images guide on t in [0.3, 1] by default: the grids, the caption and the FID table (with the sampler it was
+    # made with) say so, and the null is evaluated less
+    assert "w = 3 on t in [0.3, 1] pulls harder" in page and "200 samples (midpoint, 8 steps, guidance 3 on t in " \
+        "[0.3, 1])" in page
     cost = re.search(r"32 NFE, (\d+) network evaluations \(guided\)", page)
     assert cost and 32 < int(cost.group(1)) < 64, cost
+    # guided the whole way when asked
+    assert main(["report", str(run), "--n", "200", "--features", str(fx), "--guidance", "3", "--guidance-interval",
+                 "0,1", "--device", "cpu", "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "w = 3 pulls harder" in page and "64 network evaluations" in page
+    assert "200 samples (midpoint, 8 steps, guidance 3)" in page
 
 
 def test_molecule_report_shows_molecules_beside_real_ones_and_the_data_row(tmp_path):

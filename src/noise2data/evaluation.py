@@ -112,7 +112,7 @@ def evaluate_run(
     features: str | None = None,
     repeats: int = 3,
     guidance: float = 1.0,
-    guidance_interval: tuple[float, float] = (0.0, 1.0),
+    guidance_interval: tuple[float, float] | None = None,
 ) -> dict:
     """Sample ``n`` points and report each metric beside its floor (and the NLL when asked).
 
@@ -122,10 +122,12 @@ def evaluate_run(
     95 % interval over them), ``nll`` (see
     :func:`nll_summary`) and ``image`` (FID/KID with floors, from the extractor at ``features``;
     for a class-conditional run, from ``n / classes`` samples of each class drawn with classifier-free
-    guidance ``guidance`` on t in ``guidance_interval``, with the extractor's accuracy on the asked-for classes).
+    guidance ``guidance`` on t in ``guidance_interval`` (by default the modality's), with the extractor's
+    accuracy on the asked-for classes).
     Image runs' samples live in [-1, 1] and are mapped to the extractor's units first.
     """
     names = check_metric_names(metrics, EVAL_METRICS)
+    guidance_interval = guidance_interval or run.modality.guidance_interval
     sample_names = [m for m in names if m in SAMPLE_METRICS]
     image_names = [m for m in names if m in ("fid", "kid")]
     if image_names and features is None:
@@ -169,7 +171,7 @@ def evaluate_run(
             result["image"] = image_quality(ext, ext.from_unit(x), ext.from_unit(ref), _unit_or_none(ext, floor_ref),
                                             sample_labels=labels)
             result["image"]["guidance"] = guidance
-            if tuple(guidance_interval) != (0.0, 1.0):
+            if interval_words(guidance_interval, guidance):  # guided on part of the way
                 result["image"]["guidance_interval"] = list(guidance_interval)
         else:
             result["image"] = image_quality(ext, ext.from_unit(out.x), ext.from_unit(ref),
@@ -208,7 +210,7 @@ def format_eval(result: dict) -> str:
         lines.append(f"FID {r['fid']:.4f}, KID {r['kid']:.5f}{floor} with {r['extractor']}, validation "
                      f"accuracy {acc}, data sha256 {r['data_sha256'][:12]}")
         if "class_accuracy" in r:
-            during = interval_words(r.get("guidance_interval"))
+            during = interval_words(r.get("guidance_interval"), r["guidance"])
             lines.append(f"class accuracy {r['class_accuracy']:.4f}: the extractor's classes of {r['n']} samples, as "
                          f"many of each class (guidance {r['guidance']:g}{during}), against the classes asked for")
     return "\n".join(lines)

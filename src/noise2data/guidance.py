@@ -32,9 +32,12 @@ def check_interval(interval: tuple[float, float]) -> tuple[float, float]:
     return lo, hi
 
 
-def interval_words(interval: tuple[float, float] | list[float] | None) -> str:
-    """``" on t in [0.3, 1]"`` for guidance limited to an interval; nothing for the whole way (or None)."""
-    return "" if interval is None or tuple(interval) == (0.0, 1.0) else " on t in [{:g}, {:g}]".format(*interval)
+def interval_words(interval: tuple[float, float] | list[float] | None, scale: float | None = None) -> str:
+    """``" on t in [0.3, 1]"`` for guidance limited to an interval; nothing for the whole way (or None), or
+    for a ``scale`` of 1 (no guidance, so no interval to speak of)."""
+    if interval is None or tuple(interval) == (0.0, 1.0) or scale == 1.0:
+        return ""
+    return " on t in [{:g}, {:g}]".format(*interval)
 
 
 def guide(c: Tensor, u: Tensor, t: Tensor, scale: float, interval: tuple[float, float]) -> Tensor:

@@ -112,7 +112,7 @@ class Run:
         atol: float = 1e-5,
         label: int | Sequence[float] | torch.Tensor | None = None,
         guidance: float = 1.0,
-        guidance_interval: tuple[float, float] = (0.0, 1.0),
+        guidance_interval: tuple[float, float] | None = None,
     ) -> SamplerOutput:
         """Draw ``n`` samples ``(n, *D)`` in data units.
 
@@ -121,7 +121,8 @@ class Run:
         ignores ``steps`` and uses ``rtol``/``atol``. The grid spans
         :meth:`GaussianPath.sampling_interval` of the model's prediction. With ``label`` (a model
         trained with labels), samples of that class, with classifier-free guidance of scale
-        ``guidance`` applied for t in ``guidance_interval``; without, the model's null label. For a
+        ``guidance`` applied for t in ``guidance_interval`` (by default the modality's
+        :attr:`~noise2data.modalities.Modality.guidance_interval`); without, the model's null label. For a
         model trained on vector conditions, ``label`` is that vector ``(k,)``, guided the same way.
         """
         if not isinstance(n, int) or n < 1:
@@ -148,7 +149,7 @@ class Run:
             else:
                 labels = self._condition(label, m)
                 field = guided_model_field(self.model, self.path, self.prediction, labels, guidance,
-                                           interval=guidance_interval)
+                                           interval=guidance_interval or self.modality.guidance_interval)
             x = self.modality.prior(self, m, gen)  # (m, *D)
             if sde:
                 g = constant_diffusion(diffusion)

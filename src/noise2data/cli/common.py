@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from ..errors import UserError
 from ..samplers.budget import solver_steps_for_nfe
 from ..samplers.grids import GRIDS
+
+if TYPE_CHECKING:
+    from ..modalities import Modality
 
 
 def _int_at_least(s: str, low: int, what: str) -> int:
@@ -138,15 +142,22 @@ def guidance_given(args: argparse.Namespace) -> bool:
 
 def add_guidance_interval(p: argparse.ArgumentParser) -> None:
     """``--guidance-interval LO,HI``; read it with :func:`guidance_interval`."""
-    p.add_argument("--guidance-interval", default="0,1", help="apply guidance only for t in LO,HI (t = 0 is noise, "
+    from ..modalities.registry import all_modalities
+
+    own = ", ".join(f"{m.name} {m.guidance_interval[0]:g},{m.guidance_interval[1]:g}" for m in all_modalities()
+                    if tuple(m.guidance_interval) != (0.0, 1.0))
+    p.add_argument("--guidance-interval", default=None, help="apply guidance only for t in LO,HI (t = 0 is noise, "
                    "1 data; outside it the null condition is not evaluated, so each step there costs one network "
-                   "evaluation instead of two) (default 0,1)")
+                   f"evaluation instead of two) (default 0,1{'; ' + own if own else ''})")
 
 
-def guidance_interval(args: argparse.Namespace) -> tuple[float, float]:
-    """``--guidance-interval`` as ``(lo, hi)`` with 0 <= lo <= hi <= 1, or one line saying what is wrong."""
+def guidance_interval(args: argparse.Namespace, modality: Modality) -> tuple[float, float]:
+    """``--guidance-interval`` as ``(lo, hi)`` with 0 <= lo <= hi <= 1 (where not given, the ``modality``'s
+    :attr:`~noise2data.modalities.Modality.guidance_interval`), or one line saying what is wrong."""
     from ..guidance import check_interval
 
+    if args.guidance_interval is None:
+        return tuple(modality.guidance_interval)
     try:
         lo, hi = (float(v) for v in args.guidance_interval.split(","))
     except ValueError:

@@ -125,8 +125,8 @@ def _eval_request(args: argparse.Namespace, run, metrics: tuple[str, ...] | None
     guided = guidance_given(args)
     return EvalRequest(n=args.n or run.modality.eval_n, metrics=metrics, solver=solver, steps=steps, grid=args.grid,
                        data=args.data, seed=args.seed, nll_n=args.nll_n, repeats=args.repeats, features=args.features,
-                       guidance=args.guidance, guidance_interval=guidance_interval(args), sampler_given=given,
-                       guidance_given=guided, extra=modality_extra(args, run.modality, "eval"))
+                       guidance=args.guidance, guidance_interval=guidance_interval(args, run.modality),
+                       sampler_given=given, guidance_given=guided, extra=modality_extra(args, run.modality, "eval"))
 
 
 def _sweep(args: argparse.Namespace, run, metrics: tuple[str, ...] | None) -> int:  # noqa: ANN001
@@ -189,17 +189,18 @@ def _nll(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from ..modalities import ReportRequest
+    from ..modalities import ReportRequest, modality_of
     from ..report import build_report
     from ..run import default_solver, read_run_config
 
-    args.solver = args.solver or default_solver(read_run_config(args.run))
+    config = read_run_config(args.run)
+    args.solver = args.solver or default_solver(config)
     guided = guidance_given(args)
     solver_steps_for_nfe(args.solver, args.nfe)  # refuse an impossible budget before any work
     request = ReportRequest(n=args.n, metric=args.metric, solvers=tuple(args.solvers.split(",")), seed=args.seed,
                             solver=args.solver, nfe=args.nfe,
                             features=args.features, guidance=args.guidance, guidance_given=guided,
-                            guidance_interval=guidance_interval(args))
+                            guidance_interval=guidance_interval(args, modality_of(config)))
     out = build_report(args.run, request, out=args.out, device=args.device)
     print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -70,7 +70,7 @@ def sample_command(args: argparse.Namespace) -> int:
     request = SampleRequest(
         n=args.n, out=Path(args.out), solver=args.solver, steps=steps, grid=args.grid, sde=args.sde,
         diffusion=args.diffusion, seed=args.seed, batch_size=args.batch_size, label=args.label, condition=condition,
-        guidance=args.guidance, guidance_interval=guidance_interval(args),
+        guidance=args.guidance, guidance_interval=guidance_interval(args, run.modality),
         grid_per_class=args.grid_per_class, raw=args.raw, plot=args.plot, trajectory_plot=args.trajectory_plot,
         trajectory_gif=args.trajectory_gif, sampler_given=given, guidance_given=guided)
     request = replace(request, extra=modality_extra(args, run.modality, "sample"))

@@ -164,6 +164,8 @@ class Modality:
             takes, as ``(flags, argparse keyword arguments)``; they reach it in ``request.extra``.
         own_train_options: the training options (``cli.train_options.OWN_FLAGS``) only some kinds of data take that
             this one does; another kind refuses them with one line.
+        guidance_interval: the times t in [lo, hi] that classifier-free guidance applies to when
+            ``--guidance-interval`` (or ``Run.sample``'s ``guidance_interval``) is not given.
     """
 
     name: str = ""
@@ -177,6 +179,7 @@ class Modality:
     sample_options: tuple[tuple[tuple[str, ...], dict], ...] = ()
     eval_options: tuple[tuple[tuple[str, ...], dict], ...] = ()
     own_train_options: tuple[str, ...] = ()
+    guidance_interval: tuple[float, float] = (0.0, 1.0)
 
     # ---- what the data is -------------------------------------------------------------------------
     def matches(self, spec: str) -> bool:

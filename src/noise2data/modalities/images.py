@@ -35,6 +35,10 @@ class Images(TensorModality):
                 "steps": 6000, "checkpoint_every": 500, "standardize": "none"}
     sample_suffixes = (".png", ".npy", ".npz")
     default_metrics = ("fid", "kid")
+    # classifier-free guidance on the last 70% of the way: on class-conditional MNIST (README, 3 paired eval
+    # seeds, midpoint 8 NFE) FID 0.32 / 0.41 at w = 2 / 3 against 0.51 / 0.86 guided throughout, class accuracy
+    # 98.5 / 99.2% against 99.9 / 100%, 13 network evaluations instead of 16
+    guidance_interval = (0.3, 1.0)
 
     def matches(self, spec: str) -> bool:
         from ..data import is_image_dataset
@@ -169,7 +173,7 @@ class Images(TensorModality):
             labels = torch.arange(classes).repeat_interleave(per)
             real = self.real_images(run, len(labels), labels)
             panels = [("real", real)] if real is not None else []
-            during = interval_words(request.guidance_interval)
+            during = interval_words(request.guidance_interval, request.guidance)
             for w in dict.fromkeys((1.0, request.guidance)):
                 outs = [run.sample(per, label=k, guidance=w, guidance_interval=request.guidance_interval, **kw)
                         for k in range(classes)]
@@ -228,7 +232,7 @@ def _image_table(result: dict) -> str:
     acc = f"{r['class_accuracy']:.4f}" if "class_accuracy" in r else "-"
     floors = (f"{r['fid_floor']:.4f}", f"{r['kid_floor']:.5f}") if "fid_floor" in r else ("-", "-")
     val = "unknown" if r["val_accuracy"] is None else f"{r['val_accuracy']:.4f}"
-    guided = f", guidance {r['guidance']:g}" + interval_words(r.get("guidance_interval")) \
+    guided = f", guidance {r['guidance']:g}" + interval_words(r.get("guidance_interval"), r["guidance"]) \
         if "guidance" in r else ""
     s = result["sampler"]
     return (f"<p>{result['n']} samples ({s['solver']}, {s['steps']} steps{guided}) "

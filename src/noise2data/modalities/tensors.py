@@ -125,7 +125,7 @@ class TensorModality(Modality):
         shape = self.write(run, x, request, labels)
         how = f"SDE g={request.diffusion}" if request.sde else request.solver
         if label is not None or request.grid_per_class:
-            how += f", guidance {request.guidance:g}{interval_words(request.guidance_interval)}" + (
+            how += f", guidance {request.guidance:g}{interval_words(request.guidance_interval, request.guidance)}" + (
                 f", condition {','.join(f'{v:g}' for v in request.condition)}" if request.condition else
                 f", label {label}" if label is not None else "")
         line = f"wrote {request.out} {shape} ({how}, {res.cost_words()}, step {run.step})"

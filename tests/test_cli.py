@@ -180,6 +180,15 @@ def test_resume_extends_and_refuses_changes(run_dir, capsys):
     assert (run_dir / "checkpoints" / "step_00000090").is_dir()
     assert main(["train", "--out", str(run_dir), "--resume", "--hidden", "64"]) == 2
     assert "--hidden 64 differs from the run's 32" in capsys.readouterr().err
+    # --steps is the total: fewer than the run has trained is refused, and config.json keeps its 90
+    before = (run_dir / "config.json").read_bytes()
+    assert main(["train", "--out", str(run_dir), "--resume", "--steps", "40", "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "already at step 90: --steps 40 is the total" in err[0]
+    assert (run_dir / "config.json").read_bytes() == before
+    assert json.loads(before)["train"]["steps"] == 90
+    assert main(["train", "--out", str(run_dir), "--resume", "--steps", "90", "--no-progress"]) == 0  # at its end
+    assert "nothing to train" in capsys.readouterr().err and (run_dir / "config.json").read_bytes() == before
 
 
 @pytest.mark.parametrize("path, objective", [("vp", "noise"), ("cosine", "data"), ("ve:sigma_max=10", "score")])

@@ -174,9 +174,23 @@ def resumed_options(out: Path, given: dict) -> tuple:
         if k in given and given[k] != stored.get(k):
             raise UserError(f"--{k.replace('_', '-')} {given[k]} differs from the run's {stored.get(k)}: "
                             "a resumed run keeps its data, model and optimiser settings")
+    _check_resume_steps(out, given)
     modality = modality_for_spec(stored["data"])
     # settings added since the run began take defaults
     return modality, {**TRAIN_DEFAULTS, **modality.defaults, **stored, **given}, cfg
+
+
+def _check_resume_steps(out: Path, given: dict) -> None:
+    """Refuse ``--resume --steps N`` below the step the run has reached: it would train nothing and leave
+    config.json claiming fewer steps than the checkpoints hold."""
+    from ..training import list_checkpoints
+
+    if "steps" not in given or not list_checkpoints(out):
+        return
+    step = int(list_checkpoints(out)[-1].name.rpartition("_")[2])
+    if given["steps"] < step:
+        raise UserError(f"{out} is already at step {step}: --steps {given['steps']} is the total to train to, "
+                        f"not more steps; pass --steps larger than {step} to continue")
 
 
 def check_new_run(out: Path) -> None:

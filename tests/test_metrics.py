@@ -182,3 +182,24 @@ def test_a_ratio_whose_interval_reaches_one_is_within_noise():
     assert combine(same)["w2"].within_noise is True
     assert combine(far)["w2"].within_noise is False and combine(far)["w2"].ratio_low > 1
     assert "ratio [" in format_results(combine(same))
+
+
+def test_too_few_draws_are_undecided_not_within_noise():
+    """A model far from the data whose ratio interval over 2 repeats still reaches 1 (and 2) is "too few samples
+    to tell", never "within sampling noise"; more repeats resolve it, and equal laws stay within noise."""
+    from noise2data.metrics.compare import MetricResult, verdict
+
+    def draws(shift: float, repeats: int, n: int) -> list:
+        return [compare(normal(n, 2, 40 + s, shift=shift), normal(n, 2, 50 + s), normal(n, 2, 60 + s),
+                        metrics=["w2"]) for s in range(repeats)]
+
+    wide = MetricResult("w2", 0.30, 0.11, 500, False, floor_sd=0.04, value_sd=0.03, repeats=3, ratio_low=0.3,
+                        ratio_high=5.0)
+    assert wide.within_noise and wide.undecided and wide.as_dict()["undecided"]
+    assert verdict(wide).startswith("too few samples to tell") and verdict(wide.as_dict()) == verdict(wide)
+    assert "--repeats" in format_results({"w2": wide}) and "within sampling noise" not in format_results({"w2": wide})
+    tight = MetricResult("w2", 0.12, 0.11, 500, False, repeats=3, ratio_low=0.8, ratio_high=1.4)
+    assert tight.within_noise and not tight.undecided and verdict(tight) == "within sampling noise"
+    assert not combine(draws(0.0, 4, 300))["w2"].undecided
+    far = combine(draws(0.6, 8, 300))["w2"]
+    assert far.ratio_low > 1 and not far.within_noise and not far.undecided

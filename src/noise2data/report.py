@@ -24,6 +24,7 @@ from torch import Tensor
 from .errors import UserError
 from .evaluation import EVAL_FILE, evaluate_run, real_samples
 from .metrics import check_metric_names, evaluate_pair
+from .metrics.compare import verdict
 from .modalities.base import ReportRequest, Section
 from .plotting import plot_quality_vs_nfe, plot_samples, plot_training_curves, plot_trajectories
 from .run import Run, load_run
@@ -94,7 +95,7 @@ def _metrics_table(result: dict) -> str:
             ratio += f" [{m['ratio_low']:.2f}, {m['ratio_high']:.2f}]"
         better = "higher" if m["higher_is_better"] else "lower"
         note = f"[{m['ci_low']:.4f}, {m['ci_high']:.4f}] " if m.get("ci_low") is not None else ""
-        note += "within sampling noise" if m.get("within_noise") else ""
+        note += verdict(m)
         rows.append(f"<tr><td>{m['name']}</td><td class=num>{value}</td><td class=num>{floor}</td>"
                     f"<td class=num>{ratio}</td><td>{better}</td><td>{note}</td></tr>")
     s = result["sampler"]

@@ -10,7 +10,8 @@ saturates; they carry a 95 % interval, and an interval that holds 0 is "within s
 Over repeats, a floor-relative ratio carries its own 95 % interval (:func:`ratio_interval`): on
 sets of a few large parts (two moons, a thin curve) one W2 floor at n = 4000 moves by 35-55 %
 from draw to draw with the share of points each part happens to get, so a ratio from one or two
-pairs can be off by as much as the gaps it is meant to show.
+pairs can be off by as much as the gaps it is meant to show. An interval that holds 1 and also 2
+says the draws were too few to tell ("undecided"), not that the model is as good as data.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ SPECS: dict[str, MetricSpec] = {s.name: s for s in (
 )}
 SAMPLE_METRICS = tuple(SPECS)
 DEFAULT_METRICS = ("w2", "mmd", "energy", "precision", "recall")
+# a ratio interval over repeats that reaches past this (and holds 1) cannot tell a model from real data: "undecided"
+UNDECIDED_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,16 @@ class MetricResult:
             return None
         return self.value >= self.floor if self.higher_is_better else self.value <= self.floor
 
+    @property
+    def undecided(self) -> bool:
+        """Within noise only because the draws are too few to say: the ratio's interval over repeats holds 1 and
+        also 2, so a model twice as far from the data as real data is would score the same. (Debiased distances
+        have no such scale: their interval speaks for itself.)"""
+        return bool(self.within_noise and not self.debiased and self.ratio_high is not None
+                    and self.ratio_high > UNDECIDED_RATIO)
+
     def as_dict(self) -> dict:
-        return asdict(self) | {"ratio": self.ratio, "within_noise": self.within_noise}
+        return asdict(self) | {"ratio": self.ratio, "within_noise": self.within_noise, "undecided": self.undecided}
 
 
 def check_metric_names(names: Sequence[str], known: Sequence[str] = SAMPLE_METRICS) -> list[str]:
@@ -235,13 +246,16 @@ def combine(repeats: Sequence[dict[str, MetricResult]]) -> dict[str, MetricResul
     return out
 
 
-def verdict(r: MetricResult) -> str:
-    """A few words on where a value stands against sampling noise."""
-    if r.within_noise is None:
+def verdict(r: MetricResult | dict) -> str:
+    """A few words on where a value stands against sampling noise (of a result or its :meth:`~MetricResult.as_dict`)."""
+    d = r.as_dict() if isinstance(r, MetricResult) else r
+    if d.get("undecided"):
+        return f"too few samples to tell (the ratio's interval holds 1 and {UNDECIDED_RATIO:g}): raise --n or --repeats"
+    if d.get("within_noise") is None:
         return ""
-    if r.within_noise:
+    if d["within_noise"]:
         return "within sampling noise"
-    return "above noise (interval excludes 0)" if r.debiased else ""
+    return "above noise (interval excludes 0)" if d["name"] in DEBIASED else ""
 
 
 def format_results(results: dict[str, MetricResult]) -> str:

@@ -94,6 +94,14 @@ def test_images_guide_on_the_measured_interval_by_default(digits_run, tmp_path, 
     assert "(default 0,1; images 0.3,1)" in " ".join(capsys.readouterr().out.split())
 
 
+def test_nll_scores_n_images_of_a_named_dataset(digits_run, capsys):
+    """``nll --data digits --n 5`` scores 5 images (an image dataset's name gives all of them; --n was ignored)."""
+    capsys.readouterr()
+    assert main(["nll", str(digits_run), "--data", "digits", "--n", "5", "--steps", "2", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["n"] == 5 and res["dims"] == 64 and np.isfinite(res["nll_nats"])
+
+
 def test_image_misuse_is_one_line(digits_run, tmp_path, capsys):
     assert main(["train", "--data", "moons", "--cond", "label", "--out", str(tmp_path / "m")]) == 2
     assert "--labels FILE" in capsys.readouterr().err

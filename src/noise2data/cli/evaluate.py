@@ -174,7 +174,8 @@ def _nll(args: argparse.Namespace) -> int:
     if dequantize < 0:
         raise UserError(f"--dequantize must be >= 0, got {dequantize}")
     if args.data and not Path(args.data).exists():
-        x = load_data(args.data, n=args.n, seed=HELD_OUT_SEED + args.seed)  # a name: fresh draws
+        x = load_data(args.data, n=args.n, seed=HELD_OUT_SEED + args.seed)[: args.n]  # a name: fresh draws (an
+        # image dataset's name gives all its images)
     elif args.data:
         x = load_data(args.data)[: args.n]
     else:

@@ -91,16 +91,19 @@ def conditioned(tmp_path_factory):
     return folder, npz, props, run
 
 
-def test_a_property_run_samples_with_guidance_and_compositions_are_exact(conditioned, tmp_path):
+def test_a_property_run_samples_with_guidance_and_compositions_are_exact(conditioned, tmp_path, capsys):
     from noise2data.molecules.data import read_xyz
 
     folder, npz, props, run = conditioned
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["model"]["cond_dim"] == len(PROPERTIES) and cfg["molecules"]["properties"]["names"] == list(PROPERTIES)
     assert cfg["train"]["label_dropout"] == 0.1
+    capsys.readouterr()
     assert main(["sample", str(run), "--n", "4", "--steps", "3", "--condition", "2,0,1,0,0,20", "--guidance", "2",
-                 "--out", str(tmp_path / "g.xyz")]) == 0
+                 "--guidance-interval", "0.3,1", "--out", str(tmp_path / "g.xyz")]) == 0
     assert len(read_xyz(tmp_path / "g.xyz")) == 4
+    assert "(midpoint, 3 steps, 6 NFE, condition 2,0,1,0,0,20, guidance 2 on t in [0.3, 1], step" in \
+        capsys.readouterr().err
     # the guidance interval is honoured: outside every grid time (3 Euler steps: t = 0, 1/3, 2/3) guidance 2 draws
     # what guidance 1 draws; inside, something else
     from noise2data.molecules.sampling import sample_molecules

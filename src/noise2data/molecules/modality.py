@@ -22,7 +22,9 @@ import torch
 from torch import Tensor
 
 from ..errors import UserError
+from ..guidance import interval_words
 from ..modalities.base import EvalRequest, Modality, ReportRequest, SampleRequest, Section, TrainingSet
+from ..samplers.budget import STAGES
 
 EGNN_PRESETS = {"tiny": {"hidden": 64, "layers": 4}, "small": {"hidden": 128, "layers": 6},
                 "base": {"hidden": 256, "layers": 9}}
@@ -182,8 +184,13 @@ class Molecules(Modality):
                                 condition=torch.tensor(request.condition) if request.condition is not None else None,
                                 composition=composition, atoms=extra.get("atoms"))
         write_molecules(mols, request.out)
-        line = (f"wrote {request.out}: {len(mols)} molecules ({request.solver}, {request.steps} steps, "
-                f"step {run.step}, {time.perf_counter() - t0:.1f} s)")
+        how = f"{request.solver}, {request.steps} steps" + (
+            f", {request.steps * STAGES[request.solver]} NFE" if request.solver in STAGES else "")  # dopri5 adapts
+        if request.condition is not None:
+            how += (f", condition {','.join(f'{v:g}' for v in request.condition)}, guidance {request.guidance:g}"
+                    f"{interval_words(request.guidance_interval, request.guidance)}")
+        line = (f"wrote {request.out}: {len(mols)} molecules ({how}, step {run.step}, "
+                f"{time.perf_counter() - t0:.1f} s)")
         if request.plot:
             plot_molecules(mols, request.plot)
             line += f"\nwrote {request.plot}"

@@ -47,7 +47,8 @@ def test_toml_and_json_options_with_the_command_line_winning(tmp_path):
 
 
 @pytest.mark.parametrize("content, suffix, message", [
-    ('batch-size = 64\nbatch-sise = 3\n', ".toml", "unknown training option(s) batch_sise"),
+    ('batch-size = 64\nbatch-sise = 3\n', ".toml", "unknown training option(s) batch-sise; did you mean batch-size?"),
+    ('zzz = 3\n', ".toml", "unknown training option(s) zzz; the options are"),
     ('steps = "many"\n', ".toml", "--steps: expected a positive integer, got 'many'"),
     ('steps = \n', ".toml", "is not valid TOML"),
     ('[1, 2]', ".json", "expected a table of options"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
@@ -57,10 +58,36 @@ def coupling_name(s: str) -> str:
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser whose errors are one line that points at --help."""
+    """An argument parser whose errors are one line that points at --help; an unknown flag is reported by the
+    command it was given to, with the nearest flags it has (``--hiden``: did you mean --hidden?)."""
 
     def error(self, message: str):  # noqa: ANN201 - never returns
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+    def parse_args(self, args=None, namespace=None):  # noqa: ANN001, ANN201 - argparse's signature
+        ns, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = self.command_parser(list(sys.argv[1:] if args is None else args))
+            command.error(f"unrecognized arguments: {' '.join(extras)}{command.suggestion(extras)}")
+        return ns
+
+    def command_parser(self, argv: list[str]) -> Parser:
+        """The (sub)command parser that ``argv`` names (``train``, ``data qm9``), or this one."""
+        parser = self
+        for token in argv:
+            subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+            if not subs or token not in subs[0].choices:
+                break
+            parser = subs[0].choices[token]
+        return parser
+
+    def suggestion(self, extras: list[str]) -> str:
+        """``" (did you mean --hidden?)"`` for the unknown flags among ``extras`` that resemble one of ours."""
+        import difflib
+
+        near = [m[0] for flag in extras if flag.startswith("--")
+                for m in [difflib.get_close_matches(flag.split("=")[0], self._option_string_actions, n=1)] if m]
+        return f" (did you mean {', '.join(dict.fromkeys(near))}?)" if near else ""
 
 
 def add_run_options(p: argparse.ArgumentParser, *, step: bool = True) -> None:

@@ -66,8 +66,12 @@ def read_config_file(path: str | Path) -> dict:
     opts = {k.replace("-", "_"): v for k, v in opts.items()}
     unknown = sorted(set(opts) - set(OPTION_NAMES))
     if unknown:
-        raise UserError(f"{path}: unknown training option(s) {', '.join(unknown)}; the options are the flags of "
-                        "'noise2data train --help' (e.g. batch-size = 128)")
+        import difflib
+
+        near = [m[0].replace("_", "-") for k in unknown for m in [difflib.get_close_matches(k, OPTION_NAMES, n=1)] if m]
+        hint = f"did you mean {', '.join(near)}? " if near else ""
+        raise UserError(f"{path}: unknown training option(s) {', '.join(k.replace('_', '-') for k in unknown)}; "
+                        f"{hint}the options are the flags of 'noise2data train --help' (e.g. batch-size = 128)")
     return opts
 
 

@@ -166,12 +166,14 @@ def test_too_many_skips_in_a_row_still_stop(monkeypatch):
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
-def test_mixed_precision_trains_and_keeps_float32_weights(precision):
+def test_mixed_precision_trains_and_keeps_float32_weights(precision, capsys):
     model, data, _ = _setup()
     res = train(model, make_path("condot"), data, _cfg(steps=200, log_every=50, precision=precision),
                 progress=False)
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
     assert res.log[-1][1] < 0.9 * res.log[0][1]
+    slow = "fp16 autocast on the CPU runs many times slower" in capsys.readouterr().err
+    assert slow == (precision == "fp16")  # said for fp16 on the CPU only
 
 
 @pytest.mark.slow

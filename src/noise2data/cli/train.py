@@ -126,7 +126,8 @@ def add_train_command(sub: argparse._SubParsersAction) -> None:
                    "classifier-free guidance (default 0.1)")
     t.add_argument("--dequantize", type=float, help="discrete data on a grid of this spacing (e.g. 1 for integer "
                    "pixels): train on uniformly dequantised batches (default 0: off)")
-    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="autocast precision (default fp32)")
+    t.add_argument("--precision", choices=["fp32", "bf16", "fp16"],
+                   help="autocast precision; on the CPU fp16 runs many times slower than fp32 (default fp32)")
     t.add_argument("--compile", action="store_true", default=None, help="torch.compile the network")
     t.add_argument("--skip-nonfinite", action="store_true", default=None,
                    help="skip (and count) steps with a non-finite loss or gradient instead of stopping")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +135,39 @@ def test_hflip_mirrors_about_half_the_batch_and_refuses_vectors():
     cfg = TrainConfig(steps=2, batch_size=4, hflip=True, device="cpu")
     with pytest.raises(UserError, match="hflip mirrors images"):
         train(MLP(MLPConfig(data_shape=(4,))), make_path("condot"), torch.randn(10, 4), cfg, progress=False)
+
+
+def test_features_learn_the_classes_of_a_folder_or_npz_and_match_a_resized_run(class_folder, tmp_path, capsys):
+    """features --data images:... trains the FID extractor on the user's own classes (every fifth image validates),
+    at the size a run trained with --resize makes; it refuses images without classes in one line."""
+    from noise2data.metrics.features import load_extractor
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(40) % 2
+    images = np.where(labels[:, None, None, None] == 1, 200, 30) + rng.integers(0, 40, (40, 8, 8, 3))
+    np.savez(tmp_path / "two.npz", images=images.astype(np.uint8), labels=labels)
+    fx = tmp_path / "fx.safetensors"
+    assert main(["features", "--data", f"images:{tmp_path / 'two.npz'}", "--epochs", "30", "--out", str(fx)]) == 0
+    assert "on 8 images" in capsys.readouterr().err  # 40 images, every fifth validates
+    ext = load_extractor(fx)
+    assert tuple(ext.net.config.image_shape) == (3, 8, 8) and ext.val_accuracy == 1.0  # bright against dark
+    run = tmp_path / "run"
+    assert main(["train", "--data", f"images:{tmp_path / 'two.npz'}", "--resize", "12", "--steps", "2",
+                 "--batch-size", "8", "--no-progress", "--device", "cpu", "--out", str(run)]) == 0
+    fx12 = tmp_path / "fx12.safetensors"
+    assert main(["features", "--data", f"images:{tmp_path / 'two.npz'}", "--resize", "12", "--epochs", "1",
+                 "--out", str(fx12)]) == 0
+    assert tuple(load_extractor(fx12).net.config.image_shape) == (3, 12, 12)
+    capsys.readouterr()
+    assert main(["eval", str(run), "--features", str(fx12), "--n", "16", "--steps", "2", "--json"]) == 0
+    assert "fid" in json.loads(capsys.readouterr().out)["image"]
+    assert main(["eval", str(run), "--features", str(fx), "--n", "16", "--steps", "2"]) == 2  # 8x8 against 12x12
+    assert "takes images of shape (3, 8, 8), got (3, 12, 12)" in capsys.readouterr().err
+    assert main(["features", "--data", f"images:{class_folder}", "--epochs", "1", "--out",
+                 str(tmp_path / "f.safetensors")]) == 0  # subfolders as classes
+    assert "on 2 images" in capsys.readouterr().err  # 6 images in 2 classes
+    np.savez(tmp_path / "plain.npz", images=images.astype(np.uint8))
+    plain = ["features", "--data", f"images:{tmp_path / 'plain.npz'}", "--out", str(tmp_path / "p.safetensors")]
+    assert main(plain) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no classes to learn" in err[0]

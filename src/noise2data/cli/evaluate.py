@@ -19,6 +19,7 @@ from .common import (
     add_solver_options,
     guidance_given,
     guidance_interval,
+    non_negative_int,
     positive_int,
     sampler_given,
     solver_steps,
@@ -89,13 +90,16 @@ def add_evaluation_commands(sub: argparse._SubParsersAction) -> None:
     add_seed(rp)
     rp.add_argument("--out", help="output HTML file (default RUN/report.html)")
     ft = sub.add_parser("features", help="train the in-domain feature extractor that FID/KID use")
-    ft.add_argument("--data", required=True, help="digits, or mnist:FOLDER (IDX files; trains on train, "
-                    "validates on test), or clips video:FILE with labels and centres (the identity judge: their "
-                    "digits cut out at the clips' scale; with --video a 3-D CNN on whole clips; every fifth clip "
-                    "validates)")
+    ft.add_argument("--data", required=True, help="digits, mnist:FOLDER (IDX files; trains on train, "
+                    "validates on test), images:FOLDER (subfolders as classes) or images:FILE.npz (with labels) "
+                    "(every fifth image validates), or clips video:FILE with labels and centres (the identity "
+                    "judge: their digits cut out at the clips' scale; with --video a 3-D CNN on whole clips; every "
+                    "fifth clip validates)")
+    ft.add_argument("--resize", type=positive_int, help="images resized to N x N, as 'train --resize N' saw them")
+    ft.add_argument("--pad", type=non_negative_int, default=0, help="pixels of padding, as 'train --pad P' (default 0)")
     ft.add_argument("--video", action="store_true", help="a 3-D CNN on clips (for the video Frechet distance)")
-    ft.add_argument("--epochs", type=positive_int, help="passes over the training images (default 3 for "
-                    "mnist, 30 for the 1,437 digits)")
+    ft.add_argument("--epochs", type=positive_int, help="passes over the training images (default 3 above "
+                    "20,000 images, as for mnist; else 30, as for the 1,437 digits)")
     add_seed(ft)
     ft.add_argument("--out", required=True, help="output .safetensors (its metadata goes beside it as .json)")
 
@@ -213,7 +217,7 @@ def _features(args: argparse.Namespace) -> int:
     if not args.out.endswith(".safetensors"):
         raise UserError(f"--out must name a .safetensors file, got {args.out}")
     line = modality_for_spec(args.data).train_features(args.data, out=args.out, epochs=args.epochs, seed=args.seed,
-                                                        clips=args.video)
+                                                        clips=args.video, resize=args.resize, pad=args.pad)
     print(line, file=sys.stderr)
     return 0
 

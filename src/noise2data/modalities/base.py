@@ -246,10 +246,12 @@ class Modality:
         """The sections of this run's HTML report (the shared page adds the title, curves and config)."""
         raise NotImplementedError
 
-    def train_features(self, spec: str, *, out: str, epochs: int | None, seed: int, clips: bool) -> str:
+    def train_features(self, spec: str, *, out: str, epochs: int | None, seed: int, clips: bool,
+                       resize: int | None = None, pad: int = 0) -> str:
         """Train the in-domain feature extractor that FID-like metrics use, on ``spec``; returns the line to print.
 
-        ``clips``: the user asked for a video extractor (``features --video``)."""
+        ``clips``: the user asked for a video extractor (``features --video``); ``resize``, ``pad``: images
+        shaped as a run trained with ``--resize``/``--pad`` makes them."""
         raise UserError(f"no feature extractor is trained on {self.name} data ('{spec}'): extractors are for labelled "
                         "images or clips; see 'noise2data features --help'")
 

@@ -204,23 +204,48 @@ class Images(TensorModality):
                                        "<code>--features FILE</code> to show FID, KID and class accuracy.</p>"))
         return sections
 
-    def train_features(self, spec: str, *, out: str, epochs: int | None, seed: int, clips: bool) -> str:
+    def train_features(self, spec: str, *, out: str, epochs: int | None, seed: int, clips: bool,
+                       resize: int | None = None, pad: int = 0) -> str:
+        """A classifier of the images' classes: MNIST trains on its training split and validates on its test split;
+        digits and ``images:FOLDER`` (subfolders as classes) / ``images:FILE.npz`` (with ``labels``) hold out every
+        fifth image. With ``resize``/``pad`` the images are shaped as a run trained with them makes its samples."""
+        from ..data import image_dataset
         from ..data.images import LabelledImages, load_labelled_images
         from ..metrics.features import save_extractor, train_feature_net
 
         if clips:
             raise UserError(f"--video trains on clips; {spec} holds images: give video:FILE")
-        if spec == "digits":  # one set: hold out every fifth image for validation
-            full = load_labelled_images("digits")
-            val_mask = torch.arange(len(full.labels)) % 5 == 0
-            train_set = LabelledImages(full.images[~val_mask], full.labels[~val_mask], full.value_range,
-                                       "digits-train")
-            val_set = LabelledImages(full.images[val_mask], full.labels[val_mask], full.value_range, "digits-val")
+        if spec.startswith("mnist:"):
+            train_set, val_set = (self._labelled(load_labelled_images(spec, split), resize, pad)
+                                  for split in ("train", "test"))
         else:
-            train_set, val_set = load_labelled_images(spec, "train"), load_labelled_images(spec, "test")
-        ext = train_feature_net(train_set, val_set, epochs=epochs or (30 if spec == "digits" else 3), seed=seed)
+            if spec.startswith("images:"):
+                images, labels = image_dataset(spec, resize=resize, pad=pad)
+                if not isinstance(images, torch.Tensor):
+                    raise UserError(f"{spec} is too large to hold in memory for 'features': give a subset")
+                if labels is None or int(labels.max()) < 1:
+                    raise UserError(f"{spec} has no classes to learn: the extractor is a classifier; put each class "
+                                    "in its own subfolder, or save 'labels' beside 'images' in the .npz")
+                full = LabelledImages(images, labels.long(), (-1.0, 1.0), spec.rpartition("/")[2])
+            else:  # digits
+                full = self._labelled(load_labelled_images(spec), resize, pad)
+            val = torch.arange(len(full.labels)) % 5 == 0  # one set: every fifth image validates
+            train_set = LabelledImages(full.images[~val], full.labels[~val], full.value_range, f"{full.name}-train")
+            val_set = LabelledImages(full.images[val], full.labels[val], full.value_range, f"{full.name}-val")
+        default_epochs = 3 if len(train_set.labels) > 20_000 else 30
+        ext = train_feature_net(train_set, val_set, epochs=epochs or default_epochs, seed=seed)
         save_extractor(ext, out)
         return f"wrote {out}: validation accuracy {ext.val_accuracy:.4f} on {len(val_set.labels)} images"
+
+    @staticmethod
+    def _labelled(d, resize: int | None, pad: int):  # noqa: ANN001, ANN205 - LabelledImages in and out
+        """``d`` as a run trained with ``--resize``/``--pad`` sees it (in [-1, 1]), or as it is."""
+        from ..data.image_files import fit_images
+        from ..data.images import LabelledImages
+
+        if resize is None and not pad:
+            return d
+        return LabelledImages(fit_images(d.to_unit().float(), pad, resize), d.labels, (-1.0, 1.0), d.name)
 
     def example(self, folder: Path) -> tuple[str, list[str], list[str]]:
         return ("digits", ["--cond", "label", "--batch-size", "32", "--label-dropout", "0.2"],

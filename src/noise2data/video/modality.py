@@ -309,7 +309,8 @@ class Video(Modality):
                                            f"<pre>{html.escape(self.format_eval(stored))}</pre>"))
         return sections
 
-    def train_features(self, spec: str, *, out: str, epochs: int | None, seed: int, clips: bool) -> str:
+    def train_features(self, spec: str, *, out: str, epochs: int | None, seed: int, clips: bool,
+                       resize: int | None = None, pad: int = 0) -> str:
         """``clips``: a 3-D CNN that classifies each clip's (first) digit (the video Frechet distance's features);
         else the identity judge: a classifier of the clips' digits, cut out around their stored centres at the
         clips' own scale. Every fifth clip validates."""
@@ -317,6 +318,9 @@ class Video(Modality):
         from ..metrics.features import save_extractor, train_feature_net
         from .data import load_video
         from .metrics import digit_crop_set
+
+        if resize is not None or pad:
+            raise UserError("--resize and --pad shape images; clips are scored at the size they were made")
 
         data = load_video(spec[len(PREFIX):])
         if data.labels is None or (not clips and data.centers is None):

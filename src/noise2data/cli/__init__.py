@@ -1,11 +1,10 @@
 """The ``noise2data`` command line: thin; it builds requests and hands them to the run's modality.
 
 One module per command group: :mod:`.train` (train, plot-path; its options and ``--config``
-files in :mod:`.train_options`), :mod:`.fewstep` (distill, reflow),
-:mod:`.sample`, :mod:`.evaluate`
-(eval, nll, report, features) and :mod:`.data` (building datasets); :mod:`.common` declares the
-options several commands share. User mistakes end in one line on stderr, ``noise2data: error:
-...``, and exit status 2.
+files in :mod:`.train_options`), :mod:`.fewstep` (distill, reflow), :mod:`.sample`, :mod:`.evaluate`
+(eval, nll, report, features), :mod:`.info` (what a run holds) and :mod:`.data` (building datasets);
+:mod:`.common` declares the options several commands share. User mistakes end in one line on
+stderr, ``noise2data: error: ...``, and exit status 2.
 """
 
 from __future__ import annotations
@@ -19,12 +18,13 @@ from .common import Parser
 from .data import add_data_command, build_data
 from .evaluate import EVALUATION_COMMANDS, add_evaluation_commands
 from .fewstep import FEWSTEP_COMMANDS, add_fewstep_commands
+from .info import INFO_COMMANDS, add_info_command
 from .sample import add_sample_command, sample_command
 from .train import add_train_command, plot_path_command, train_command
 from .train_options import expand_config
 
 COMMANDS = {"train": train_command, "sample": sample_command, "plot-path": plot_path_command, "data": build_data,
-            **EVALUATION_COMMANDS, **FEWSTEP_COMMANDS}
+            **EVALUATION_COMMANDS, **FEWSTEP_COMMANDS, **INFO_COMMANDS}
 
 
 def build_parser() -> Parser:
@@ -35,6 +35,7 @@ def build_parser() -> Parser:
     add_fewstep_commands(sub)
     add_sample_command(sub)
     add_evaluation_commands(sub)
+    add_info_command(sub)
     add_data_command(sub)
     return p
 

@@ -7,6 +7,8 @@ line and exits with status 2; it never shows a traceback for these.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class UserError(ValueError):
     """A problem with the user's input, with a message that teaches the fix."""
@@ -19,6 +21,14 @@ class MissingExtraError(ImportError):
         super().__init__(
             f"{purpose} needs the '{module}' package: pip install 'noise2data[{extra}]'"
         )
+
+
+def nearest(name: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to a mistyped ``name`` (``hiden`` -> ``hidden``), or None when none is close."""
+    import difflib
+
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return close[0] if close else None
 
 
 def require(module: str, extra: str, purpose: str):  # noqa: ANN201 - returns a module

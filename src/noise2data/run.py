@@ -22,6 +22,7 @@ from .modalities import Modality, modality_of
 from .paths import GaussianPath, make_path
 from .samplers import JUMP_SOLVERS, ODE_SOLVERS, SamplerOutput, constant_diffusion, euler_maruyama, make_grid, sde_drift
 from .training.checkpoint import (
+    checkpoint_step,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
@@ -228,7 +229,7 @@ def load_run(run_dir: str | Path, *, ema: bool = True, device: str = "cpu", step
     if step is None:
         ckpt = latest_checkpoint(run_dir)
     else:
-        found = {int(p.name.split("_")[-1]): p for p in list_checkpoints(run_dir)}
+        found = {checkpoint_step(p): p for p in list_checkpoints(run_dir)}
         ckpt = found.get(step)
         if ckpt is None:
             raise UserError(f"{run_dir} has no checkpoint of step {step}; it has steps {sorted(found)}")

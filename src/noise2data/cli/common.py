@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING
 
-from ..errors import UserError
+from ..errors import UserError, nearest
 from ..samplers.budget import solver_steps_for_nfe
 from ..samplers.grids import GRIDS
 
@@ -83,11 +83,9 @@ class Parser(argparse.ArgumentParser):
 
     def suggestion(self, extras: list[str]) -> str:
         """``" (did you mean --hidden?)"`` for the unknown flags among ``extras`` that resemble one of ours."""
-        import difflib
-
-        near = [m[0] for flag in extras if flag.startswith("--")
-                for m in [difflib.get_close_matches(flag.split("=")[0], self._option_string_actions, n=1)] if m]
-        return f" (did you mean {', '.join(dict.fromkeys(near))}?)" if near else ""
+        near = [nearest(flag.split("=")[0], self._option_string_actions) for flag in extras if flag.startswith("--")]
+        near = list(dict.fromkeys(m for m in near if m))
+        return f" (did you mean {', '.join(near)}?)" if near else ""
 
 
 def add_run_options(p: argparse.ArgumentParser, *, step: bool = True) -> None:

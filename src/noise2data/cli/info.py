@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from .train_options import TIME_BUDGET_STEP_CAP
@@ -28,27 +29,21 @@ def parameter_count(checkpoint: Path) -> int | None:
     path = checkpoint / "model.safetensors"
     if not path.is_file():
         return None
-    total = 0
     with safe_open(str(path), framework="np") as f:
-        for key in f.keys():  # noqa: SIM118 - safe_open is not a mapping
-            count = 1
-            for size in f.get_slice(key).get_shape():
-                count *= size
-            total += count
-    return total
+        return sum(math.prod(f.get_slice(key).get_shape()) for key in f.keys())  # noqa: SIM118 - not a mapping
 
 
 def run_info(run_dir: str | Path) -> dict:
     """A JSON-ready summary of the run in ``run_dir``."""
     from ..modalities import modality_of
     from ..run import default_solver, read_run_config
-    from ..training import latest_checkpoint, list_checkpoints
+    from ..training import checkpoint_step, latest_checkpoint, list_checkpoints
     from ..training.logger import read_log
 
     run_dir = Path(run_dir)
     cfg = read_run_config(run_dir)  # one line for a missing or broken run folder
     train, data = cfg.get("train", {}), cfg.get("data", {})
-    checkpoints = [int(p.name.rpartition("_")[2]) for p in list_checkpoints(run_dir)]
+    checkpoints = [checkpoint_step(p) for p in list_checkpoints(run_dir)]
     newest = latest_checkpoint(run_dir) if checkpoints else None
     losses, _ = read_log(run_dir)
     modality = modality_of(cfg)
@@ -61,7 +56,7 @@ def run_info(run_dir: str | Path) -> dict:
         "train": {k: train.get(k) for k in ("objective", "coupling", "batch_size", "lr", "lr_schedule",
                                              "warmup_steps", "ema_decay", "label_dropout", "steps", "minutes")},
         "derived_from": next(({"how": k, **cfg[k]} for k in DERIVED if isinstance(cfg.get(k), dict)), None),
-        "step": int(newest.name.rpartition("_")[2]) if newest is not None else 0,
+        "step": checkpoint_step(newest) if newest is not None else 0,
         "checkpoints": checkpoints,
         "last_loss": {k: losses[-1].get(k) for k in ("step", "loss", "steps_per_sec")} if losses else None,
         "default_solver": default_solver(cfg),

@@ -184,11 +184,12 @@ def resumed_options(out: Path, given: dict) -> tuple:
 def _check_resume_steps(out: Path, given: dict) -> None:
     """Refuse ``--resume --steps N`` below the step the run has reached: it would train nothing and leave
     config.json claiming fewer steps than the checkpoints hold."""
-    from ..training import list_checkpoints
+    from ..training import checkpoint_step, list_checkpoints
 
-    if "steps" not in given or not list_checkpoints(out):
+    checkpoints = list_checkpoints(out)
+    if "steps" not in given or not checkpoints:
         return
-    step = int(list_checkpoints(out)[-1].name.rpartition("_")[2])
+    step = checkpoint_step(checkpoints[-1])
     if given["steps"] < step:
         raise UserError(f"{out} is already at step {step}: --steps {given['steps']} is the total to train to, "
                         f"not more steps; pass --steps larger than {step} to continue")

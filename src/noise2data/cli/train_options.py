@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..errors import UserError
+from ..errors import UserError, nearest
 
 TRAIN_DEFAULTS = {
     "steps": 5000, "minutes": None, "batch_size": 512, "lr": 2e-3, "path": "condot", "objective": "velocity",
@@ -66,9 +66,7 @@ def read_config_file(path: str | Path) -> dict:
     opts = {k.replace("-", "_"): v for k, v in opts.items()}
     unknown = sorted(set(opts) - set(OPTION_NAMES))
     if unknown:
-        import difflib
-
-        near = [m[0].replace("_", "-") for k in unknown for m in [difflib.get_close_matches(k, OPTION_NAMES, n=1)] if m]
+        near = [m.replace("_", "-") for m in (nearest(k, OPTION_NAMES) for k in unknown) if m]
         hint = f"did you mean {', '.join(near)}? " if near else ""
         raise UserError(f"{path}: unknown training option(s) {', '.join(k.replace('_', '-') for k in unknown)}; "
                         f"{hint}the options are the flags of 'noise2data train --help' (e.g. batch-size = 128)")

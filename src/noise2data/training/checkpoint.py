@@ -117,6 +117,11 @@ def list_checkpoints(run_dir: str | Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith(PREFIX))
 
 
+def checkpoint_step(ckpt: Path) -> int:
+    """The training step a checkpoint folder holds, from its name (``step_00000090`` -> 90)."""
+    return int(ckpt.name[len(PREFIX):])
+
+
 def verify_checkpoint(ckpt: Path) -> str | None:
     """None if the checkpoint is complete and intact, else what is wrong with it."""
     meta_path = ckpt / "meta.json"
